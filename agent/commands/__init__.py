@@ -1,0 +1,1 @@
+"""Sub-commands of the ``fleet-agent`` CLI, one module each."""

@@ -1,0 +1,1 @@
+"""SNMP transport, discovery and polling: the only package that touches pysnmp."""

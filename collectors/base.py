@@ -1,0 +1,43 @@
+"""The narrow seam between polling logic and the SNMP library.
+
+Everything above this seam (poller, discovery) speaks plain OIDs and values
+from :mod:`mibs.values`; only :mod:`collectors.snmp` implements it with pysnmp,
+and tests may implement it with a fake.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mibs.values import Oid, Value
+
+
+@dataclass
+class WalkResult:
+    """Rows per requested column prefix, in OID order, and the columns that failed.
+
+    A column that failed midway keeps the rows read before the failure; its
+    entry in ``failed`` says why (``timeout``, ``not_increasing``, ...).
+    """
+
+    rows: dict[Oid, list[tuple[Oid, Value]]] = field(default_factory=dict)
+    failed: dict[Oid, str] = field(default_factory=dict)
+
+
+class SnmpSession(Protocol):
+    """Requests to one device with one credential.
+
+    ``get`` returns only the OIDs the device had (noSuch*/endOfMibView are left
+    out). ``walk`` reads several columns side by side (GETBULK over all of
+    them at once where the version allows, GETNEXT otherwise). Both raise
+    :class:`collectors.errors.SnmpError` subclasses when the device does not
+    answer at all.
+    """
+
+    address: str
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]: ...
+
+    async def walk(self, columns: Sequence[Oid]) -> WalkResult: ...

@@ -1,0 +1,156 @@
+"""The typed read of one printer: what every other package consumes.
+
+These models are the contract between the decoders (``mibs``), the collector
+(``collectors``), eligibility and upload (``agent``). Their JSON form is the
+read schema documented in ``docs/schema/read.schema.json``; field names follow
+that schema exactly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+READ_SCHEMA_VERSION = "1.0"
+
+
+class Frozen(BaseModel):
+    """Base for every model that crosses a package boundary."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+SupplyState = Literal["ok", "low", "empty", "full", "some_remaining", "unknown", "unrestricted"]
+SupplyClass = Literal["consumed", "receptacle", "other"]
+
+
+class Problem(Frozen):
+    """One field the device did not answer sensibly. The rest of the read survives."""
+
+    field: str = Field(description="Dotted name of the affected field, e.g. 'counters.total'.")
+    oid: str | None = Field(description="The OID concerned, dotted, when there is one.")
+    reason: str = Field(description="Stable machine-readable reason, e.g. 'wrong_type'.")
+    detail: str | None = Field(default=None, description="Human explanation with the raw value.")
+
+
+class Identity(Frozen):
+    vendor: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    firmware: str | None = None
+    sys_object_id: str | None = None
+    sys_descr: str | None = None
+    mac: str | None = None
+    sys_name: str | None = None
+    location: str | None = None
+    contact: str | None = None
+    enterprise: int | None = Field(default=None, description="IANA enterprise number.")
+    hr_device_index: int | None = Field(
+        default=None, description="hrDeviceIndex of the printer row the Printer-MIB tables use."
+    )
+    hr_device_descr: str | None = None
+    device_id_1284: str | None = Field(default=None, description="Raw IEEE 1284 device id.")
+    is_printer: bool = Field(
+        default=False,
+        description="hrDeviceType is hrDevicePrinter, or a Printer-MIB table answered.",
+    )
+    uptime_seconds: float | None = None
+
+
+class Counters(Frozen):
+    """Lifetime meters. ``None`` means the device does not report that meter.
+
+    The copy meter is the attribute ``copies`` (``copy`` is a pydantic method)
+    and is named ``copy`` in JSON and in ``counter_sources``.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
+    )
+
+    total: int | None = Field(default=None, description="Lifetime page count (prtMarkerLifeCount).")
+    power_on: int | None = None
+    mono: int | None = None
+    color: int | None = None
+    print: int | None = None
+    print_mono: int | None = None
+    print_color: int | None = None
+    copies: int | None = Field(default=None, alias="copy")
+    copy_mono: int | None = None
+    copy_color: int | None = None
+    fax: int | None = None
+    scan: int | None = None
+    duplex: int | None = None
+    unit: str | None = Field(default=None, description="prtMarkerCounterUnit of the total.")
+
+
+CounterName = Literal[
+    "total",
+    "power_on",
+    "mono",
+    "color",
+    "print",
+    "print_mono",
+    "print_color",
+    "copy",
+    "copy_mono",
+    "copy_color",
+    "fax",
+    "scan",
+    "duplex",
+]
+
+
+class Supply(Frozen):
+    index: int = Field(description="prtMarkerSuppliesIndex.")
+    description: str | None = None
+    type: str = Field(description="prtMarkerSuppliesType name, e.g. 'toner', 'opc', 'fuser'.")
+    supply_class: SupplyClass
+    colorant: str | None = None
+    unit: str | None = None
+    max_capacity: int | None = Field(description="None when the device says -1 or -2.")
+    level: int | None = Field(description="Raw prtMarkerSuppliesLevel as the device sent it.")
+    percent: float | None = Field(
+        description="Remaining (consumed) or filled (receptacle) share, 0-100."
+    )
+    state: SupplyState
+    quirk: str | None = Field(
+        default=None, description="Name of the vendor quirk applied to decode the level, if any."
+    )
+
+
+class Alert(Frozen):
+    index: int
+    severity: str
+    group: str | None = None
+    group_index: int | None = None
+    location: int | None = None
+    code: str | None = None
+    description: str | None = None
+    training_level: str | None = None
+    time_ticks: int | None = None
+
+
+class Status(Frozen):
+    printer_status: str | None = None
+    device_status: str | None = None
+    errors: list[str] = Field(default_factory=list)
+    alerts: list[Alert] = Field(default_factory=list)
+
+
+class PrinterRead(Frozen):
+    """One complete read of one printer."""
+
+    schema_version: str = READ_SCHEMA_VERSION
+    address: str
+    collected_at: datetime
+    identity: Identity
+    counters: Counters
+    counter_sources: dict[str, str] = Field(
+        default_factory=dict, description="Counter name -> OID the value came from."
+    )
+    supplies: list[Supply] = Field(default_factory=list)
+    status: Status = Field(default_factory=Status)
+    problems: list[Problem] = Field(default_factory=list)
