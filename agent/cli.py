@@ -14,7 +14,15 @@ from collectors.errors import SnmpError
 from uploader.errors import UploadError
 
 # Each module registers one or more sub-commands; order is the order of --help.
-COMMAND_MODULES: tuple[str, ...] = ("agent.commands.scan",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "agent.commands.scan",
+    "agent.commands.discover",
+    "agent.commands.inventory",
+    "agent.commands.config",
+    "agent.commands.keys",
+    "agent.commands.eligibility",
+    "agent.commands.ingest",
+)
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -1,0 +1,1 @@
+"""The demonstration fleet and pipeline (``fleet-agent demo``)."""

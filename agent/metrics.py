@@ -1,0 +1,138 @@
+"""Prometheus metrics and the ``/metrics`` + ``/healthz`` endpoint on loopback.
+
+One :class:`Metrics` per daemon, on its own registry (no process-global
+state, so tests can build several). The HTTP side is a tiny asyncio server:
+two read-only routes, bound to 127.0.0.1 by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from agent import __version__
+
+log = structlog.get_logger("agent.metrics")
+
+READ_OUTCOMES = ("ok", "partial", "silent", "error")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.build_info = Gauge("fleet_agent_build_info", "Agent version.", ["version"], registry=r)
+        self.build_info.labels(version=__version__).set(1)
+        self.devices_known = Gauge(
+            "fleet_agent_devices_known", "Printers in the inventory.", registry=r
+        )
+        self.reads = Counter(
+            "fleet_agent_reads", "Device reads by outcome.", ["kind", "outcome"], registry=r
+        )
+        self.snmp_requests = Counter("fleet_agent_snmp_requests", "SNMP requests sent.", registry=r)
+        self.snmp_timeouts = Counter(
+            "fleet_agent_snmp_timeouts", "SNMP requests that got no answer.", registry=r
+        )
+        self.job_runs = Counter(
+            "fleet_agent_job_runs", "Scheduled job runs by outcome.", ["job", "outcome"], registry=r
+        )
+        self.job_last_success = Gauge(
+            "fleet_agent_job_last_success_timestamp_seconds",
+            "Unix time of the last successful run of each job.",
+            ["job"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "fleet_agent_queue_depth", "Signed messages waiting for a broker ack.", registry=r
+        )
+        self.queue_oldest_age = Gauge(
+            "fleet_agent_queue_oldest_age_seconds",
+            "Age of the oldest queued message (0 when the queue is empty).",
+            registry=r,
+        )
+        self.last_upload = Gauge(
+            "fleet_agent_last_upload_timestamp_seconds",
+            "Unix time of the last broker-acknowledged message (0 = never).",
+            registry=r,
+        )
+        self.uploaded = Counter(
+            "fleet_agent_messages_uploaded", "Messages acknowledged by the broker.", registry=r
+        )
+        self.broker_connected = Gauge(
+            "fleet_agent_broker_connected", "1 while connected to the MQTT broker.", registry=r
+        )
+        self.started_at = time.time()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """Current value of one sample (tests and ``fleet-agent status``)."""
+        found = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if found is None else float(found)
+
+
+HealthProvider = Callable[[], dict[str, Any]]
+
+
+class MetricsServer:
+    """Serves ``GET /metrics`` and ``GET /healthz``; anything else is 404."""
+
+    def __init__(self, metrics: Metrics, health: HealthProvider, *, host: str, port: int) -> None:
+        self._metrics = metrics
+        self._health = health
+        self._host = host
+        self._port = port
+        self._server: asyncio.Server | None = None
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            return self._port
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        log.info("http.listening", host=self._host, port=self.port)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(5):
+                request_line = await reader.readline()
+                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                    pass
+            parts = request_line.decode("latin-1").split()
+            method, path = (parts[0], parts[1]) if len(parts) >= 2 else ("", "")
+            if method != "GET":
+                status, ctype, body = "405 Method Not Allowed", "text/plain", b"GET only\n"
+            elif path.split("?")[0] == "/metrics":
+                status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self._metrics.render()
+            elif path.split("?")[0] == "/healthz":
+                health = self._health()
+                status = "200 OK" if health.get("status") == "ok" else "503 Service Unavailable"
+                ctype, body = "application/json", json.dumps(health, default=str).encode() + b"\n"
+            else:
+                status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
+            head = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(head.encode("latin-1") + body)
+            await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
