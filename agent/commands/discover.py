@@ -1,0 +1,371 @@
+"""``fleet-agent discover``: sweep targets, identify printers, keep them in the inventory.
+
+Targets come from the command line, or from ``discovery.targets`` of the
+configuration (``--config``) when none are given. Each printer found is
+recorded in ``<state-dir>/inventory.db`` (the daemon polls from it) and printed:
+a table on a terminal, or one JSON line per printer (address, device id,
+vendor, model, serial, MAC, credential profile, new / moved from / duplicate
+serial). Progress goes to stderr: a progress bar on a terminal, structured
+``discovery.progress`` log events otherwise; the summary line last.
+Exit status: 0 when the sweep ran, 2 for a bad argument or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import structlog
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.commands._snmp_options import add_snmp_options, credentials_from_args, settings_from_args
+from agent.errors import UsageError
+from agent.inventory import DiscoveryOutcome, Inventory, default_state_dir, inventory_path
+from agent.logging import configure_logging
+from agent.output import OutputFormat, address_key, default_format, json_line, print_table
+from agent.output import write_line as _write_line
+from collectors.credentials import Credential, SnmpSettings
+from collectors.discovery import (
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_RATE,
+    AddressResult,
+    DiscoveryOptions,
+    Sweep,
+    SweepStats,
+    V3Sessions,
+)
+from collectors.targets import TargetError, TargetSet, parse_targets
+
+
+def _log() -> structlog.typing.FilteringBoundLogger:
+    """A fresh proxy per event: logging may be reconfigured between runs (one CLI call each)."""
+    return structlog.get_logger("agent.commands.discover")  # type: ignore[no-any-return]
+
+
+PROGRESS_LOG_INTERVAL = 5.0  # seconds between discovery.progress events off a terminal
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the sweep needs, merged from the command line and the configuration."""
+
+    targets: TargetSet
+    credentials: list[Credential]
+    settings: SnmpSettings
+    options: DiscoveryOptions
+    state_dir: Path
+
+
+def _from_config(path: Path | None) -> Any:
+    if path is None:
+        return None
+    from agent.config import load_config
+
+    return load_config(path)
+
+
+def build_plan(args: argparse.Namespace) -> Plan:
+    """Command line over configuration over defaults; :class:`UsageError` names the option."""
+    config = _from_config(args.config)
+    specs: list[str] = list(args.targets)
+    exclude: list[str] = list(args.exclude)
+    allow_huge: bool = args.allow_huge
+    rate: float | None = args.rate
+    max_in_flight: int | None = args.max_in_flight
+    if config is not None:
+        specs = specs or list(config.discovery.targets)
+        exclude = exclude or list(config.discovery.exclude)
+        allow_huge = allow_huge or config.discovery.allow_huge
+        rate = config.discovery.rate if rate is None else rate
+        max_in_flight = max_in_flight or config.discovery.max_in_flight
+    if not specs:
+        where = f"discovery.targets in {args.config}" if config is not None else "TARGET"
+        raise UsageError(f"nothing to sweep: give targets (none in {where})")
+    try:
+        targets = parse_targets(specs, exclude=exclude, allow_huge=allow_huge)
+    except TargetError as exc:
+        option = "--exclude" if exc.spec in exclude else "TARGET"
+        raise UsageError(f"{option}: {exc}") from None
+
+    own_credentials = args.community is not None or args.v3_user is not None
+    if config is not None and not own_credentials:
+        credentials = list(config.snmp.credentials)
+    else:
+        credentials = credentials_from_args(args)
+    settings = settings_from_args(args)
+    if config is not None:
+        given = settings.model_dump(exclude_unset=True)
+        settings = config.snmp.transport_settings().model_copy(update=given)
+    state_dir = args.state_dir or (config.state_dir if config is not None else default_state_dir())
+    options = DiscoveryOptions(
+        rate=None if rate == 0 else (DEFAULT_RATE if rate is None else rate),
+        max_in_flight=max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+    )
+    return Plan(targets, credentials, settings, options, state_dir)
+
+
+def discover_record(result: AddressResult, outcome: DiscoveryOutcome | None) -> dict[str, Any]:
+    """The JSON object printed for one printer."""
+    identity = result.identity
+    return {
+        "address": result.address,
+        "device_id": outcome.device_id if outcome else result.device_id,
+        "vendor": identity.vendor if identity else None,
+        "model": identity.model if identity else None,
+        "serial": identity.serial if identity else None,
+        "mac": identity.mac if identity else None,
+        "sys_object_id": identity.sys_object_id if identity else None,
+        "credential": result.credential,
+        "new": outcome.new if outcome else None,
+        "moved_from": outcome.moved_from if outcome else None,
+        "duplicate_serial": outcome.duplicate_serial if outcome else False,
+    }
+
+
+def summary_line(stats: SweepStats) -> str:
+    parts = [
+        f"{stats.done} address{'es' if stats.done != 1 else ''} tried",
+        f"{stats.printers} printer{'s' if stats.printers != 1 else ''}",
+        f"{stats.others} other SNMP device{'s' if stats.others != 1 else ''}",
+        f"{stats.silent} silent",
+    ]
+    if stats.refused:
+        parts.append(f"{stats.refused} refused every credential")
+    parts.append(f"{stats.elapsed:.1f} s")
+    return ", ".join(parts)
+
+
+def _found_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="Printers found")
+    for name in ("Address", "Device id", "Vendor", "Model", "Serial", "Note"):
+        table.add_column(name, no_wrap=name in ("Address", "Device id", "Serial"))
+    for record in sorted(records, key=lambda r: address_key(r["address"])):
+        notes = []
+        if record["new"]:
+            notes.append("new")
+        if record["moved_from"]:
+            notes.append(f"moved from {record['moved_from']}")
+        if record["duplicate_serial"]:
+            notes.append("DUPLICATE SERIAL")
+        table.add_row(
+            record["address"],
+            record["device_id"] or "-",
+            record["vendor"] or "-",
+            record["model"] or "-",
+            record["serial"] or "-",
+            ", ".join(notes),
+        )
+    return table
+
+
+@contextmanager
+def _progress(stats_of: Callable[[], SweepStats], stream: TextIO) -> Iterator[Callable[[], None]]:
+    """A rich progress bar on a terminal, ``discovery.progress`` events otherwise."""
+    if stream.isatty():
+        progress = Progress(
+            TextColumn("[bold]discover"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,}"),
+            TextColumn("{task.fields[printers]} printers"),
+            TextColumn("{task.fields[rate]:,.0f} addr/s"),
+            TextColumn("ETA {task.fields[eta]}"),
+            TimeElapsedColumn(),
+            console=Console(file=stream),
+            transient=False,
+        )
+        task = progress.add_task("sweep", total=stats_of().total, printers=0, rate=0.0, eta="-")
+
+        def update() -> None:
+            stats = stats_of()
+            eta = stats.eta
+            progress.update(
+                task,
+                completed=stats.done,
+                printers=stats.printers,
+                rate=stats.rate,
+                eta="-" if eta is None else f"{eta:,.0f}s",
+            )
+
+        with progress:
+            yield update
+            update()
+        return
+
+    def log() -> None:
+        stats = stats_of()
+        _log().info(
+            "discovery.progress",
+            done=stats.done,
+            total=stats.total,
+            printers=stats.printers,
+            rate=round(stats.rate, 1),
+            eta=None if stats.eta is None else round(stats.eta, 1),
+        )
+
+    yield log
+
+
+async def _sweep(
+    plan: Plan,
+    inventory: Inventory,
+    on_printer: Callable[[AddressResult, DiscoveryOutcome], None],
+    stream: TextIO,
+) -> SweepStats:
+    from datetime import UTC, datetime
+
+    started = datetime.now(UTC)
+    async with AsyncExitStack() as stack:
+        v3_sessions: V3Sessions | None = None
+        if any(c.version == "v3" for c in plan.credentials):
+            from collectors.snmp import SnmpTransport
+
+            transport = await stack.enter_async_context(SnmpTransport(plan.settings))
+            v3_sessions = _v3_opener(transport)
+
+        sweep = Sweep(
+            plan.targets,
+            plan.credentials,
+            plan.settings,
+            options=plan.options,
+            total=plan.targets.count,
+            v3_sessions=v3_sessions,
+            known_profiles=inventory.known_profiles(),
+        )
+
+        def on_result(result: AddressResult) -> None:
+            if result.status == "printer" and result.identity is not None:
+                outcome = inventory.record_discovery(
+                    result.address,
+                    result.identity,
+                    device_key=result.device_id,
+                    credential_profile=result.credential,
+                    sweep_started=started,
+                )
+                on_printer(result, outcome)
+            elif result.status == "refused":
+                _log().warning("discovery.refused", address=result.address, why=result.refusals)
+
+        with _progress(lambda: sweep.stats, stream) as tick:
+            interval = 0.2 if stream.isatty() else PROGRESS_LOG_INTERVAL
+            ticker = asyncio.create_task(_tick(tick, interval), name="discovery-progress")
+            try:
+                return await sweep.run(on_result)
+            finally:
+                ticker.cancel()
+
+
+def _v3_opener(transport: Any) -> V3Sessions:
+    def open_session(address: str, credential: Credential, settings: SnmpSettings) -> Any:
+        return transport.session(address, credential, settings=settings)
+
+    return open_session
+
+
+async def _tick(tick: Callable[[], None], interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        tick()
+
+
+def _positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0..100000 (0: no limit)")
+    return value
+
+
+def _in_flight(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= 8192:
+        raise argparse.ArgumentTypeError(f"{text} is outside 1..8192")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "discover",
+        help="sweep addresses for printers and record them in the inventory",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "targets",
+        nargs="*",
+        metavar="TARGET",
+        help="address, host name, CIDR block (192.0.2.0/24) or range (192.0.2.10-200); "
+        "default: discovery.targets of --config",
+    )
+    parser.add_argument("--config", type=Path, default=None, metavar="FILE", help="agent config")
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
+    )
+    parser.add_argument(
+        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
+    )
+    parser.add_argument(
+        "--rate",
+        type=_positive_rate,
+        default=None,
+        metavar="PPS",
+        help=f"packets per second for the whole sweep (default {DEFAULT_RATE:g}; 0: no limit)",
+    )
+    parser.add_argument(
+        "--max-in-flight",
+        type=_in_flight,
+        default=None,
+        metavar="N",
+        help=f"addresses probed at once (default {DEFAULT_MAX_IN_FLIGHT})",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default=None,
+        help="table on a terminal, JSON lines otherwise (default)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="holds inventory.db (default $FLEET_AGENT_STATE_DIR or /var/lib/fleet-agent)",
+    )
+    add_snmp_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(
+    args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    configure_logging("info" if not err.isatty() else "warning", stream=err)
+    plan = build_plan(args)
+    output: OutputFormat = args.format or default_format(out)
+    records: list[dict[str, Any]] = []
+
+    def on_printer(result: AddressResult, outcome: DiscoveryOutcome) -> None:
+        record = discover_record(result, outcome)
+        if output == "json":
+            _write_line(out, json_line(record))
+        else:
+            records.append(record)
+
+    with Inventory(inventory_path(plan.state_dir)) as inventory:
+        stats = asyncio.run(_sweep(plan, inventory, on_printer, err))
+    if output == "table":
+        print_table(out, _found_table(records))
+    print(f"fleet-agent discover: {summary_line(stats)}", file=err)
+    return 0

@@ -1,0 +1,184 @@
+"""``fleet-agent ingest``: the reference backend consumer.
+
+Subscribes to ``{prefix}/+/+/reads|events|status`` (an MQTT shared subscription
+``$share/{group}/...`` unless ``--group ''``, so several consumers split the
+load), verifies every envelope against the public keys in ``--keys-dir``,
+rejects bad signatures, unknown keys, replays and malformed payloads (counted
+by reason), drops duplicates, notes sequence gaps and chain breaks, and stores
+reads in SQLite (``--store sqlite:///path.db``, the default) or PostgreSQL
+(``--store postgresql://...``, extra ``postgres``). Stops on SIGINT/SIGTERM,
+``--once`` (when idle), ``--count N`` messages or ``--duration S`` seconds and
+prints a summary. Exit status 0, 2 for a bad argument, 1 for other failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import SecretStr, ValidationError
+
+from agent.errors import UsageError
+from agent.logging import configure_logging
+from uploader.config import MqttSettings
+from uploader.envelope import Verifier
+from uploader.ingest import Ingestor, IngestSummary, StopAfter, run_ingest
+from uploader.keys import load_public_keys
+from uploader.store import open_store
+
+PASSWORD_ENV = "FLEET_INGEST_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+DEFAULT_STORE = "sqlite:///fleet-ingest.db"
+DEFAULT_GROUP = "fleet-ingest"
+
+_OPTION_OF_FIELD = {
+    "host": "--broker",
+    "port": "--port",
+    "ca_file": "--ca-file",
+    "cert_file": "--cert-file",
+    "key_file": "--key-file",
+    "username": "--username",
+    "password": f"--password-file/${PASSWORD_ENV}",
+    "topic_prefix": "--topic-prefix",
+    "client_id": "--client-id",
+    "connect_timeout": "--connect-timeout",
+}
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="reference backend consumer: verify and store signed reads",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    broker = parser.add_argument_group("broker")
+    broker.add_argument("--broker", required=True, metavar="HOST", help="MQTT broker host")
+    broker.add_argument("--port", type=int, default=None, help="default 8883 (TLS) / 1883")
+    broker.add_argument("--no-tls", action="store_true", help="plain TCP (TLS is the default)")
+    broker.add_argument("--ca-file", type=Path, help="CA bundle (default: system trust store)")
+    broker.add_argument("--cert-file", type=Path, help="client certificate (mTLS)")
+    broker.add_argument("--key-file", type=Path, help="client certificate key (mTLS)")
+    broker.add_argument("--username")
+    broker.add_argument(
+        "--password-file", type=Path, help=f"file holding the password (or ${PASSWORD_ENV})"
+    )
+    broker.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    broker.add_argument("--topic-prefix", default="fleet")
+    broker.add_argument(
+        "--group",
+        default=DEFAULT_GROUP,
+        help=f"shared-subscription group (default {DEFAULT_GROUP}; '' subscribes unshared)",
+    )
+    broker.add_argument("--client-id", help="MQTT client id (default fleet-ingest-<group>-<host>)")
+    broker.add_argument("--connect-timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--keys-dir", type=Path, required=True, help="registered agent public keys (*.jwk)"
+    )
+    parser.add_argument(
+        "--store",
+        default=DEFAULT_STORE,
+        help=f"sqlite:///path.db or postgresql://user@host/db (default {DEFAULT_STORE})",
+    )
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument("--once", action="store_true", help="stop when no message came for 2 s")
+    stop.add_argument("--count", type=int, help="stop after N messages")
+    parser.add_argument("--duration", type=float, help="stop after S seconds")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    parser.set_defaults(handler=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> MqttSettings:
+    password: SecretStr | None = None
+    if args.password_file is not None:
+        try:
+            password = SecretStr(args.password_file.read_text().strip())
+        except OSError as exc:
+            raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from exc
+    elif os.environ.get(PASSWORD_ENV):
+        password = SecretStr(os.environ[PASSWORD_ENV])
+    try:
+        return MqttSettings(
+            host=args.broker,
+            port=args.port,
+            tls=not args.no_tls,
+            ca_file=args.ca_file,
+            cert_file=args.cert_file,
+            key_file=args.key_file,
+            username=args.username,
+            password=password,
+            protocol=args.protocol,
+            topic_prefix=args.topic_prefix,
+            client_id=args.client_id,
+            connect_timeout=args.connect_timeout,
+            backoff_min=0.2,
+            backoff_max=10.0,
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error["loc"] else ""
+        option = _OPTION_OF_FIELD.get(name, name or "options")
+        raise UsageError(f"{option}: {error['msg']}") from None
+
+
+def _stop_after(args: argparse.Namespace) -> StopAfter:
+    if args.count is not None and args.count < 1:
+        raise UsageError("--count: must be at least 1")
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError("--duration: must be positive")
+    return StopAfter(count=args.count, duration=args.duration, idle=2.0 if args.once else None)
+
+
+def format_summary(summary: IngestSummary) -> str:
+    rejected = ", ".join(f"{reason} {n}" for reason, n in summary.rejected.items()) or "none"
+    return (
+        f"received {summary.received}, verified {summary.verified}, stored {summary.stored}, "
+        f"duplicates {summary.duplicates}, rejected: {rejected}; "
+        f"gaps detected {summary.gaps_detected} (open {summary.gaps_open}), "
+        f"chain breaks {summary.chain_breaks}, restarts {summary.restarts}"
+    )
+
+
+def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    settings = settings_from_args(args)
+    limits = _stop_after(args)
+    group = args.group or None
+    client_id = args.client_id or f"fleet-ingest-{group or 'solo'}-{socket.gethostname()}"
+    verifier = Verifier(load_public_keys(args.keys_dir))
+    store = open_store(args.store)
+    configure_logging(args.log_level, stream=sys.stderr)
+    try:
+        ingestor = Ingestor(verifier, store, topic_prefix=settings.topic_prefix)
+        summary = asyncio.run(_main(settings, ingestor, group, client_id, limits))
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps(summary.model_dump()), file=out)
+    else:
+        print(format_summary(summary), file=out)
+    return 0
+
+
+async def _main(
+    settings: MqttSettings, ingestor: Ingestor, group: str | None, client_id: str, limits: StopAfter
+) -> IngestSummary:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await run_ingest(
+            settings, ingestor, group=group, client_id=client_id, stop=stop, stop_after=limits
+        )
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,102 @@
+"""``fleet-agent keys init|show``: the agent's Ed25519 signing key.
+
+``init`` writes ``agent.key`` (PEM PKCS#8, mode 0600) into the state directory
+and refuses to replace an existing key without ``--force``. ``show`` prints the
+public key as a JWK with its RFC 7638 thumbprint (the key id) for registration
+with the backend; it never prints the private key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from uploader.keys import AgentKey
+
+DEFAULT_STATE_DIR = Path("/var/lib/fleet-agent")
+STATE_DIR_ENV = "FLEET_AGENT_STATE_DIR"
+KEY_FILE_NAME = "agent.key"
+
+
+def default_state_dir() -> Path:
+    """``$FLEET_AGENT_STATE_DIR`` if set and non-empty, else ``/var/lib/fleet-agent``."""
+    value = os.environ.get(STATE_DIR_ENV, "")
+    return Path(value) if value else DEFAULT_STATE_DIR
+
+
+def key_path(state_dir: Path) -> Path:
+    return state_dir / KEY_FILE_NAME
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "keys",
+        help="create or show the agent's signing key",
+        description="Manage the agent's Ed25519 signing key (agent.key in the state directory).",
+    )
+    actions = parser.add_subparsers(dest="keys_command", metavar="{init,show}", required=True)
+
+    def add_state_dir(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--state-dir",
+            type=Path,
+            default=None,
+            help=f"state directory (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})",
+        )
+
+    init = actions.add_parser("init", help="create a new key pair")
+    add_state_dir(init)
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing key (the backend must then register the new key id)",
+    )
+    init.set_defaults(handler=run_init)
+
+    show = actions.add_parser("show", help="print the public key (JWK) and its key id")
+    add_state_dir(show)
+    show.add_argument(
+        "--format",
+        choices=("text", "jwk", "json"),
+        default="text",
+        help="text: for people; jwk: the bare public JWK (save as <name>.jwk for the backend); "
+        'json: {"key_id": ..., "jwk": {...}}',
+    )
+    show.set_defaults(handler=run_show)
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    state_dir: Path | None = args.state_dir
+    return state_dir if state_dir is not None else default_state_dir()
+
+
+def run_init(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    path = key_path(_state_dir(args))
+    key = AgentKey.generate()
+    key.save(path, force=bool(args.force))
+    print(f"created {path}", file=out)
+    print(f"key id: {key.key_id}", file=out)
+    print("register the public key with: fleet-agent keys show --format jwk", file=out)
+    return 0
+
+
+def run_show(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    path = key_path(_state_dir(args))
+    key = AgentKey.load(path)
+    jwk = key.public_jwk()
+    if args.format == "jwk":
+        print(json.dumps(jwk, indent=2, sort_keys=True), file=out)
+    elif args.format == "json":
+        print(json.dumps({"key_id": key.key_id, "jwk": jwk, "path": str(path)}), file=out)
+    else:
+        print(f"key file: {path}", file=out)
+        print(f"key id (RFC 7638 thumbprint): {key.key_id}", file=out)
+        print("public JWK:", file=out)
+        print(json.dumps(jwk, indent=2, sort_keys=True), file=out)
+    return 0

@@ -1,0 +1,317 @@
+"""``fleet-agent scan``: read every printer among the targets once and print what was found.
+
+One row (table) or one JSON line (``--format json``, the read schema in
+``docs/schema/read.schema.json``) per printer. Devices that answer SNMP but are
+not printers are skipped (named on stderr in table mode); silent addresses are
+skipped quietly. A summary line on stderr counts both. Exit status: 0 when the
+scan ran, even if it found nothing; 2 for a bad argument (the message names
+it); 1 for any other failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TextIO
+
+import structlog
+
+from agent.commands._snmp_options import add_snmp_options, credentials_from_args, settings_from_args
+from agent.eligibility.policy import Policy
+from agent.eligibility.scanning import (
+    add_policy_option,
+    policy_from_args,
+    verdict_table,
+    with_eligibility,
+)
+from agent.errors import FleetAgentError, UsageError
+from agent.logging import configure_logging
+from agent.output import (
+    OutputFormat,
+    default_format,
+    json_line,
+    print_table,
+    printer_table,
+    write_line,
+)
+from collectors.base import SnmpSession
+from collectors.credentials import Credential, SnmpSettings
+from collectors.errors import SnmpAuthError, SnmpError, SnmpTimeout
+from collectors.poller import read_printer
+from collectors.targets import TargetError, parse_targets
+from mibs.models import PrinterRead
+
+DEFAULT_CONCURRENCY = 32
+_log = structlog.get_logger(__name__)
+
+
+def scan_record(read: PrinterRead, policy: Policy | None = None) -> dict[str, Any]:
+    """The JSON object printed for one printer: the read as the read schema describes it.
+
+    With a ``policy`` (``--policy FILE``) it also carries the read's ``"eligibility"`` verdict.
+    """
+    record = read.model_dump(mode="json")
+    return record if policy is None else with_eligibility(record, read, policy)
+
+
+@dataclass
+class ScanSummary:
+    addresses: int = 0
+    printers: int = 0
+    not_printers: int = 0
+    silent: int = 0
+    incomplete: int = 0
+    refused: int = 0
+    failed: int = 0
+
+    def line(self) -> str:
+        parts = [
+            f"{self.addresses} address{'es' if self.addresses != 1 else ''} scanned",
+            f"{self.printers} printer{'s' if self.printers != 1 else ''}",
+            f"{self.not_printers} not a printer",
+            f"{self.silent} silent",
+        ]
+        if self.incomplete:
+            parts.append(f"{self.incomplete} incomplete")
+        if self.refused:
+            parts.append(f"{self.refused} refused every credential")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Miss:
+    kind: str  # "silent", "refused" or "failed"
+    detail: str = ""
+
+
+class SessionFactory(Protocol):
+    """What scan needs of :class:`collectors.snmp.SnmpTransport`."""
+
+    def session(
+        self, address: str, credential: Credential, *, settings: SnmpSettings | None = None
+    ) -> SnmpSession: ...
+
+
+async def read_address(
+    transport: SessionFactory,
+    address: str,
+    credentials: Sequence[Credential],
+    settings: SnmpSettings,
+) -> PrinterRead | _Miss:
+    """Try each credential in order; the first that gets an answer wins."""
+    miss = _Miss("silent")
+    for credential in credentials:
+        session = transport.session(address, credential, settings=settings)
+        try:
+            return await read_printer(session, deadline=settings.read_deadline)
+        except SnmpTimeout:
+            continue  # silent, or a v1/v2c community the device ignores
+        except SnmpAuthError as exc:
+            miss = _Miss("refused", str(exc))
+        except SnmpError as exc:
+            miss = _Miss("failed", str(exc))
+    return miss
+
+
+Emit = Callable[[PrinterRead], None]
+Note = Callable[[str], None]
+
+
+async def run_scan(
+    transport: SessionFactory,
+    addresses: Iterable[str],
+    credentials: Sequence[Credential],
+    settings: SnmpSettings,
+    *,
+    concurrency: int,
+    emit: Emit,
+    note: Note,
+) -> ScanSummary:
+    """Read every address with at most ``concurrency`` devices in flight."""
+    summary = ScanSummary()
+    pending: Iterator[str] = iter(addresses)
+
+    async def worker() -> None:
+        for address in pending:
+            summary.addresses += 1
+            with structlog.contextvars.bound_contextvars(address=address):
+                outcome = await read_address(transport, address, credentials, settings)
+            if isinstance(outcome, _Miss):
+                if outcome.kind == "silent":
+                    summary.silent += 1
+                elif outcome.kind == "refused":
+                    summary.refused += 1
+                    note(f"{address}: every credential refused ({outcome.detail})")
+                else:
+                    summary.failed += 1
+                    note(f"{address}: {outcome.detail}")
+                continue
+            if not outcome.identity.is_printer and _cut_short(outcome):
+                summary.incomplete += 1
+                note(f"{address}: answered, then fell silent before it could be identified")
+                continue
+            if not outcome.identity.is_printer:
+                summary.not_printers += 1
+                what = outcome.identity.sys_descr or outcome.identity.sys_object_id or "?"
+                note(f"{address}: answers SNMP but is not a printer ({what[:60]}), skipped")
+                continue
+            summary.printers += 1
+            emit(outcome)
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for number in range(concurrency):
+                group.create_task(worker(), name=f"scan-worker-{number}")
+    except BaseExceptionGroup as failure:
+        _raise_known(failure)
+    return summary
+
+
+def _cut_short(read: PrinterRead) -> bool:
+    """The read stopped early (silence or deadline), so "not a printer" is not known."""
+    return any(problem.reason in ("timeout", "deadline") for problem in read.problems)
+
+
+def _raise_known(failure: BaseExceptionGroup[BaseException]) -> None:
+    """Unwrap a worker's deliberate error (output closed, ...) so the CLI reports it as one line."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [failure]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, BaseExceptionGroup):
+            stack.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    known = [leaf for leaf in leaves if isinstance(leaf, FleetAgentError | SnmpError)]
+    if known and len(known) == len(leaves):
+        raise known[0] from None
+    raise failure
+
+
+async def _scan(
+    addresses: Iterable[str],
+    credentials: Sequence[Credential],
+    settings: SnmpSettings,
+    *,
+    concurrency: int,
+    emit: Emit,
+    note: Note,
+) -> ScanSummary:
+    from collectors.snmp import SnmpTransport
+
+    async with SnmpTransport(settings) as transport:
+        return await run_scan(
+            transport,
+            addresses,
+            credentials,
+            settings,
+            concurrency=concurrency,
+            emit=emit,
+            note=note,
+        )
+
+
+def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
+        return value
+
+    return convert
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "scan",
+        help="read every printer among the targets once",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="address, host name, CIDR block (192.0.2.0/24) or range (192.0.2.10-200)",
+    )
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
+    )
+    parser.add_argument(
+        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default=None,
+        help="table on a terminal, JSON lines otherwise (default)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_bounded(int, 1, 4096),
+        default=DEFAULT_CONCURRENCY,
+        metavar="N",
+        help=f"devices read at once (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_bounded(float, 0.1, 600),
+        default=None,
+        metavar="SECONDS",
+        help="cap on one device's whole read (default 30)",
+    )
+    add_snmp_options(parser)
+    add_policy_option(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
+    out = stdout if stdout is not None else sys.stdout
+    configure_logging("warning", stream=sys.stderr)
+    credentials = credentials_from_args(args)
+    settings = settings_from_args(args)
+    if args.deadline is not None:
+        settings = SnmpSettings(**(settings.model_dump() | {"read_deadline": args.deadline}))
+    try:
+        targets = parse_targets(args.targets, exclude=args.exclude, allow_huge=args.allow_huge)
+    except TargetError as exc:
+        option = "--exclude" if any(exc.spec == spec for spec in args.exclude) else "TARGET"
+        raise UsageError(f"{option}: {exc}") from None
+    output: OutputFormat = args.format or default_format(out)
+    policy = policy_from_args(args)
+
+    def note(message: str) -> None:
+        if output == "table":
+            print(f"fleet-agent scan: {message}", file=sys.stderr)
+
+    table_rows: list[PrinterRead] = []
+
+    def emit(read: PrinterRead) -> None:
+        if output == "json":
+            write_line(out, json_line(scan_record(read, policy)))
+        else:
+            table_rows.append(read)
+
+    result = asyncio.run(
+        _scan(
+            targets,
+            credentials,
+            settings,
+            concurrency=min(args.concurrency, max(len(targets), 1)),
+            emit=emit,
+            note=note,
+        )
+    )
+    if output == "table":
+        table = printer_table(table_rows) if policy is None else verdict_table(table_rows, policy)
+        print_table(out, table)
+    print(f"fleet-agent scan: {result.line()}", file=sys.stderr)
+    _log.info("scan.completed", addresses=result.addresses, printers=result.printers)
+    return 0

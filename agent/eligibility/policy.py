@@ -1,0 +1,305 @@
+"""The eligibility policy: one YAML file per contract, validated once.
+
+Every error names the file, the line and the field, e.g.
+``policy.yaml:12: max_lifetime_pages: must be a positive integer (got -5)``.
+The reference for every field is docs/eligibility.md; docs/examples/policy.yaml
+is a commented example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Annotated, Literal, Self
+
+import yaml
+from packaging.version import InvalidVersion, Version
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agent.eligibility._validation import describe, dotted
+from agent.eligibility.contacts import Contact
+from agent.errors import ConfigError
+from mibs.supplies import SUPPLY_TYPES
+
+#: hrPrinterDetectedErrorState bit names (RFC 2790, bits 0-14, MSB first) as reads carry them.
+ERROR_STATE_NAMES = (
+    "low_paper",
+    "no_paper",
+    "low_toner",
+    "no_toner",
+    "door_open",
+    "jammed",
+    "offline",
+    "service_requested",
+    "input_tray_missing",
+    "output_tray_missing",
+    "marker_supply_missing",
+    "output_near_full",
+    "output_full",
+    "input_tray_empty",
+    "overdue_prevent_maint",
+)
+ErrorStateName = Literal[
+    "low_paper",
+    "no_paper",
+    "low_toner",
+    "no_toner",
+    "door_open",
+    "jammed",
+    "offline",
+    "service_requested",
+    "input_tray_missing",
+    "output_tray_missing",
+    "marker_supply_missing",
+    "output_near_full",
+    "output_full",
+    "input_tray_empty",
+    "overdue_prevent_maint",
+]
+#: PrtAlertSeverityLevelTC (RFC 3805): other(1), critical(3), warning(4),
+#: warningBinaryChangeEvent(5).
+#: A non-empty name after stripping whitespace (a blank list entry is a mistake, not a wildcard).
+Name = Annotated[str, Field(min_length=1)]
+AlertSeverity = Literal["other", "critical", "warning", "warning_binary_change_event"]
+
+
+def normalise(text: str) -> str:
+    """Case-folded, whitespace collapsed: how names are compared."""
+    return " ".join(text.casefold().split())
+
+
+def _version_text(value: object, what: str) -> object:
+    if isinstance(value, float):
+        # pydantic reports ValueError as a validation error; TypeError would escape.
+        raise ValueError(  # noqa: TRY004
+            f"write the {what} in quotes (YAML reads {value!r} as a number)"
+        )
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class ModelRule(_Frozen):
+    """Supported models of one vendor: exact names and/or shell-style patterns."""
+
+    vendor: str = Field(min_length=1, description="Vendor name or pattern, case-insensitive.")
+    names: tuple[Name, ...] = Field(default=(), description="Exact model names.")
+    patterns: tuple[Name, ...] = Field(
+        default=(), description="Shell-style patterns (*, ?, [..]), case-insensitive."
+    )
+    max_lifetime_pages: PositiveInt | None = Field(
+        default=None, description="Overrides the global maximum for these models."
+    )
+
+    @model_validator(mode="after")
+    def _needs_a_model(self) -> Self:
+        if not self.names and not self.patterns:
+            raise ValueError("give at least one model in names or patterns")
+        return self
+
+    def matches(self, vendor: str, model: str) -> bool:
+        vendor_n, model_n = normalise(vendor), normalise(model)
+        if not fnmatchcase(vendor_n, normalise(self.vendor)):
+            return False
+        candidates = {model_n}
+        for prefix in (vendor_n, normalise(self.vendor)):
+            if model_n.startswith(prefix + " "):
+                candidates.add(model_n[len(prefix) + 1 :])
+        names = {normalise(name) for name in self.names}
+        if candidates & names:
+            return True
+        return any(
+            fnmatchcase(candidate, normalise(pattern))
+            for candidate in candidates
+            for pattern in self.patterns
+        )
+
+
+class HealthPolicy(_Frozen):
+    """What a device must not show to pass the health check."""
+
+    disqualifying_errors: tuple[ErrorStateName, ...] = Field(
+        default=(), description="hrPrinterDetectedErrorState bits that disqualify."
+    )
+    disqualifying_alert_severities: tuple[AlertSeverity, ...] = Field(
+        default=(), description="Active prtAlertTable severities that disqualify."
+    )
+    min_supply_percent: float | None = Field(
+        default=None, ge=0, le=100, description="Every checked supply must have at least this."
+    )
+    supply_types: tuple[str, ...] = Field(
+        default=(),
+        description="Supply types the percent check covers; empty = every consumed supply.",
+    )
+
+    @field_validator("supply_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        known = set(SUPPLY_TYPES.values())
+        unknown = [kind for kind in value if kind not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown supply type {', '.join(unknown)} (RFC 3805 names in snake_case, "
+                "e.g. toner, toner_cartridge, ink, ink_cartridge, opc)"
+            )
+        return value
+
+
+class Policy(_Frozen):
+    """One contract's eligibility rules. ``version`` is recorded on every verdict."""
+
+    version: str = Field(min_length=1, description="Recorded on every verdict.")
+    site: str | None = None
+    models: tuple[ModelRule, ...]
+    max_lifetime_pages: PositiveInt | None = Field(
+        default=None, description="Global maximum of the lifetime page count."
+    )
+    minimum_agent_version: str | None = None
+    require_serial: bool = True
+    health: HealthPolicy = Field(default_factory=HealthPolicy)
+    contacts: tuple[Contact, ...] = ()
+    managed: tuple[Name, ...] = Field(default=(), description="Device ids or serials managed.")
+    pending: tuple[Name, ...] = Field(default=(), description="Device ids or serials pending.")
+    technician_visit_threshold: PositiveInt = Field(
+        default=10, description="More eligible devices than this: technician visit."
+    )
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        return _version_text(value, "version")
+
+    @field_validator("models")
+    @classmethod
+    def _some_models(cls, value: tuple[ModelRule, ...]) -> tuple[ModelRule, ...]:
+        # Checked here, not with min_length: that also fires when one item is merely invalid.
+        if not value:
+            raise ValueError("list at least one supported model")
+        return value
+
+    @field_validator("minimum_agent_version", mode="before")
+    @classmethod
+    def _agent_version(cls, value: object) -> object:
+        value = _version_text(value, "minimum_agent_version")
+        if isinstance(value, str):
+            try:
+                Version(value)
+            except InvalidVersion as exc:
+                raise ValueError("not a version number like '0.4.1'") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _managed_or_pending(self) -> Self:
+        both = {normalise(item) for item in self.managed} & {
+            normalise(item) for item in self.pending
+        }
+        if both:
+            raise ValueError(f"listed both as managed and as pending: {', '.join(sorted(both))}")
+        return self
+
+    def model_rule_for(self, vendor: str, model: str) -> ModelRule | None:
+        return next((rule for rule in self.models if rule.matches(vendor, model)), None)
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+def _node_for(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node:
+    """The deepest YAML node on the path ``loc`` (the parent when the field is missing)."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+            if found is None:
+                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
+                return key if key is not None else node
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[object] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    problems.append(
+                        f"{path}:{key.start_mark.line + 1}: {key.value}: appears twice in one "
+                        "mapping (the second would silently win)"
+                    )
+                seen.add(key.value)
+            problems.extend(_duplicate_keys(value, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            problems.extend(_duplicate_keys(item, path))
+    return problems
+
+
+def parse_policy(text: str, *, source: str = "policy.yaml") -> Policy:
+    """Validate policy YAML text; raises :class:`ConfigError` naming file, line and field."""
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise ConfigError(f"{source}:1: the policy file is empty", path=source)
+            problems = _duplicate_keys(root, source)
+            if problems:
+                raise ConfigError("\n".join(problems), path=source)
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        what = exc.problem or exc.context or "unreadable YAML"
+        raise ConfigError(f"{source}:{line}: not valid YAML: {what}", path=source) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{source}:{root.start_mark.line + 1}: the policy must be a mapping of fields "
+            f"(got {type(data).__name__})",
+            path=source,
+        )
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            node = _node_for(root, error["loc"])
+            line = node.start_mark.line + 1
+            lines.append(f"{source}:{line}: {dotted(error['loc'])}: {describe(error)}")
+        raise ConfigError("\n".join(lines), path=source) from exc
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file (see :func:`parse_policy`)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read policy: {exc.strerror}", path=str(path)) from exc
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: the policy file is not UTF-8", path=str(path)) from exc
+    return parse_policy(text, source=str(path))

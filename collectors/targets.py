@@ -1,0 +1,252 @@
+"""Sweep targets: addresses, host names, CIDR blocks and ranges, minus exclusions.
+
+A :class:`TargetSet` holds merged integer intervals per address family, never
+a list of addresses: a /16 costs a few bytes and is iterated lazily, in
+address order, each address once however the specs overlap.
+
+Accepted spec forms (the same for targets and exclusions):
+
+* ``192.0.2.7`` or ``2001:db8::7``: one address (IPv6 only when given explicitly);
+* ``192.0.2.0/24``: a block; for IPv4 blocks of /30 and larger the network and
+  broadcast addresses are skipped (a /31 or /32 keeps every address, RFC 3021);
+* ``192.0.2.10-192.0.2.200`` or ``192.0.2.10-200``: an inclusive range, kept as given;
+* ``printer-3.example``: a host name, resolved once with ``getaddrinfo`` at
+  parse time (IPv4 preferred).
+
+More than :data:`HUGE_LIMIT` addresses (a /16 is fine, a /8 is not) is refused
+unless ``allow_huge`` is passed, because at a polite budget such a sweep takes
+days and usually means a typo.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Largest sweep accepted without ``allow_huge``: four /16 blocks.
+HUGE_LIMIT = 4 * 65_536
+#: Largest sweep accepted at all (``len()`` must stay a machine integer).
+ABSOLUTE_LIMIT = 2**32
+#: Packets per second assumed in the "why" of the refusal message.
+_MESSAGE_PPS = 100
+
+
+class TargetError(ValueError):
+    """A target or exclusion spec is unusable; ``spec`` is the offending text."""
+
+    def __init__(self, message: str, *, spec: str) -> None:
+        super().__init__(f"target {spec!r}: {message}")
+        self.spec = spec
+
+
+@dataclass(frozen=True)
+class _Interval:
+    version: int
+    first: int
+    last: int  # inclusive
+
+
+def _resolve(host: str) -> IPAddress:
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise TargetError("not an address, range, block or known host name", spec=host) from exc
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not addresses:
+        raise TargetError("host name resolves to no address", spec=host)
+    v4 = [a for a in addresses if a.version == 4]
+    return (v4 or addresses)[0]
+
+
+def _check_unicast(address: IPAddress, spec: str) -> None:
+    if address.is_multicast or address.is_unspecified:
+        raise TargetError(f"{address} is not a unicast address", spec=spec)
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        raise TargetError("the limited broadcast address is not a device", spec=spec)
+
+
+def _parse_range(spec: str, start_text: str, end_text: str) -> _Interval:
+    try:
+        start = ipaddress.ip_address(start_text.strip())
+    except ValueError as exc:
+        raise TargetError(
+            f"range start {start_text.strip()!r} is not an address", spec=spec
+        ) from exc
+    end_text = end_text.strip()
+    try:
+        end: IPAddress = ipaddress.ip_address(end_text)
+    except ValueError:
+        # Short form 10.1.0.10-200: the end replaces the last octet.
+        if start.version != 4 or not end_text.isdigit() or int(end_text) > 255:
+            raise TargetError(
+                f"range end {end_text!r} is neither an address nor a last octet (0-255)",
+                spec=spec,
+            ) from None
+        end = ipaddress.IPv4Address((int(start) & ~0xFF) | int(end_text))
+    if start.version != end.version:
+        raise TargetError("range mixes IPv4 and IPv6", spec=spec)
+    if int(end) < int(start):
+        raise TargetError(f"range end {end} is below its start {start}", spec=spec)
+    return _Interval(start.version, int(start), int(end))
+
+
+def _parse_block(spec: str) -> _Interval:
+    try:
+        network = ipaddress.ip_network(spec, strict=False)
+    except ValueError as exc:
+        raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
+    first, last = int(network.network_address), int(network.broadcast_address)
+    if network.version == 4 and network.prefixlen <= 30:
+        first, last = first + 1, last - 1
+    elif network.version == 6 and network.prefixlen <= 126:
+        first += 1  # the Subnet-Router anycast address (RFC 4291 2.6.1) is not a device
+    return _Interval(network.version, first, last)
+
+
+def parse_spec(spec: str) -> _Interval:
+    """One spec to one interval of addresses; :class:`TargetError` names the spec."""
+    text = spec.strip()
+    if not text:
+        raise TargetError("empty target", spec=spec)
+    if "/" in text:
+        return _parse_block(text)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is None and "-" in text and ":" not in text:
+        start_text, _, end_text = text.partition("-")
+        if _looks_numeric(start_text):
+            return _parse_range(text, start_text, end_text)
+    if address is None and ":" in text and "-" in text:
+        start_text, _, end_text = text.partition("-")
+        return _parse_range(text, start_text, end_text)
+    if address is None:
+        if _looks_numeric(text):
+            raise TargetError("not a valid IPv4 address", spec=spec)
+        address = _resolve(text)
+    _check_unicast(address, spec)
+    return _Interval(address.version, int(address), int(address))
+
+
+def _looks_numeric(text: str) -> bool:
+    return bool(text) and all(ch.isdigit() or ch == "." for ch in text.strip())
+
+
+def _merge(intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(intervals):
+        if merged and first <= merged[-1][1] + 1:
+            if last > merged[-1][1]:
+                merged[-1] = (merged[-1][0], last)
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def _subtract(keep: list[tuple[int, int]], drop: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    result: list[tuple[int, int]] = []
+    for first, last in keep:
+        cursor = first
+        for d_first, d_last in drop:
+            if d_last < cursor or d_first > last:
+                continue
+            if d_first > cursor:
+                result.append((cursor, d_first - 1))
+            cursor = max(cursor, d_last + 1)
+            if cursor > last:
+                break
+        if cursor <= last:
+            result.append((cursor, last))
+    return result
+
+
+class TargetSet:
+    """The addresses to sweep: lazily iterable, sized, with fast membership."""
+
+    def __init__(self, intervals: dict[int, list[tuple[int, int]]]) -> None:
+        self._intervals = {version: list(spans) for version, spans in intervals.items() if spans}
+        self._starts = {v: [first for first, _ in spans] for v, spans in self._intervals.items()}
+        self.count = sum(
+            last - first + 1 for spans in self._intervals.values() for first, last in spans
+        )
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __iter__(self) -> Iterator[str]:
+        for version in (4, 6):
+            make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+            for first, last in self._intervals.get(version, ()):
+                for value in range(first, last + 1):
+                    yield str(make(value))
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, str):
+            return False
+        try:
+            address = ipaddress.ip_address(item)
+        except ValueError:
+            return False
+        spans = self._intervals.get(address.version)
+        if not spans:
+            return False
+        value = int(address)
+        position = bisect.bisect_right(self._starts[address.version], value) - 1
+        return position >= 0 and spans[position][1] >= value
+
+    def __repr__(self) -> str:
+        return f"TargetSet(count={self.count}, spans={sum(map(len, self._intervals.values()))})"
+
+
+def parse_targets(
+    specs: Sequence[str], *, exclude: Sequence[str] = (), allow_huge: bool = False
+) -> TargetSet:
+    """Targets minus exclusions. Raises :class:`TargetError` naming the bad spec."""
+    keep: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    drop: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    for spec in specs:
+        interval = parse_spec(spec)
+        keep[interval.version].append((interval.first, interval.last))
+    for spec in exclude:
+        interval = parse_spec_for_exclusion(spec)
+        drop[interval.version].append((interval.first, interval.last))
+    merged = {v: _subtract(_merge(keep[v]), _merge(drop[v])) for v in (4, 6)}
+    result = TargetSet(merged)
+    if result.count > ABSOLUTE_LIMIT:
+        raise TargetError(
+            f"{result.count:,} addresses is beyond any sweep this agent will run "
+            f"(limit {ABSOLUTE_LIMIT:,})",
+            spec=", ".join(specs),
+        )
+    if result.count > HUGE_LIMIT and not allow_huge:
+        hours = result.count / _MESSAGE_PPS / 3600
+        raise TargetError(
+            f"{result.count:,} addresses is more than {HUGE_LIMIT:,} (four /16 blocks); "
+            f"at {_MESSAGE_PPS} packets/s that sweep takes about {hours:,.0f} h and floods "
+            "the network. Narrow the targets, or pass --allow-huge if you mean it",
+            spec=", ".join(specs),
+        )
+    return result
+
+
+def parse_spec_for_exclusion(spec: str) -> _Interval:
+    """Like :func:`parse_spec`, but a block excludes all of itself, network and broadcast too."""
+    text = spec.strip()
+    if "/" in text:
+        try:
+            network = ipaddress.ip_network(text, strict=False)
+        except ValueError as exc:
+            raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
+        return _Interval(
+            network.version, int(network.network_address), int(network.broadcast_address)
+        )
+    return parse_spec(spec)

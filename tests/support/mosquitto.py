@@ -1,0 +1,300 @@
+"""Debian Mosquitto as a real MQTT broker for integration tests.
+
+``mosquitto_factory(tls=False|True)`` writes a config to a private directory,
+starts ``/usr/sbin/mosquitto`` on ``127.0.0.1`` with a free port and waits until
+it accepts connections. ``broker.stop()`` / ``broker.start()`` restart the same
+broker on the same port (outage tests; persistence keeps sessions and queued
+messages across a SIGTERM). With ``tls=True`` a test CA, a server certificate
+(SAN 127.0.0.1, localhost) and a client certificate are generated with
+``cryptography``; ``require_certificate true`` makes it mTLS. ``other_ca`` is a
+second CA with its own client certificate, which the broker must refuse.
+
+Mosquitto drops root to the ``mosquitto`` user, so the directory lives outside
+pytest's 0700 tmp tree and is handed to that user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+MOSQUITTO = Path("/usr/sbin/mosquitto")
+
+
+def free_tcp_port(address: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((address, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class CertPair:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class TestPki:
+    ca: CertPair
+    server: CertPair
+    client: CertPair
+    other_ca: CertPair
+    other_client: CertPair
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+def _make_ca(directory: Path, name: str) -> tuple[CertPair, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pair = CertPair(directory / f"{name}.crt", directory / f"{name}.key")
+    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, pair.key)
+    return pair, key
+
+
+def _issue(
+    directory: Path,
+    name: str,
+    ca_pair: CertPair,
+    ca_key: ec.EllipticCurvePrivateKey,
+    *,
+    server: bool,
+) -> CertPair:
+    ca_cert = x509.load_pem_x509_certificate(ca_pair.cert.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    )
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    cert = builder.sign(ca_key, hashes.SHA256())
+    pair = CertPair(directory / f"{name}.crt", directory / f"{name}.key")
+    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, pair.key)
+    return pair
+
+
+def make_test_pki(directory: Path) -> TestPki:
+    """A CA with a server and a client certificate, and a second CA with its own client."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca, ca_key = _make_ca(directory, "test-ca")
+    other_ca, other_key = _make_ca(directory, "other-ca")
+    return TestPki(
+        ca=ca,
+        server=_issue(directory, "broker", ca, ca_key, server=True),
+        client=_issue(directory, "agent-client", ca, ca_key, server=False),
+        other_ca=other_ca,
+        other_client=_issue(directory, "intruder-client", other_ca, other_key, server=False),
+    )
+
+
+@dataclass
+class Mosquitto:
+    """One broker process; ``stop()``/``start()`` reuse the same port, config and data."""
+
+    port: int
+    directory: Path
+    config: Path
+    pki: TestPki | None
+    process: subprocess.Popen[bytes] | None = None
+
+    host = "127.0.0.1"
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "mosquitto.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def start(self, ready_timeout: float = 10.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            raise RuntimeError("mosquitto is already running")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(MOSQUITTO), "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosquitto exited ({self.process.returncode}):\n{self.log()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mosquitto on port {self.port} not ready:\n{self.log()}")
+
+    def stop(self) -> None:
+        """SIGTERM (mosquitto saves its persistence file), then wait."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=5)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _config_text(port: int, directory: Path, pki: TestPki | None, require_cert: bool) -> str:
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "allow_anonymous true",
+        "max_queued_messages 1000000",
+        "max_inflight_messages 100",
+        "persistence true",
+        f"persistence_location {directory}/",
+        "autosave_interval 0",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_type information",
+        "connection_messages true",
+    ]
+    if pki is not None:
+        lines += [
+            f"cafile {pki.ca.cert}",
+            f"certfile {pki.server.cert}",
+            f"keyfile {pki.server.key}",
+            f"require_certificate {'true' if require_cert else 'false'}",
+        ]
+        if require_cert:
+            lines.append("use_identity_as_username true")
+    return "\n".join(lines) + "\n"
+
+
+def _hand_to_mosquitto_user(directory: Path) -> None:
+    """Mosquitto drops root to user ``mosquitto``: let it read keys and write persistence."""
+    if os.geteuid() != 0:
+        return
+    try:
+        user = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    for path in [directory, *directory.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def create_mosquitto(*, tls: bool = False, require_certificate: bool = True) -> Mosquitto:
+    directory = Path(tempfile.mkdtemp(prefix="fleet-mosquitto-"))
+    directory.chmod(0o755)
+    pki = make_test_pki(directory / "pki") if tls else None
+    port = free_tcp_port()
+    config = directory / "mosquitto.conf"
+    config.write_text(_config_text(port, directory, pki, require_certificate))
+    _hand_to_mosquitto_user(directory)
+    broker = Mosquitto(port=port, directory=directory, config=config, pki=pki)
+    broker.start()
+    return broker
+
+
+class MosquittoFactory(Protocol):
+    def __call__(self, *, tls: bool = False, require_certificate: bool = True) -> Mosquitto: ...
+
+
+@pytest.fixture
+def mosquitto_factory() -> Iterator[MosquittoFactory]:
+    """Start Mosquitto brokers for one test; all are stopped and removed afterwards."""
+    if not MOSQUITTO.exists():
+        pytest.fail(f"{MOSQUITTO} is missing: apt-get install mosquitto")
+    started: list[Mosquitto] = []
+
+    def factory(*, tls: bool = False, require_certificate: bool = True) -> Mosquitto:
+        broker = create_mosquitto(tls=tls, require_certificate=require_certificate)
+        started.append(broker)
+        return broker
+
+    yield factory
+    for broker in started:
+        broker.stop()
+        shutil.rmtree(broker.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def mosquitto(mosquitto_factory: MosquittoFactory) -> Mosquitto:
+    """A plain-TCP broker on 127.0.0.1 (anonymous, high queue limits, persistence on)."""
+    return mosquitto_factory()

@@ -1,0 +1,231 @@
+"""The consumer core: verify, reject by reason, dedupe, gaps, chain breaks (SQLite, no broker)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from uploader.envelope import Signer, Verifier, envelope_hash
+from uploader.ingest import Ingestor
+from uploader.keys import AgentKey
+from uploader.store import SqlStore, StoreError, open_store
+
+PREFIX = "unit/fleet"
+AGENT = "agent-1"
+READS = f"{PREFIX}/site-a/{AGENT}/reads"
+
+
+class Chain:
+    """Signs a valid chain for one agent, like the outbox does."""
+
+    def __init__(self, key: AgentKey, agent_id: str = AGENT) -> None:
+        self.signer = Signer(key, agent_id)
+        self.sequence = 0
+        self.last_hash: str | None = None
+
+    def next(self, body: dict[str, int] | None = None, kind: str = "read") -> bytes:
+        self.sequence += 1
+        message = self.signer.sign(
+            kind=kind,  # type: ignore[arg-type]
+            body=body or {"n": self.sequence},
+            sequence=self.sequence,
+            prev_hash=self.last_hash,
+        )
+        self.last_hash = envelope_hash(message.token)
+        return message.token.encode()
+
+
+@pytest.fixture
+def key() -> AgentKey:
+    return AgentKey.generate()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqlStore]:
+    store = open_store(f"sqlite:///{tmp_path}/ingest.db")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def ingestor(key: AgentKey, store: SqlStore) -> Ingestor:
+    return Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix=PREFIX)
+
+
+def test_valid_reads_are_stored_with_body_and_state(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    outcomes = ingestor.handle_batch([(READS, chain.next({"pages": 10})), (READS, chain.next())])
+    assert [o.kind for o in outcomes] == ["stored", "stored"]
+    assert store.sequences(AGENT) == [1, 2]
+    row = store.execute("SELECT body, kind FROM messages WHERE sequence = 1").fetchone()
+    assert json.loads(row[0]) == {"pages": 10}
+    assert row[1] == "read"
+    (state,) = store.agent_states()
+    assert (state.last_sequence, state.last_hash, state.gaps) == (2, chain.last_hash, 0)
+
+
+def test_exact_redelivery_is_a_duplicate_and_stored_once(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    token = Chain(key).next()
+    assert ingestor.handle(READS, token).kind == "stored"
+    again = ingestor.handle(READS, token)
+    assert (again.kind, again.reason) == ("duplicate", "duplicate")
+    assert store.message_count() == 1
+    assert ingestor.summary().duplicates == 1
+    assert store.rejections() == {"duplicate": 1}
+
+
+def test_one_changed_byte_is_a_bad_signature(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    token = bytearray(Chain(key).next())
+    header, payload, _signature = bytes(token).split(b".")
+    index = len(header) + 1 + len(payload) // 2
+    token[index] = ord("A") if token[index] != ord("A") else ord("B")
+    outcome = ingestor.handle(READS, bytes(token))
+    assert (outcome.kind, outcome.reason) == ("rejected", "bad_signature")
+    assert store.message_count() == 0
+    assert store.rejections() == {"bad_signature": 1}
+
+
+def test_unregistered_key_and_garbage_are_rejected(ingestor: Ingestor, store: SqlStore) -> None:
+    stranger = Chain(AgentKey.generate()).next()
+    assert ingestor.handle(READS, stranger).reason == "unknown_key"
+    assert ingestor.handle(READS, b"\xff\x00 not a token").reason == "malformed"
+    assert ingestor.handle(READS, b"a.b").reason == "malformed"
+    assert store.message_count() == 0
+    assert ingestor.summary().rejected == {"malformed": 2, "unknown_key": 1}
+
+
+def test_envelope_on_another_agents_topic_is_rejected(key: AgentKey, ingestor: Ingestor) -> None:
+    token = Chain(key, agent_id="agent-2").next()
+    assert ingestor.handle(READS, token).reason == "topic_mismatch"
+    event = Chain(key).next(kind="event")
+    assert ingestor.handle(READS, event).reason == "topic_mismatch"
+    assert ingestor.handle("other/x/y/reads", token).reason == "topic_mismatch"
+
+
+def test_reused_sequence_with_other_content_is_a_replay(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    tokens = [chain.next() for _ in range(3)]
+    for token in tokens:
+        assert ingestor.handle(READS, token).kind == "stored"
+    forged = chain.signer.sign(
+        kind="read", body={"n": 99}, sequence=2, prev_hash=envelope_hash(tokens[0].decode())
+    )
+    outcome = ingestor.handle(READS, forged.token.encode())
+    assert (outcome.kind, outcome.reason) == ("rejected", "replay")
+    same_id = chain.signer.sign(
+        kind="read",
+        body={"n": 100},
+        sequence=4,
+        prev_hash=envelope_hash(tokens[2].decode()),
+        message_id=json.loads(_payload(tokens[0]))["message_id"],
+    )
+    assert ingestor.handle(READS, same_id.token.encode()).reason == "replay"
+    assert store.message_count() == 3
+    assert store.rejections() == {"replay": 2}
+
+
+def _payload(token: bytes) -> bytes:
+    import base64
+
+    segment = token.split(b".")[1]
+    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
+
+
+def test_gaps_are_detected_and_closed_by_late_messages(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    tokens = [chain.next() for _ in range(5)]
+    for index in (0, 1, 4):
+        ingestor.handle(READS, tokens[index])
+    assert store.missing(AGENT) == [3, 4]
+    assert store.agent_states()[0].gaps == 2
+    assert ingestor.summary().gaps_open == 2
+    ingestor.handle(READS, tokens[3])
+    ingestor.handle(READS, tokens[2])
+    summary = ingestor.summary()
+    assert (summary.gaps_detected, summary.gaps_open, summary.stored) == (2, 0, 5)
+    assert summary.chain_breaks == 0
+    assert sorted(store.sequences(AGENT)) == [1, 2, 3, 4, 5]
+
+
+def test_a_broken_hash_chain_is_counted_but_stored(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    ingestor.handle(READS, chain.next())
+    forked = chain.signer.sign(kind="read", body={"n": 2}, sequence=2, prev_hash="A" * 43)
+    assert ingestor.handle(READS, forked.token.encode()).kind == "stored"
+    summary = ingestor.summary()
+    assert summary.chain_breaks == 1
+    assert store.agent_states()[0].chain_breaks == 1
+
+
+def test_sequence_one_again_is_an_agent_restart(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    for _ in range(3):
+        ingestor.handle(READS, chain.next())
+    fresh = Chain(key)
+    assert ingestor.handle(READS, fresh.next()).kind == "stored"
+    assert ingestor.handle(READS, fresh.next()).kind == "stored"
+    state = store.agent_states()[0]
+    assert (state.restarts, state.last_sequence) == (1, 2)
+
+
+def test_presence_payloads_on_the_status_topic(ingestor: Ingestor, store: SqlStore) -> None:
+    status = f"{PREFIX}/site-a/{AGENT}/status"
+    assert ingestor.handle(status, b"online").kind == "presence"
+    assert ingestor.handle(status, b"offline").kind == "presence"
+    assert ingestor.handle(status, b"dunno").reason == "malformed"
+    assert store.message_count() == 0
+
+
+def test_state_survives_reopening_the_store(key: AgentKey, tmp_path: Path) -> None:
+    verifier = Verifier({key.key_id: key.jose_key})
+    chain = Chain(key)
+    url = f"sqlite:///{tmp_path}/s.db"
+    first = open_store(url)
+    Ingestor(verifier, first, topic_prefix=PREFIX).handle(READS, chain.next())
+    first.close()
+    second = open_store(url)
+    ingestor = Ingestor(verifier, second, topic_prefix=PREFIX)
+    chain.next()  # sequence 2 lost on the way
+    assert ingestor.handle(READS, chain.next()).kind == "stored"
+    assert second.missing(AGENT) == [2]
+    second.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite:/x.db", "sqlite://", "/tmp/x.db"])
+def test_bad_store_urls_are_named(url: str) -> None:
+    with pytest.raises(StoreError, match="--store"):
+        open_store(url)
+
+
+def test_ingest_cli_usage_errors_name_the_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    base = ["ingest", "--broker", "127.0.0.1", "--no-tls", "--keys-dir", str(keys)]
+    assert main([*base, "--count", "0"]) == 2
+    assert "--count: must be at least 1" in capsys.readouterr().err
+    assert main([*base, "--topic-prefix", "a/#"]) == 2
+    assert "--topic-prefix" in capsys.readouterr().err
+    assert main([*base, "--store", "mysql://db"]) == 1
+    assert "--store 'mysql://db'" in capsys.readouterr().err
+    assert main([*base[:-1], str(tmp_path / "absent")]) == 1
+    assert "public key directory does not exist" in capsys.readouterr().err

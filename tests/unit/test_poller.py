@@ -1,0 +1,198 @@
+"""read_printer over a fake SnmpSession: the plan is executed, failures become problems."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+
+from collectors.base import WalkResult
+from collectors.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
+from collectors.poller import SYS_OBJECT_ID, read_printer
+from mibs.plan import base_plan, vendor_plan
+from mibs.values import Oid, Value, format_oid, is_under, parse_oid
+
+ADDRESS = "192.0.2.7"
+HP_LASERJET = parse_oid("1.3.6.1.4.1.11.2.3.9.1")
+NOW = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+
+# A minimal Printer-MIB printer (RFC 3805 / RFC 2790), one marker, one toner at 40 %.
+PRINTER: dict[Oid, Value] = {
+    parse_oid("1.3.6.1.2.1.1.1.0"): b"HP LaserJet test",
+    SYS_OBJECT_ID: HP_LASERJET,
+    parse_oid("1.3.6.1.2.1.25.3.2.1.2.1"): parse_oid("1.3.6.1.2.1.25.3.1.5"),  # hrDevicePrinter
+    parse_oid("1.3.6.1.2.1.25.3.2.1.3.1"): b"HP LaserJet test",
+    parse_oid("1.3.6.1.2.1.43.5.1.1.17.1"): b"CNB1234567",  # prtGeneralSerialNumber
+    parse_oid("1.3.6.1.2.1.43.10.2.1.4.1.1"): 48213,  # prtMarkerLifeCount
+    parse_oid("1.3.6.1.2.1.43.10.2.1.3.1.1"): 7,  # prtMarkerCounterUnit impressions
+    parse_oid("1.3.6.1.2.1.43.11.1.1.4.1.1"): 3,  # class supplyThatIsConsumed
+    parse_oid("1.3.6.1.2.1.43.11.1.1.5.1.1"): 3,  # type toner
+    parse_oid("1.3.6.1.2.1.43.11.1.1.6.1.1"): b"Black Toner",
+    parse_oid("1.3.6.1.2.1.43.11.1.1.7.1.1"): 19,  # unit percent
+    parse_oid("1.3.6.1.2.1.43.11.1.1.8.1.1"): 100,
+    parse_oid("1.3.6.1.2.1.43.11.1.1.9.1.1"): 40,
+}
+
+
+@dataclass
+class FakeSession:
+    """An SnmpSession over a dict of varbinds, with knobs for the ways devices fail."""
+
+    varbinds: dict[Oid, Value]
+    address: str = ADDRESS
+    silent: bool = False  # never answers
+    refuse: bool = False  # credential refused
+    silent_after: int | None = None  # stop answering after this many requests
+    failed_columns: dict[Oid, str] = field(default_factory=dict)
+    walk_raises: Exception | None = None
+    delay: float = 0.0
+    requests: list[tuple[str, tuple[Oid, ...]]] = field(default_factory=list)
+
+    async def _request(self, kind: str, oids: Sequence[Oid]) -> None:
+        self.requests.append((kind, tuple(oids)))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.refuse:
+            raise SnmpAuthError("wrong user", address=self.address)
+        if self.silent or (
+            self.silent_after is not None and len(self.requests) > self.silent_after
+        ):
+            raise SnmpTimeout("no answer", address=self.address)
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:
+        await self._request("get", oids)
+        return {oid: self.varbinds[oid] for oid in oids if oid in self.varbinds}
+
+    async def walk(self, columns: Sequence[Oid]) -> WalkResult:
+        await self._request("walk", columns)
+        if self.walk_raises is not None:
+            raise self.walk_raises
+        result = WalkResult()
+        for prefix in columns:
+            if prefix in self.failed_columns:
+                result.failed[prefix] = self.failed_columns[prefix]
+                continue
+            result.rows[prefix] = [
+                (oid, value)
+                for oid, value in sorted(self.varbinds.items())
+                if is_under(oid, prefix)
+            ]
+        return result
+
+
+def _clock() -> datetime:
+    return NOW
+
+
+async def test_reads_a_printer_in_few_requests() -> None:
+    session = FakeSession(dict(PRINTER))
+    read = await read_printer(session, deadline=5, clock=_clock)
+    assert read.address == ADDRESS
+    assert read.collected_at == NOW
+    assert read.identity.serial == "CNB1234567"
+    assert read.identity.is_printer
+    assert read.counters.total == 48213
+    assert [(s.type, s.percent, s.state) for s in read.supplies] == [("toner", 40.0, "ok")]
+    assert not [p for p in read.problems if p.reason in ("timeout", "deadline")]
+    # GET + walk of the base plan, then at most GET + walk of the vendor plan.
+    assert len(session.requests) <= 4
+    assert session.requests[0][0] == "get"
+    assert SYS_OBJECT_ID in session.requests[0][1]
+
+
+async def test_vendor_plan_follows_sys_object_id() -> None:
+    extra = vendor_plan(HP_LASERJET)
+    session = FakeSession(dict(PRINTER))
+    await read_printer(session, deadline=5, clock=_clock)
+    asked = {oid for _, oids in session.requests for oid in oids}
+    assert {item.oid for item in extra.scalars + extra.columns} <= asked
+    base = base_plan()
+    assert {item.oid for item in base.scalars + base.columns} <= asked
+
+
+async def test_no_sys_object_id_means_no_vendor_requests() -> None:
+    varbinds = {oid: v for oid, v in PRINTER.items() if oid != SYS_OBJECT_ID}
+    session = FakeSession(varbinds)
+    read = await read_printer(session, deadline=5, clock=_clock)
+    assert len(session.requests) == 2  # base GET + base walk only
+    assert read.counters.total == 48213
+
+
+async def test_a_device_that_never_answers_raises_timeout() -> None:
+    session = FakeSession(dict(PRINTER), silent=True)
+    with pytest.raises(SnmpTimeout):
+        await read_printer(session, deadline=5, clock=_clock)
+    assert len(session.requests) == 1  # the probe GET, nothing after it
+
+
+async def test_a_refused_credential_raises_auth_error() -> None:
+    with pytest.raises(SnmpAuthError):
+        await read_printer(FakeSession(dict(PRINTER), refuse=True), deadline=5, clock=_clock)
+
+
+async def test_a_failed_column_is_a_problem_on_its_field_and_the_rest_survives() -> None:
+    supplies_level = parse_oid("1.3.6.1.2.1.43.11.1.1.9")
+    columns = {item.oid: item for item in base_plan().columns}
+    assert supplies_level in columns, "the base plan walks prtMarkerSuppliesLevel"
+    session = FakeSession(dict(PRINTER), failed_columns={supplies_level: "not_increasing"})
+    read = await read_printer(session, deadline=5, clock=_clock)
+    problem = next(p for p in read.problems if p.oid == format_oid(supplies_level))
+    assert problem.reason == "not_increasing"
+    assert problem.field == columns[supplies_level].name
+    assert read.counters.total == 48213
+    assert read.identity.serial == "CNB1234567"
+
+
+async def test_a_device_falling_silent_midway_keeps_the_identity() -> None:
+    session = FakeSession(dict(PRINTER), silent_after=1)  # answers the GET, then nothing
+    read = await read_printer(session, deadline=5, clock=_clock)
+    assert read.identity.sys_object_id == format_oid(HP_LASERJET)
+    timed_out = {p.oid for p in read.problems if p.reason == "timeout"}
+    assert {format_oid(item.oid) for item in base_plan().columns} <= timed_out
+    assert read.counters.total is None
+    assert len(session.requests) == 2  # no vendor requests to a silent device
+
+
+async def test_an_error_status_on_the_walk_marks_those_columns() -> None:
+    error = SnmpProtocolError("genErr", address=ADDRESS)
+    session = FakeSession(dict(PRINTER), walk_raises=error)
+    read = await read_printer(session, deadline=5, clock=_clock)
+    assert {p.reason for p in read.problems if p.field.startswith("supplies")} == {"protocol_error"}
+    assert read.identity.serial is not None or read.identity.sys_descr is not None
+
+
+async def test_the_deadline_cuts_a_slow_read_short_with_problems() -> None:
+    session = FakeSession(dict(PRINTER), delay=0.15)
+    started = time.monotonic()
+    read = await read_printer(session, deadline=0.25, clock=_clock)
+    assert time.monotonic() - started < 0.5
+    deadline = [p for p in read.problems if p.reason == "deadline"]
+    assert {p.oid for p in deadline} >= {format_oid(i.oid) for i in base_plan().columns}
+    assert read.identity.sys_object_id == format_oid(HP_LASERJET)  # the GET made it in time
+
+
+async def test_a_deadline_before_any_answer_is_a_timeout() -> None:
+    session = FakeSession(dict(PRINTER), delay=1.0)
+    with pytest.raises(SnmpTimeout, match="deadline"):
+        await read_printer(session, deadline=0.05, clock=_clock)
+
+
+async def test_values_outside_the_requested_columns_are_ignored() -> None:
+    """A walk row that is not under its prefix (a confused agent) never reaches the decoder."""
+    session = FakeSession(dict(PRINTER))
+    original = session.walk
+
+    async def sloppy(columns: Sequence[Oid]) -> WalkResult:
+        result = await original(columns)
+        stray = parse_oid("1.3.6.1.2.1.43.10.2.1.4.1.1")
+        other = next(prefix for prefix in result.rows if not is_under(stray, prefix))
+        result.rows[other].append((stray, 1))
+        return result
+
+    session.walk = sloppy  # type: ignore[method-assign]
+    read = await read_printer(session, deadline=5, clock=_clock)
+    assert read.counters.total == 48213

@@ -1,0 +1,410 @@
+"""The reference backend consumer: verify, deduplicate, check the chain, store.
+
+:class:`Ingestor` is the socket-free core: ``handle_batch([(topic, payload), ...])``
+verifies each envelope against the registered public keys and classifies it:
+
+* rejected with a reason: one of :data:`uploader.errors.REJECT_REASONS`
+  (``malformed``, ``bad_signature``, ``unknown_key``, ...), ``topic_mismatch``
+  (the envelope's agent or kind disagrees with its topic), ``replay`` (a
+  validly signed envelope re-using a message id or a sequence number the agent
+  already used for different content), or ``duplicate`` (the very same
+  envelope again: an at-least-once redelivery, or a verbatim replay);
+* stored, noting a gap (sequences skipped; remembered until they arrive), a
+  chain break (``prev_hash`` is not the hash of the previous envelope) or an
+  agent restart (sequence 1 again: the agent lost its outbox).
+
+:func:`run_ingest` is the MQTT shell: a shared subscription
+(``$share/{group}/{prefix}/+/+/reads`` and ``events``, ``status``) so several
+consumers split the load, a persistent session, reconnect with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import aiomqtt
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+from uploader.config import (
+    KIND_BY_TOPIC_LEVEL,
+    PRESENCE_OFFLINE,
+    PRESENCE_ONLINE,
+    TOPIC_LEVEL_BY_KIND,
+    MqttSettings,
+)
+from uploader.envelope import Envelope, Verifier, envelope_hash
+from uploader.errors import EnvelopeRejected
+from uploader.mqtt import BrokerUnavailable, backoff_delay, connect
+from uploader.store import AgentState, SqlStore, StoreBatch, StoredMessage
+
+__all__ = ["IngestSummary", "Ingestor", "Outcome", "run_ingest", "subscription_topics"]
+
+log = structlog.get_logger("uploader.ingest")
+
+#: At most this many missing sequences are remembered per detected gap.
+MAX_MISSING_PER_GAP = 100_000
+_BATCH = 500
+
+OutcomeKind = Literal["stored", "duplicate", "rejected", "presence"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    reason: str | None = None
+    agent_id: str | None = None
+    sequence: int | None = None
+
+
+class IngestSummary(BaseModel):
+    """What one ``ingest`` run did; printed at the end."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    received: int
+    verified: int
+    stored: int
+    duplicates: int
+    rejected: dict[str, int]
+    gaps_detected: int
+    gaps_open: int
+    chain_breaks: int
+    restarts: int
+    presence: int
+
+
+@dataclass
+class _Counters:
+    received: int = 0
+    verified: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    gaps_detected: int = 0
+    chain_breaks: int = 0
+    restarts: int = 0
+    presence: int = 0
+
+
+def subscription_topics(topic_prefix: str, group: str | None) -> list[str]:
+    """``$share/{group}/{prefix}/+/+/{reads,events,status}`` (plain topics without a group)."""
+    share = f"$share/{group}/" if group else ""
+    return [f"{share}{topic_prefix}/+/+/{level}" for level in TOPIC_LEVEL_BY_KIND.values()]
+
+
+class Ingestor:
+    """Socket-free consumer core. Not thread-safe; one per store connection."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        store: SqlStore,
+        *,
+        topic_prefix: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._verifier = verifier
+        self._store = store
+        self._prefix = topic_prefix + "/"
+        self._clock = clock
+        self._counters = _Counters()
+
+    @property
+    def processed(self) -> int:
+        return self._counters.received
+
+    @property
+    def stored(self) -> int:
+        return self._counters.stored
+
+    def summary(self) -> IngestSummary:
+        c = self._counters
+        open_gaps = sum(state.gaps for state in self._store.agent_states())
+        return IngestSummary(
+            received=c.received,
+            verified=c.verified,
+            stored=c.stored,
+            duplicates=c.duplicates,
+            rejected=dict(sorted(c.rejected.items())),
+            gaps_detected=c.gaps_detected,
+            gaps_open=open_gaps,
+            chain_breaks=c.chain_breaks,
+            restarts=c.restarts,
+            presence=c.presence,
+        )
+
+    def _topic_parts(self, topic: str) -> tuple[str, str, str] | None:
+        if not topic.startswith(self._prefix):
+            return None
+        parts = topic[len(self._prefix) :].split("/")
+        if len(parts) != 3 or parts[2] not in KIND_BY_TOPIC_LEVEL:
+            return None
+        return parts[0], parts[1], parts[2]
+
+    def handle(self, topic: str, payload: bytes) -> Outcome:
+        return self.handle_batch([(topic, payload)])[0]
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        """Classify and store a batch in one store transaction."""
+        agents = []
+        for topic, _payload in messages:
+            parts = self._topic_parts(topic)
+            if parts is not None:
+                agents.append(parts[1])
+        with self._store.batch(agents) as batch:
+            return [self._handle_one(batch, topic, payload) for topic, payload in messages]
+
+    def _reject(
+        self, batch: StoreBatch, reason: str, detail: str, *, topic: str, agent_id: str | None
+    ) -> Outcome:
+        self._counters.rejected[reason] += 1
+        batch.count_rejection(reason, detail)
+        log.warning("ingest.rejected", reason=reason, detail=detail, topic=topic)
+        return Outcome("rejected", reason=reason, agent_id=agent_id)
+
+    def _handle_one(self, batch: StoreBatch, topic: str, payload: bytes) -> Outcome:
+        self._counters.received += 1
+        parts = self._topic_parts(topic)
+        if parts is None:
+            return self._reject(
+                batch, "topic_mismatch", "not a fleet topic", topic=topic, agent_id=None
+            )
+        _site, topic_agent, level = parts
+        if level == "status" and payload in (PRESENCE_ONLINE, PRESENCE_OFFLINE):
+            self._counters.presence += 1
+            log.info("ingest.presence", agent_id=topic_agent, state=payload.decode())
+            return Outcome("presence", agent_id=topic_agent)
+        try:
+            envelope = self._verifier.verify(payload)
+        except EnvelopeRejected as exc:
+            return self._reject(batch, exc.reason, exc.detail, topic=topic, agent_id=topic_agent)
+        self._counters.verified += 1
+        if envelope.agent_id != topic_agent or KIND_BY_TOPIC_LEVEL[level] != envelope.kind:
+            detail = f"envelope of {envelope.agent_id!r} ({envelope.kind}) on topic {topic!r}"
+            return self._reject(batch, "topic_mismatch", detail, topic=topic, agent_id=topic_agent)
+        token = payload.decode("ascii")
+        return self._accept(batch, topic, token, envelope)
+
+    def _accept(self, batch: StoreBatch, topic: str, token: str, envelope: Envelope) -> Outcome:
+        agent_id, sequence = envelope.agent_id, envelope.sequence
+        digest = envelope_hash(token)
+        known = batch.message_hash(envelope.message_id)
+        if known is not None:
+            if known == digest:
+                self._counters.duplicates += 1
+                batch.count_rejection("duplicate", f"message {envelope.message_id} again")
+                log.info("ingest.duplicate", agent_id=agent_id, sequence=sequence)
+                return Outcome(
+                    "duplicate", reason="duplicate", agent_id=agent_id, sequence=sequence
+                )
+            return self._reject(
+                batch,
+                "replay",
+                f"message id {envelope.message_id} re-used with different content",
+                topic=topic,
+                agent_id=agent_id,
+            )
+        state = batch.agent_state(agent_id)
+        new_state = self._advance(batch, state, envelope, digest, topic)
+        if new_state is None:
+            return self._reject(
+                batch,
+                "replay",
+                f"sequence {sequence} of {agent_id} was already used by another message",
+                topic=topic,
+                agent_id=agent_id,
+            )
+        batch.put_agent_state(new_state)
+        batch.insert_message(
+            StoredMessage(
+                message_id=envelope.message_id,
+                agent_id=agent_id,
+                sequence=sequence,
+                kind=envelope.kind,
+                created_at=envelope.created_at,
+                received_at=self._clock(),
+                body=json.dumps(envelope.body, separators=(",", ":"), sort_keys=True),
+                token=token,
+                hash=digest,
+            )
+        )
+        self._counters.stored += 1
+        return Outcome("stored", agent_id=agent_id, sequence=sequence)
+
+    def _chain_break(self, agent_id: str, sequence: int, why: str) -> None:
+        self._counters.chain_breaks += 1
+        log.warning("ingest.chain_break", agent_id=agent_id, sequence=sequence, detail=why)
+
+    def _advance(
+        self,
+        batch: StoreBatch,
+        state: AgentState | None,
+        envelope: Envelope,
+        digest: str,
+        topic: str,
+    ) -> AgentState | None:
+        """The agent's next state with ``envelope`` accepted, or None for a replay."""
+        agent_id, sequence = envelope.agent_id, envelope.sequence
+        if state is None:
+            state = AgentState(agent_id=agent_id, last_sequence=0, last_hash="")
+            if sequence > 1:
+                log.info("ingest.first_contact", agent_id=agent_id, sequence=sequence)
+        if sequence == state.last_sequence + 1:
+            if state.last_sequence > 0 and envelope.prev_hash != state.last_hash:
+                self._chain_break(agent_id, sequence, "prev_hash is not the previous hash")
+                state = state.model_copy(update={"chain_breaks": state.chain_breaks + 1})
+            return state.model_copy(update={"last_sequence": sequence, "last_hash": digest})
+        if sequence > state.last_sequence:
+            first = state.last_sequence + 1 if state.last_sequence > 0 else sequence
+            missing = range(first, min(sequence, first + MAX_MISSING_PER_GAP))
+            added = batch.add_missing(agent_id, missing)
+            if added:
+                self._counters.gaps_detected += added
+                log.warning(
+                    "ingest.gap", agent_id=agent_id, missing_from=first, missing_to=sequence - 1
+                )
+            return state.model_copy(
+                update={"last_sequence": sequence, "last_hash": digest, "gaps": state.gaps + added}
+            )
+        if batch.is_missing(agent_id, sequence):
+            batch.remove_missing(agent_id, sequence)
+            before = batch.hash_at(agent_id, sequence - 1)
+            if before is not None and before != envelope.prev_hash:
+                self._chain_break(
+                    agent_id, sequence, "late message does not link to the one before"
+                )
+                state = state.model_copy(update={"chain_breaks": state.chain_breaks + 1})
+            log.info("ingest.gap_filled", agent_id=agent_id, sequence=sequence)
+            return state.model_copy(update={"gaps": max(0, state.gaps - 1)})
+        if sequence == 1:
+            self._counters.restarts += 1
+            log.warning(
+                "ingest.agent_restart", agent_id=agent_id, last_sequence=state.last_sequence
+            )
+            batch.clear_missing(agent_id)
+            return state.model_copy(
+                update={
+                    "last_sequence": 1,
+                    "last_hash": digest,
+                    "gaps": 0,
+                    "restarts": state.restarts + 1,
+                }
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class StopAfter:
+    """When ``run_ingest`` ends: after ``count`` messages, ``duration`` seconds, or when idle."""
+
+    count: int | None = None
+    duration: float | None = None
+    idle: float | None = None  # --once: stop after this long without a message
+
+
+async def run_ingest(
+    settings: MqttSettings,
+    ingestor: Ingestor,
+    *,
+    group: str | None,
+    client_id: str,
+    stop: asyncio.Event,
+    stop_after: StopAfter | None = None,
+    subscribed: asyncio.Event | None = None,
+) -> IngestSummary:
+    """Consume until ``stop`` or ``stop_after``; reconnects through broker outages."""
+    limits = stop_after or StopAfter()
+    started = time.monotonic()
+    deadline = None if limits.duration is None else started + limits.duration
+    attempt = 0
+    topics = subscription_topics(settings.topic_prefix, group)
+
+    def finished() -> bool:
+        if stop.is_set():
+            return True
+        if limits.count is not None and ingestor.processed >= limits.count:
+            return True
+        return deadline is not None and time.monotonic() >= deadline
+
+    while not finished():
+        try:
+            async with connect(settings, client_id=client_id, persistent_session=True) as client:
+                attempt = 0
+                for topic in topics:
+                    await client.subscribe(topic, qos=1)
+                log.info("ingest.subscribed", topics=topics, broker=settings.endpoint)
+                if subscribed is not None:
+                    subscribed.set()
+                await _consume(
+                    client,
+                    ingestor,
+                    limits=limits,
+                    finished=finished,
+                    deadline=deadline,
+                    stop=stop,
+                )
+                if finished() or limits.idle is not None:
+                    break
+        except BrokerUnavailable as exc:
+            log.warning("ingest.connect_failed", broker=settings.endpoint, reason=exc.reason)
+            attempt += 1
+        except aiomqtt.MqttError as exc:
+            log.warning("ingest.disconnected", broker=settings.endpoint, error=str(exc))
+        if finished():
+            break
+        delay = backoff_delay(attempt, minimum=settings.backoff_min, maximum=settings.backoff_max)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+    summary = ingestor.summary()
+    log.info("ingest.finished", **summary.model_dump())
+    return summary
+
+
+async def _consume(
+    client: aiomqtt.Client,
+    ingestor: Ingestor,
+    *,
+    limits: StopAfter,
+    finished: Callable[[], bool],
+    deadline: float | None,
+    stop: asyncio.Event,
+) -> None:
+    messages = client.messages
+    while not finished():
+        timeout = 0.5
+        if limits.idle is not None:
+            timeout = limits.idle
+        if deadline is not None:
+            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
+        try:
+            first = await asyncio.wait_for(anext(messages), timeout=timeout)
+        except TimeoutError:
+            if limits.idle is not None:
+                return
+            continue
+        batch = [first]
+        room = _BATCH
+        if limits.count is not None:
+            room = min(room, limits.count - ingestor.processed)
+        while len(batch) < room and len(messages) > 0:
+            batch.append(await anext(messages))
+        ingestor.handle_batch([(str(m.topic), _payload_bytes(m.payload)) for m in batch])
+        if stop.is_set():
+            return
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return b"" if payload is None else str(payload).encode()

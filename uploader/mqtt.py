@@ -1,0 +1,341 @@
+"""The MQTT adapter: the only module that touches aiomqtt.
+
+:class:`MqttPublisher` drains the durable outbox continuously::
+
+    outbox.pending() -> publish QoS 1 (at most ``max_inflight`` in flight)
+                     -> PUBACK -> outbox.ack(ids) -> repeat
+
+It wakes when :meth:`MqttPublisher.notify` is called (new messages submitted),
+survives broker outages (reconnect with capped, jittered backoff; what was not
+acknowledged is sent again: at least once, the message id makes it idempotent),
+announces presence on a retained status topic (``online`` on connect, ``offline``
+by last will or on orderly shutdown) and exposes its state for metrics.
+Nothing broker-specific: standard MQTT 5 / 3.1.1, QoS 1, TLS, mTLS, user/password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+import aiomqtt
+import structlog
+from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from uploader.broker_probe import BrokerUnavailable, probe_broker, tls_context
+from uploader.config import PRESENCE_OFFLINE, PRESENCE_ONLINE, MqttSettings
+
+__all__ = [
+    "BrokerUnavailable",
+    "MqttPublisher",
+    "OutboxPort",
+    "PublishableMessage",
+    "backoff_delay",
+    "build_client",
+    "connect",
+    "run_publisher",
+]
+
+log = structlog.get_logger("uploader.mqtt")
+
+# How long a persistent consumer session survives a disconnect (MQTT 5 property).
+SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+
+
+class PublishableMessage(Protocol):
+    """What the publisher needs of :class:`uploader.envelope.SignedMessage`."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def token(self) -> str: ...
+
+
+class OutboxPort(Protocol):
+    """The part of :class:`uploader.queue.Outbox` the publisher drives."""
+
+    def pending(self, limit: int) -> Sequence[PublishableMessage]: ...
+    def ack(self, message_ids: Sequence[str]) -> None: ...
+
+
+def backoff_delay(
+    attempt: int, *, minimum: float, maximum: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Capped exponential backoff with equal jitter: in ``[cap/2, cap]``, cap <= ``maximum``."""
+    cap = min(maximum, minimum * (2 ** min(attempt, 32)))
+    return float(cap / 2 + rng() * cap / 2)
+
+
+def build_client(
+    settings: MqttSettings,
+    *,
+    client_id: str,
+    will: aiomqtt.Will | None = None,
+    persistent_session: bool = False,
+) -> aiomqtt.Client:
+    """An aiomqtt client for ``settings``; must be created inside the running loop."""
+    v5 = settings.protocol == "5"
+    properties: Properties | None = None
+    clean_session: bool | None = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if persistent_session:
+            properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+    else:
+        clean_session = not persistent_session
+    client = aiomqtt.Client(
+        settings.host,
+        settings.effective_port,
+        username=settings.username,
+        password=settings.password.get_secret_value() if settings.password else None,
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
+        will=will,
+        clean_session=clean_session,
+        clean_start=False if (v5 and persistent_session) else MQTT_CLEAN_START_FIRST_ONLY,
+        timeout=settings.connect_timeout,
+        keepalive=settings.keepalive,
+        max_inflight_messages=settings.max_inflight,
+        properties=properties,
+        tls_context=tls_context(settings) if settings.tls else None,
+    )
+    client.pending_calls_threshold = settings.max_inflight + 10
+    return client
+
+
+async def diagnose(settings: MqttSettings, exc: BaseException) -> BrokerUnavailable:
+    """Translate an aiomqtt failure into :class:`BrokerUnavailable` with the real cause."""
+    reason = await asyncio.to_thread(probe_broker, settings, timeout=settings.connect_timeout)
+    if reason.startswith("the broker accepts a plain MQTT"):
+        reason = f"{reason}: {exc}"
+    return BrokerUnavailable(host=settings.host, port=settings.effective_port, reason=reason)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    settings: MqttSettings,
+    *,
+    client_id: str,
+    will: aiomqtt.Will | None = None,
+    persistent_session: bool = False,
+) -> AsyncIterator[aiomqtt.Client]:
+    """A connected client; a failed connect raises :class:`BrokerUnavailable` naming the cause."""
+    client = build_client(
+        settings, client_id=client_id, will=will, persistent_session=persistent_session
+    )
+    try:
+        await client.__aenter__()
+    except aiomqtt.MqttError as exc:
+        raise await diagnose(settings, exc) from exc
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.__aexit__(None, None, None)
+
+
+class _ConnectionLost(Exception):
+    pass
+
+
+class MqttPublisher:
+    """Drains an outbox to the broker for one agent. State is readable for metrics."""
+
+    def __init__(self, settings: MqttSettings, *, agent_id: str, outbox: OutboxPort) -> None:
+        self._settings = settings
+        self._agent_id = agent_id
+        self._outbox = outbox
+        self._topics = {
+            kind: settings.agent_topic(agent_id, kind) for kind in ("read", "event", "status")
+        }
+        self._wake = asyncio.Event()
+        self._running = False
+        self.connected = False
+        self.last_ack_at: datetime | None = None
+        self.published = 0
+        self.reconnects = 0
+        self.last_error: str | None = None
+        self.in_flight = 0
+
+    @property
+    def client_id(self) -> str:
+        return self._settings.client_id or f"fleet-agent-{self._agent_id}"
+
+    def notify(self) -> None:
+        """New messages were submitted to the outbox: publish them now."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set; then finish what is in flight and say ``offline``."""
+        if self._running:
+            raise RuntimeError("MqttPublisher.run is already running")
+        self._running = True
+        settings = self._settings
+        attempt = 0
+        try:
+            while not stop.is_set():
+                try:
+                    established = await self._session(stop)
+                except BrokerUnavailable as exc:
+                    established = False
+                    self.last_error = exc.reason
+                    log.warning(
+                        "upload.connect_failed", broker=settings.endpoint, reason=exc.reason
+                    )
+                except (aiomqtt.MqttError, _ConnectionLost) as exc:
+                    established = True
+                    self.last_error = f"connection lost: {exc}"
+                    log.warning("upload.disconnected", broker=settings.endpoint, error=str(exc))
+                self.connected = False
+                if stop.is_set():
+                    break
+                attempt = 0 if established else attempt + 1
+                delay = backoff_delay(
+                    attempt, minimum=settings.backoff_min, maximum=settings.backoff_max
+                )
+                self.reconnects += 1
+                log.info("upload.reconnect_scheduled", delay_s=round(delay, 3), attempt=attempt)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+        finally:
+            self.connected = False
+            self._running = False
+
+    async def _session(self, stop: asyncio.Event) -> bool:
+        status_topic = self._topics["status"]
+        will = aiomqtt.Will(status_topic, PRESENCE_OFFLINE, qos=1, retain=True)
+        async with connect(self._settings, client_id=self.client_id, will=will) as client:
+            self.connected = True
+            self.last_error = None
+            log.info("upload.connected", broker=self._settings.endpoint, client_id=self.client_id)
+            await client.publish(status_topic, PRESENCE_ONLINE, qos=1, retain=True)
+            await self._drain(client, stop)
+            await client.publish(status_topic, PRESENCE_OFFLINE, qos=1, retain=True)
+            log.info("upload.stopped", published=self.published)
+        return True
+
+    def _db_round(self, ack_ids: list[str], limit: int) -> Sequence[PublishableMessage]:
+        """In a worker thread: delete what the broker acknowledged, then read what waits."""
+        if ack_ids:
+            self._outbox.ack(ack_ids)
+        return self._outbox.pending(limit) if limit else []
+
+    async def _drain(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` (then finish in-flight work) or until the connection fails.
+
+        Outbox calls run in a worker thread (``ack`` fsyncs) so PUBACKs keep flowing
+        meanwhile; the ack-then-pending order in one thread call means a message
+        is either still in ``inflight``/``unflushed`` or really unpublished.
+        """
+        settings = self._settings
+        inflight: set[str] = set()
+        unflushed: set[str] = set()  # PUBACK received, not yet removed from the outbox
+        failures: list[BaseException] = []
+        wake = self._wake
+
+        async def publish_one(message: PublishableMessage) -> None:
+            try:
+                await client.publish(
+                    self._topics[message.kind],
+                    message.token.encode(),
+                    qos=1,
+                    timeout=settings.ack_timeout,
+                )
+            except aiomqtt.MqttError as exc:
+                failures.append(exc)
+            else:
+                unflushed.add(message.message_id)
+                self.published += 1
+            finally:
+                inflight.discard(message.message_id)
+                self.in_flight = len(inflight)
+                wake.set()
+
+        async def watch_connection() -> None:
+            try:
+                async for _ in client.messages:
+                    pass
+            except aiomqtt.MqttError as exc:
+                failures.append(exc)
+            wake.set()
+
+        async def relay_stop() -> None:
+            await stop.wait()
+            wake.set()
+
+        low_water = settings.max_inflight // 2
+        outbox_error: BaseException | None = None
+        async with asyncio.TaskGroup() as group:
+            helpers = [
+                group.create_task(watch_connection(), name="upload.watch_connection"),
+                group.create_task(relay_stop(), name="upload.relay_stop"),
+            ]
+            publishes: list[asyncio.Task[None]] = []
+            while True:
+                wake.clear()
+                if failures:
+                    break
+                stopping = stop.is_set()
+                if stopping and not inflight and not unflushed:
+                    break
+                fetch = not stopping and len(inflight) <= low_water
+                if unflushed or fetch:
+                    ack_ids = list(unflushed)
+                    unflushed.clear()
+                    want = settings.max_inflight - len(inflight)
+                    limit = len(inflight) + want + settings.max_inflight if fetch else 0
+                    try:
+                        page = await asyncio.to_thread(self._db_round, ack_ids, limit)
+                    except Exception as exc:  # re-raised after the group
+                        outbox_error = exc
+                        break
+                    if ack_ids:
+                        self.last_ack_at = datetime.now(UTC)
+                        log.debug("upload.acked", count=len(ack_ids))
+                    started = 0
+                    for message in page:
+                        if len(inflight) >= settings.max_inflight:
+                            break
+                        if message.message_id in inflight or message.message_id in unflushed:
+                            continue
+                        inflight.add(message.message_id)
+                        publishes.append(
+                            group.create_task(publish_one(message), name="upload.publish")
+                        )
+                        started += 1
+                    self.in_flight = len(inflight)
+                    publishes = [task for task in publishes if not task.done()]
+                    if started or unflushed:
+                        continue
+                await wake.wait()
+            for task in helpers + publishes:
+                task.cancel()
+        if outbox_error is not None:
+            raise outbox_error
+        if unflushed:
+            await asyncio.to_thread(self._outbox.ack, list(unflushed))
+            self.last_ack_at = datetime.now(UTC)
+        if failures:
+            raise _ConnectionLost(str(failures[0])) from failures[0]
+
+
+async def run_publisher(
+    outbox: OutboxPort,
+    settings: MqttSettings,
+    stop: asyncio.Event,
+    *,
+    agent_id: str,
+    publisher: MqttPublisher | None = None,
+) -> MqttPublisher:
+    """Drain ``outbox`` to the broker until ``stop``; returns the publisher (its counters)."""
+    publisher = publisher or MqttPublisher(settings, agent_id=agent_id, outbox=outbox)
+    await publisher.run(stop)
+    return publisher

@@ -1,0 +1,427 @@
+"""The durable outbox: signed envelopes wait here until the broker acknowledged them.
+
+SQLite in WAL mode with ``synchronous=FULL``: :meth:`Outbox.submit` returns only
+after the envelope (and the advanced chain state) is committed and fsynced, so
+a read counts as collected only once it survives a crash. The sequence number
+and the previous envelope's hash live in the same database and change in the
+same transaction as the insert, so a crash can never fork or skip the chain.
+
+Bound and policy (see docs/schema/envelope.md, "Durable outbox"):
+
+* Nothing already queued is ever dropped: dropping would lose signed data and
+  punch a hole in the hash chain that the backend would report as loss.
+* Non-billing kinds (``event``, ``status``) are refused with :class:`QueueFull`
+  once the outbox is within the billing reserve (5 %, at least one slot) of
+  ``max_messages``; billing ``read`` messages may use the reserve and are
+  refused only at ``max_messages``. A refused read stays the collector's to
+  retry (page counters are cumulative, so the next read carries the pages).
+* From ``warn_ratio * max_messages`` on, ``outbox.nearly_full`` is logged (once
+  per crossing) and :attr:`Outbox.nearly_full` is true for health reports.
+
+Threads: every method takes an internal lock, so the outbox may be called from
+any thread (for example via ``asyncio.to_thread``), one call at a time. One
+process owns a file: a second :class:`Outbox` on the same file raises
+:class:`QueueLocked`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+from pydantic import JsonValue
+
+from uploader.envelope import MessageKind, SignedMessage, Signer, envelope_hash
+from uploader.errors import (
+    QueueClosed,
+    QueueCorrupt,
+    QueueDiskFull,
+    QueueError,
+    QueueFull,
+    QueueLocked,
+)
+
+__all__ = ["Outbox"]
+
+_log = structlog.get_logger("uploader.queue")
+
+#: PRAGMA application_id of an outbox ("FAOB"), so a foreign SQLite file is refused.
+APPLICATION_ID = 0x46414F42
+SCHEMA_USER_VERSION = 1
+_BILLING_KINDS: frozenset[str] = frozenset({"read"})
+_ACK_CHUNK = 500
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chain (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    agent_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    last_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS messages (
+    sequence INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    token TEXT NOT NULL
+);
+"""
+
+
+class Outbox:
+    """Durable, bounded, signed-envelope queue in one SQLite file."""
+
+    def __init__(
+        self,
+        path: Path,
+        signer: Signer,
+        *,
+        max_messages: int = 100_000,
+        warn_ratio: float = 0.8,
+    ) -> None:
+        if max_messages < 1:
+            raise ValueError("max_messages must be at least 1")
+        if not 0.0 < warn_ratio <= 1.0:
+            raise ValueError("warn_ratio must be in (0, 1]")
+        self._path = path
+        self._signer = signer
+        self._max = max_messages
+        self._warn_at = max(1, int(max_messages * warn_ratio))
+        self._nonbilling_max = max_messages - max(1, max_messages // 20)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._lock_fd = self._acquire_file_lock()
+        try:
+            self._db = self._open()
+            self._sequence, self._last_hash, self._depth = self._load_state()
+        except BaseException:
+            os.close(self._lock_fd)
+            raise
+        self._warned = self._depth >= self._warn_at
+        _log.info("outbox.opened", path=str(path), depth=self._depth, sequence=self._sequence)
+
+    # -- opening ------------------------------------------------------------
+
+    def _acquire_file_lock(self) -> int:
+        lock_path = self._path.with_name(self._path.name + ".lock")
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise QueueError(f"cannot create the outbox ({exc.strerror})", path=self._path) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise QueueLocked("the outbox is in use by another process", path=self._path) from None
+        return fd
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise QueueError(f"cannot open the outbox ({exc})", path=self._path) from exc
+        try:
+            self._prepare(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _prepare(self, db: sqlite3.Connection) -> None:
+        try:
+            db.execute("PRAGMA busy_timeout = 5000")
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+            app_id, version = (
+                db.execute("PRAGMA application_id").fetchone()[0],
+                db.execute("PRAGMA user_version").fetchone()[0],
+            )
+        except sqlite3.DatabaseError as exc:
+            raise QueueCorrupt(f"not a usable SQLite outbox ({exc})", path=self._path) from exc
+        if check != "ok":
+            raise QueueCorrupt(f"fails the SQLite integrity check ({check})", path=self._path)
+        is_new = app_id == 0 and version == 0 and not _has_tables(db)
+        if not is_new and (app_id, version) != (APPLICATION_ID, SCHEMA_USER_VERSION):
+            raise QueueCorrupt(
+                f"not a fleet-agent outbox (application_id {app_id:#x}, user_version {version})",
+                path=self._path,
+            )
+        try:
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            db.execute("PRAGMA synchronous = FULL")
+            if is_new:
+                with _transaction(db):
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                    db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    db.execute(f"PRAGMA user_version = {SCHEMA_USER_VERSION}")
+            else:
+                # Prove the file is writable now, not at the first read of the day.
+                with _transaction(db):
+                    db.execute("UPDATE chain SET id = id WHERE id = 1")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path, "cannot write the outbox") from exc
+        if mode != "wal":
+            raise QueueError(f"cannot switch the outbox to WAL (got {mode!r})", path=self._path)
+
+    def _load_state(self) -> tuple[int, str | None, int]:
+        db = self._db
+        try:
+            row = db.execute(
+                "SELECT agent_id, sequence, last_hash FROM chain WHERE id = 1"
+            ).fetchone()
+            depth = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+            newest = db.execute(
+                "SELECT sequence, token FROM messages ORDER BY sequence DESC LIMIT 1"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise QueueCorrupt(f"unreadable outbox tables ({exc})", path=self._path) from exc
+        if row is None:
+            if newest is not None:
+                raise QueueCorrupt("messages without chain state", path=self._path)
+            return 0, None, 0
+        agent_id, sequence, last_hash = row
+        if agent_id != self._signer.agent_id:
+            raise QueueError(
+                f"belongs to agent {agent_id!r}, not {self._signer.agent_id!r}; "
+                "each agent id keeps its own outbox",
+                path=self._path,
+            )
+        if newest is not None and (
+            newest[0] > sequence
+            or (newest[0] == sequence and envelope_hash(newest[1]) != last_hash)
+        ):
+            raise QueueCorrupt(
+                f"chain state (sequence {sequence}) disagrees with the newest message "
+                f"(sequence {newest[0]})",
+                path=self._path,
+            )
+        return int(sequence), last_hash, int(depth)
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def max_messages(self) -> int:
+        return self._max
+
+    @property
+    def nearly_full(self) -> bool:
+        """True from ``warn_ratio * max_messages`` on; for health reports."""
+        return self._depth >= self._warn_at
+
+    def submit(self, kind: MessageKind, body: Mapping[str, JsonValue]) -> SignedMessage:
+        """Sign and durably queue one message; it is on disk when this returns."""
+        return self.submit_many([(kind, body)])[0]
+
+    def submit_many(
+        self, items: Sequence[tuple[MessageKind, Mapping[str, JsonValue]]]
+    ) -> list[SignedMessage]:
+        """Sign and queue a batch in one transaction (one fsync): all or nothing.
+
+        Raises :class:`QueueFull` (nothing written) if any item would exceed its
+        kind's bound, :class:`QueueDiskFull` if the disk is full.
+        """
+        with self._lock:
+            self._check_open()
+            self._admit(items)
+            now = datetime.now(UTC)
+            sequence, last_hash = self._sequence, self._last_hash
+            signed: list[SignedMessage] = []
+            for kind, body in items:
+                sequence += 1
+                message = self._signer.sign(
+                    kind=kind, body=body, sequence=sequence, prev_hash=last_hash, now=now
+                )
+                last_hash = envelope_hash(message.token)
+                signed.append(message)
+            if not signed:
+                return signed
+            rows = [
+                (m.sequence, m.message_id, m.kind, m.created_at.isoformat(), m.token)
+                for m in signed
+            ]
+            try:
+                with _transaction(self._db):
+                    self._db.executemany(
+                        "INSERT INTO messages (sequence, message_id, kind, created_at, token) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        rows,
+                    )
+                    self._db.execute(
+                        "INSERT INTO chain (id, agent_id, sequence, last_hash) VALUES (1, ?, ?, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, "
+                        "last_hash = excluded.last_hash",
+                        (self._signer.agent_id, sequence, last_hash),
+                    )
+            except sqlite3.Error as exc:
+                error = _translate(exc, self._path, "cannot queue the message")
+                _log.error("outbox.write_failed", path=str(self._path), error=str(exc))
+                raise error from exc
+            self._sequence, self._last_hash = sequence, last_hash
+            self._depth += len(signed)
+            self._note_depth()
+            return signed
+
+    def pending(self, limit: int) -> list[SignedMessage]:
+        """Up to ``limit`` unacknowledged messages, oldest (lowest sequence) first."""
+        with self._lock:
+            self._check_open()
+            try:
+                rows = self._db.execute(
+                    "SELECT sequence, message_id, kind, created_at, token FROM messages "
+                    "ORDER BY sequence LIMIT ?",
+                    (max(0, limit),),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self._path, "cannot read the outbox") from exc
+        return [
+            SignedMessage(
+                sequence=seq,
+                message_id=mid,
+                kind=kind,
+                created_at=datetime.fromisoformat(created),
+                token=token,
+            )
+            for seq, mid, kind, created, token in rows
+        ]
+
+    def ack(self, message_ids: Sequence[str]) -> None:
+        """Remove acknowledged messages (one transaction). Unknown ids are ignored."""
+        with self._lock:
+            self._check_open()
+            removed = 0
+            try:
+                with _transaction(self._db):
+                    for start in range(0, len(message_ids), _ACK_CHUNK):
+                        chunk = list(message_ids[start : start + _ACK_CHUNK])
+                        marks = ",".join("?" * len(chunk))
+                        cursor = self._db.execute(
+                            f"DELETE FROM messages WHERE message_id IN ({marks})",  # noqa: S608 - only placeholders
+                            chunk,
+                        )
+                        removed += cursor.rowcount
+            except sqlite3.Error as exc:
+                raise _translate(exc, self._path, "cannot remove acknowledged messages") from exc
+            self._depth -= removed
+            if self._warned and self._depth < self._warn_at:
+                self._warned = False
+                _log.info("outbox.recovered", path=str(self._path), depth=self._depth)
+
+    def depth(self) -> int:
+        """Messages waiting for a broker acknowledgement."""
+        with self._lock:
+            self._check_open()
+            return self._depth
+
+    def oldest_age(self, now: datetime | None = None) -> float | None:
+        """Seconds since the oldest waiting message was created; ``None`` when empty."""
+        with self._lock:
+            self._check_open()
+            try:
+                row = self._db.execute(
+                    "SELECT created_at FROM messages ORDER BY sequence LIMIT 1"
+                ).fetchone()
+            except sqlite3.Error as exc:
+                raise _translate(exc, self._path, "cannot read the outbox") from exc
+        if row is None:
+            return None
+        moment = now if now is not None else datetime.now(UTC)
+        return (moment - datetime.fromisoformat(row[0])).total_seconds()
+
+    def close(self) -> None:
+        """Close the database and release the file lock; later calls raise QueueClosed."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._db.close()
+            finally:
+                os.close(self._lock_fd)
+            _log.info("outbox.closed", path=str(self._path), depth=self._depth)
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise QueueClosed("the outbox is closed", path=self._path)
+
+    def _admit(self, items: Sequence[tuple[MessageKind, Mapping[str, JsonValue]]]) -> None:
+        depth = self._depth
+        for kind, _body in items:
+            bound = self._max if kind in _BILLING_KINDS else self._nonbilling_max
+            if depth >= bound:
+                _log.error(
+                    "outbox.full",
+                    path=str(self._path),
+                    kind=kind,
+                    depth=self._depth,
+                    max_messages=self._max,
+                )
+                what = "billing reads" if kind in _BILLING_KINDS else f"{kind} messages"
+                raise QueueFull(
+                    f"outbox full for {what} ({self._depth} of {self._max} waiting); "
+                    "is the broker reachable?",
+                    path=self._path,
+                    depth=self._depth,
+                    max_messages=self._max,
+                )
+            depth += 1
+
+    def _note_depth(self) -> None:
+        if not self._warned and self._depth >= self._warn_at:
+            self._warned = True
+            _log.warning(
+                "outbox.nearly_full",
+                path=str(self._path),
+                depth=self._depth,
+                max_messages=self._max,
+            )
+
+
+def _has_tables(db: sqlite3.Connection) -> bool:
+    count: int = db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    return count > 0
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
+
+def _translate(exc: sqlite3.Error, path: Path, doing: str) -> QueueError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None  # extended codes keep it in the low byte
+    if primary == sqlite3.SQLITE_FULL:
+        return QueueDiskFull(f"{doing}: the disk is full; nothing was written", path=path)
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return QueueCorrupt(f"{doing}: the file is damaged ({exc})", path=path)
+    if primary == sqlite3.SQLITE_IOERR:
+        return QueueError(f"{doing}: a disk write failed ({exc}); nothing was written", path=path)
+    return QueueError(f"{doing} ({exc})", path=path)

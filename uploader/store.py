@@ -1,0 +1,412 @@
+"""Where the reference consumer keeps what it accepted: SQLite by default, PostgreSQL by DSN.
+
+Tables (same shape on both):
+
+* ``messages(message_id PK, agent_id, sequence, kind, created_at, received_at,
+  body JSON, token, hash)``: one row per accepted envelope; ``hash`` is
+  :func:`uploader.envelope.envelope_hash` of the token (the next ``prev_hash``).
+* ``rejections(reason PK, count, last_at, last_detail)``.
+* ``agent_state(agent_id PK, last_sequence, last_hash, gaps, chain_breaks,
+  restarts, updated_at)``: ``gaps`` is the number of sequences still missing.
+* ``missing_sequences(agent_id, sequence)``: the open gaps themselves.
+
+All work for a batch of messages happens in one transaction
+(:meth:`SqlStore.batch`). Several consumers may share one store: SQLite
+serialises writers (``BEGIN IMMEDIATE``), PostgreSQL takes a transaction-level
+advisory lock per agent, in sorted order, so the per-agent state stays exact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from uploader.errors import UploadError
+
+__all__ = ["AgentState", "SqlStore", "StoreError", "StoredMessage", "open_store"]
+
+
+class StoreError(UploadError):
+    """The consumer's store cannot be opened or written; names the store."""
+
+
+class StoredMessage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    message_id: str
+    agent_id: str
+    sequence: int
+    kind: str
+    created_at: datetime
+    received_at: datetime
+    body: str  # JSON text of the envelope body
+    token: str
+    hash: str
+
+
+class AgentState(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agent_id: str
+    last_sequence: int
+    last_hash: str
+    gaps: int = 0
+    chain_breaks: int = 0
+    restarts: int = 0
+
+
+class _Cursor(Protocol):
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+_SQLITE_DDL = """
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, sequence INTEGER NOT NULL,
+    kind TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL,
+    body TEXT NOT NULL, token TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_agent_sequence ON messages (agent_id, sequence);
+CREATE TABLE IF NOT EXISTS rejections (
+    reason TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at TEXT NOT NULL,
+    last_detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_state (
+    agent_id TEXT PRIMARY KEY, last_sequence INTEGER NOT NULL, last_hash TEXT NOT NULL,
+    gaps INTEGER NOT NULL, chain_breaks INTEGER NOT NULL, restarts INTEGER NOT NULL,
+    updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS missing_sequences (
+    agent_id TEXT NOT NULL, sequence INTEGER NOT NULL, detected_at TEXT NOT NULL,
+    PRIMARY KEY (agent_id, sequence));
+"""
+
+_POSTGRES_DDL = """
+CREATE TABLE IF NOT EXISTS messages (
+    message_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, sequence BIGINT NOT NULL,
+    kind TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ NOT NULL,
+    body JSONB NOT NULL, token TEXT NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS messages_agent_sequence ON messages (agent_id, sequence);
+CREATE TABLE IF NOT EXISTS rejections (
+    reason TEXT PRIMARY KEY, count BIGINT NOT NULL, last_at TIMESTAMPTZ NOT NULL,
+    last_detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS agent_state (
+    agent_id TEXT PRIMARY KEY, last_sequence BIGINT NOT NULL, last_hash TEXT NOT NULL,
+    gaps BIGINT NOT NULL, chain_breaks BIGINT NOT NULL, restarts BIGINT NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE IF NOT EXISTS missing_sequences (
+    agent_id TEXT NOT NULL, sequence BIGINT NOT NULL, detected_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (agent_id, sequence));
+"""
+
+
+class StoreBatch:
+    """The operations of one transaction; obtained from :meth:`SqlStore.batch`."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.now = datetime.now(UTC)
+
+    def _q(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
+        return self._store.execute(sql, params)
+
+    def message_hash(self, message_id: str) -> str | None:
+        row = self._q("SELECT hash FROM messages WHERE message_id = ?", (message_id,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def hash_at(self, agent_id: str, sequence: int) -> str | None:
+        row = self._q(
+            "SELECT hash FROM messages WHERE agent_id = ? AND sequence = ? "
+            "ORDER BY received_at DESC LIMIT 1",
+            (agent_id, sequence),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def agent_state(self, agent_id: str) -> AgentState | None:
+        row = self._q(
+            "SELECT last_sequence, last_hash, gaps, chain_breaks, restarts "
+            "FROM agent_state WHERE agent_id = ?",
+            (agent_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return AgentState(
+            agent_id=agent_id,
+            last_sequence=row[0],
+            last_hash=row[1],
+            gaps=row[2],
+            chain_breaks=row[3],
+            restarts=row[4],
+        )
+
+    def put_agent_state(self, state: AgentState) -> None:
+        self._q(
+            "INSERT INTO agent_state (agent_id, last_sequence, last_hash, gaps, chain_breaks, "
+            "restarts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE "
+            "SET last_sequence = excluded.last_sequence, last_hash = excluded.last_hash, "
+            "gaps = excluded.gaps, chain_breaks = excluded.chain_breaks, "
+            "restarts = excluded.restarts, updated_at = excluded.updated_at",
+            (
+                state.agent_id,
+                state.last_sequence,
+                state.last_hash,
+                state.gaps,
+                state.chain_breaks,
+                state.restarts,
+                self._store.timestamp(self.now),
+            ),
+        )
+
+    def is_missing(self, agent_id: str, sequence: int) -> bool:
+        row = self._q(
+            "SELECT 1 FROM missing_sequences WHERE agent_id = ? AND sequence = ?",
+            (agent_id, sequence),
+        ).fetchone()
+        return row is not None
+
+    def add_missing(self, agent_id: str, sequences: Iterable[int]) -> int:
+        rows = [(agent_id, seq, self._store.timestamp(self.now)) for seq in sequences]
+        self._store.executemany(
+            "INSERT INTO missing_sequences (agent_id, sequence, detected_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            rows,
+        )
+        return len(rows)
+
+    def remove_missing(self, agent_id: str, sequence: int) -> None:
+        self._q(
+            "DELETE FROM missing_sequences WHERE agent_id = ? AND sequence = ?",
+            (agent_id, sequence),
+        )
+
+    def clear_missing(self, agent_id: str) -> None:
+        self._q("DELETE FROM missing_sequences WHERE agent_id = ?", (agent_id,))
+
+    def insert_message(self, message: StoredMessage) -> None:
+        ts = self._store.timestamp
+        self._q(
+            self._store.insert_message_sql,
+            (
+                message.message_id,
+                message.agent_id,
+                message.sequence,
+                message.kind,
+                ts(message.created_at),
+                ts(message.received_at),
+                message.body,
+                message.token,
+                message.hash,
+            ),
+        )
+
+    def count_rejection(self, reason: str, detail: str) -> None:
+        self._q(
+            "INSERT INTO rejections (reason, count, last_at, last_detail) VALUES (?, 1, ?, ?) "
+            "ON CONFLICT (reason) DO UPDATE SET count = rejections.count + 1, "
+            "last_at = excluded.last_at, last_detail = excluded.last_detail",
+            (reason, self._store.timestamp(self.now), detail[:500]),
+        )
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (message_id, agent_id, sequence, kind, created_at, received_at, "
+    "body, token, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_MESSAGE_JSONB = (
+    "INSERT INTO messages (message_id, agent_id, sequence, kind, created_at, received_at, "
+    "body, token, hash) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?, ?)"
+)
+
+
+class SqlStore:
+    """Base of the two stores; subclasses connect and say how to lock."""
+
+    insert_message_sql = _INSERT_MESSAGE
+    url: str
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
+        raise NotImplementedError
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        raise NotImplementedError
+
+    def timestamp(self, moment: datetime) -> object:
+        return moment.astimezone(UTC).isoformat()
+
+    @contextlib.contextmanager
+    def batch(self, agent_ids: Iterable[str] = ()) -> Iterator[StoreBatch]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- read side (summaries, tests) ---------------------------------------
+
+    def message_count(self, agent_id: str | None = None) -> int:
+        if agent_id is None:
+            row = self.execute("SELECT count(*) FROM messages").fetchone()
+        else:
+            row = self.execute(
+                "SELECT count(*) FROM messages WHERE agent_id = ?", (agent_id,)
+            ).fetchone()
+        return int(row[0])
+
+    def sequences(self, agent_id: str) -> list[int]:
+        """Stored sequences of one agent in arrival order (``received_at``, then insert)."""
+        rows = self.execute(
+            "SELECT sequence FROM messages WHERE agent_id = ? ORDER BY received_at, sequence",
+            (agent_id,),
+        ).fetchall()
+        return [int(row[0]) for row in rows]
+
+    def tokens(self, agent_id: str) -> list[str]:
+        rows = self.execute(
+            "SELECT token FROM messages WHERE agent_id = ? ORDER BY sequence", (agent_id,)
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def rejections(self) -> dict[str, int]:
+        rows = self.execute("SELECT reason, count FROM rejections ORDER BY reason").fetchall()
+        return {str(reason): int(count) for reason, count in rows}
+
+    def agent_states(self) -> list[AgentState]:
+        rows = self.execute(
+            "SELECT agent_id, last_sequence, last_hash, gaps, chain_breaks, restarts "
+            "FROM agent_state ORDER BY agent_id"
+        ).fetchall()
+        return [
+            AgentState(
+                agent_id=r[0],
+                last_sequence=r[1],
+                last_hash=r[2],
+                gaps=r[3],
+                chain_breaks=r[4],
+                restarts=r[5],
+            )
+            for r in rows
+        ]
+
+    def missing(self, agent_id: str) -> list[int]:
+        rows = self.execute(
+            "SELECT sequence FROM missing_sequences WHERE agent_id = ? ORDER BY sequence",
+            (agent_id,),
+        ).fetchall()
+        return [int(row[0]) for row in rows]
+
+
+class SqliteStore(SqlStore):
+    """SQLite in WAL mode; ``synchronous=NORMAL`` (durable at checkpoints, never corrupt)."""
+
+    def __init__(self, path: Path) -> None:
+        self.url = f"sqlite:///{path}"
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.executescript(_SQLITE_DDL)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"store {self.url}: cannot open ({exc})") from exc
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
+        return self._db.execute(sql, tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        self._db.executemany(sql, [tuple(row) for row in rows])
+
+    @contextlib.contextmanager
+    def batch(self, agent_ids: Iterable[str] = ()) -> Iterator[StoreBatch]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.url}: cannot begin a transaction ({exc})") from exc
+        try:
+            yield StoreBatch(self)
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"store {self.url}: cannot commit ({exc})") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresStore(SqlStore):
+    """PostgreSQL through psycopg 3 (``pip install 'fleet-agent[postgres]'``)."""
+
+    insert_message_sql = _INSERT_MESSAGE_JSONB
+
+    def __init__(self, dsn: str) -> None:
+        self.url = _redact(dsn)
+        try:
+            import psycopg
+        except ImportError as exc:
+            raise StoreError(
+                "--store postgresql://... needs psycopg: pip install 'fleet-agent[postgres]'"
+            ) from exc
+        self._errors = psycopg.Error
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True)
+            for statement in _POSTGRES_DDL.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+        except psycopg.Error as exc:
+            raise StoreError(f"store {self.url}: cannot open ({exc})") from exc
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
+        cursor: _Cursor = self._db.execute(sql.replace("?", "%s"), tuple(params))
+        return cursor
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        if rows:
+            with self._db.cursor() as cursor:
+                cursor.executemany(sql.replace("?", "%s"), [tuple(row) for row in rows])
+
+    def timestamp(self, moment: datetime) -> object:
+        return moment.astimezone(UTC)
+
+    @contextlib.contextmanager
+    def batch(self, agent_ids: Iterable[str] = ()) -> Iterator[StoreBatch]:
+        try:
+            with self._db.transaction():
+                for agent_id in sorted(set(agent_ids)):
+                    self._db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (agent_id,))
+                yield StoreBatch(self)
+        except self._errors as exc:
+            raise StoreError(f"store {self.url}: transaction failed ({exc})") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for messages and logs."""
+    if "@" in dsn and "://" in dsn:
+        scheme, rest = dsn.split("://", 1)
+        credentials, host = rest.rsplit("@", 1)
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in credentials else dsn
+    return dsn
+
+
+def open_store(url: str) -> SqlStore:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``postgresql://...``."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite://"):
+        rest = url.removeprefix("sqlite://")
+        if not rest.startswith("/") or rest == "/":
+            raise StoreError(f"--store {url!r}: expected sqlite:///path/to/file.db")
+        return SqliteStore(Path(rest[1:]))
+    raise StoreError(
+        f"--store {url!r}: expected sqlite:///path/to/file.db or postgresql://user@host/db"
+    )
