@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.keys",
     "agent.commands.eligibility",
     "agent.commands.ingest",
+    "agent.commands.run",
 )
 
 Handler = Callable[[argparse.Namespace], int]

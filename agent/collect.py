@@ -1,0 +1,347 @@
+"""The daemon's jobs: discovery into the inventory, device reads into the signed outbox.
+
+:class:`Collector` holds no scheduler and no signal handling (that is
+:mod:`agent.daemon`), so each job can be run and tested on its own. What a
+job produces for the backend goes through :class:`Sink`, which commits it to
+the durable outbox before the job counts it as collected.
+
+Message bodies (the ``body`` of the signed envelope, see docs/schema/):
+
+* ``read``: the read exactly as ``fleet-agent scan --format json`` prints it,
+  plus ``device_id``, ``purpose`` (``meters`` or ``supplies``) and
+  ``eligibility`` when a policy is configured.
+* ``event``: ``{"event": name, "device_id", "address", ...}`` with names
+  ``device_found``, ``device_moved``, ``duplicate_serial``,
+  ``eligibility_changed``, ``supply_low``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+import structlog
+
+from agent import __version__
+from agent.config import AgentConfig
+from agent.eligibility.contacts import Contact, load_contacts
+from agent.eligibility.models import Verdict
+from agent.eligibility.policy import Policy, load_policy
+from agent.eligibility.rules import evaluate_read
+from agent.inventory import Inventory, InventoryDevice
+from agent.metrics import Metrics
+from collectors.credentials import Credential
+from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
+from collectors.errors import SnmpError, SnmpTimeout
+from collectors.poller import read_printer
+from collectors.snmp import SnmpTransport
+from collectors.targets import parse_targets
+from mibs.models import PrinterRead
+from uploader.envelope import MessageKind
+from uploader.queue import Outbox
+
+log = structlog.get_logger("agent.collect")
+
+Purpose = Literal["meters", "supplies"]
+LOW_STATES = frozenset({"low", "empty", "full"})
+
+
+class Sink(Protocol):
+    """Where signed messages go: the durable outbox (or a test double)."""
+
+    async def submit(self, kind: Literal["read", "event"], body: Mapping[str, Any]) -> None: ...
+
+
+class OutboxSink:
+    """Commits messages to the durable outbox, then wakes the publisher.
+
+    Each ``submit`` returns only once its message is durable. Submissions that
+    arrive together are committed together (one ``submit_many`` transaction in a
+    worker thread), because every commit waits for a disk sync: one read per
+    transaction manages a few hundred a second, batches several thousand.
+    """
+
+    def __init__(
+        self, outbox: Outbox, *, on_submit: Callable[[], None] = lambda: None, batch: int = 500
+    ) -> None:
+        self._outbox = outbox
+        self._on_submit = on_submit
+        self._batch = batch
+        self._waiting: list[tuple[MessageKind, Mapping[str, Any], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def submit(self, kind: Literal["read", "event"], body: Mapping[str, Any]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((kind, body, done))
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush(), name="outbox.flush")
+        await done
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self._batch], self._waiting[self._batch :]
+            items = [(kind, body) for kind, body, _ in batch]
+            try:
+                await asyncio.to_thread(self._outbox.submit_many, items)
+            except Exception as exc:  # every waiter sees the failure: nothing is half-counted
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+            self._on_submit()
+
+
+@dataclass
+class CycleStats:
+    purpose: str
+    devices: int = 0
+    ok: int = 0
+    partial: int = 0
+    silent: int = 0
+    failed: int = 0
+    elapsed: float = 0.0
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class EligibilityInputs:
+    policy: Policy
+    contacts: tuple[Contact, ...] | None
+
+
+def load_eligibility(config: AgentConfig) -> EligibilityInputs | None:
+    """The policy and contacts named by the config (their errors name file and line)."""
+    if config.eligibility.policy is None:
+        return None
+    policy = load_policy(config.eligibility.policy)
+    contacts = load_contacts(config.eligibility.contacts) if config.eligibility.contacts else None
+    return EligibilityInputs(policy, contacts)
+
+
+def read_body(
+    read: PrinterRead, *, device_id: str, purpose: Purpose, verdict: Verdict | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = read.model_dump(mode="json")
+    body["device_id"] = device_id
+    body["purpose"] = purpose
+    if verdict is not None:
+        body["eligibility"] = verdict.model_dump(mode="json")
+    return body
+
+
+class Collector:
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        transport: SnmpTransport,
+        inventory: Inventory,
+        sink: Sink,
+        metrics: Metrics,
+        eligibility: EligibilityInputs | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.config = config
+        self._transport = transport
+        self._inventory = inventory
+        self._sink = sink
+        self._metrics = metrics
+        self.eligibility = eligibility
+        self._clock = clock
+        self._limit = asyncio.Semaphore(config.snmp.concurrency)
+        # Last known per-device state, for change events (reset at restart: events are
+        # at-least-once by design, a repeat after a restart is harmless).
+        self._verdicts: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._low_supplies: dict[str, frozenset[int]] = {}
+
+    def reconfigure(self, config: AgentConfig, eligibility: EligibilityInputs | None) -> None:
+        """Take a reloaded configuration (SNMP, discovery and eligibility parts)."""
+        self.config = config
+        self.eligibility = eligibility
+        self._limit = asyncio.Semaphore(config.snmp.concurrency)
+
+    # -- discovery ---------------------------------------------------------------------
+
+    async def discover(self) -> SweepStats | None:
+        settings = self.config.discovery
+        if not settings.targets:
+            log.info("discovery.skipped", reason="no discovery.targets configured")
+            return None
+        targets = await asyncio.to_thread(
+            parse_targets,
+            settings.targets,
+            exclude=settings.exclude,
+            allow_huge=settings.allow_huge,
+        )
+        transport = self._transport
+        sweep = Sweep(
+            targets,
+            self.config.snmp.credentials,
+            self.config.snmp.transport_settings(),
+            options=DiscoveryOptions(
+                rate=settings.rate,
+                max_in_flight=min(settings.max_in_flight, self.config.snmp.concurrency),
+            ),
+            v3_sessions=lambda address, credential, snmp: transport.session(
+                address, credential, settings=snmp
+            ),
+            known_profiles=self._inventory.known_profiles(),
+        )
+        started = self._clock()
+        found: list[AddressResult] = []  # printers only: a /16 sweep keeps no per-address list
+        stats = await sweep.run(lambda r: found.append(r) if r.status == "printer" else None)
+        for result in found:
+            await self._record_sighting(result, started)
+        self._metrics.devices_known.set(len(self._inventory.devices()))
+        return stats
+
+    async def _record_sighting(self, result: AddressResult, sweep_started: datetime) -> None:
+        if result.status != "printer" or result.identity is None:
+            return
+        outcome = self._inventory.record_discovery(
+            result.address,
+            result.identity,
+            device_key=result.device_id,
+            credential_profile=result.credential,
+            sweep_started=sweep_started,
+        )
+        identity = result.identity
+        base = {
+            "device_id": outcome.device_id,
+            "address": result.address,
+            "serial": identity.serial,
+            "vendor": identity.vendor,
+            "model": identity.model,
+        }
+        if outcome.new:
+            await self._sink.submit("event", {"event": "device_found", **base})
+        if outcome.moved_from:
+            await self._sink.submit(
+                "event", {"event": "device_moved", "moved_from": outcome.moved_from, **base}
+            )
+        if outcome.duplicate_serial:
+            await self._sink.submit("event", {"event": "duplicate_serial", **base})
+
+    # -- reads -------------------------------------------------------------------------
+
+    def _credential(self, name: str | None) -> Credential | None:
+        for credential in self.config.snmp.credentials:
+            if credential.name == name:
+                return credential
+        return None
+
+    async def read_all(self, purpose: Purpose) -> CycleStats:
+        """Read every known printer once (bounded by ``snmp.concurrency``)."""
+        stats = CycleStats(purpose=purpose)
+        devices = [d for d in self._inventory.devices() if d.address]
+        stats.devices = len(devices)
+        self._metrics.devices_known.set(len(devices))
+        async with asyncio.TaskGroup() as group:
+            for device in devices:
+                group.create_task(self._read_one(device, purpose, stats), name=device.device_id)
+        stats.elapsed = time.monotonic() - stats.started
+        log.info(
+            "reads.completed",
+            purpose=purpose,
+            devices=stats.devices,
+            ok=stats.ok,
+            partial=stats.partial,
+            silent=stats.silent,
+            failed=stats.failed,
+            elapsed=round(stats.elapsed, 3),
+        )
+        return stats
+
+    async def _read_one(self, device: InventoryDevice, purpose: Purpose, stats: CycleStats) -> None:
+        assert device.address is not None
+        credential = self._credential(device.credential_profile) or self.config.snmp.credentials[0]
+        structlog.contextvars.bind_contextvars(device_id=device.device_id, address=device.address)
+        try:
+            async with self._limit:
+                before = (self._transport.requests_sent, self._transport.timeouts)
+                try:
+                    session = self._transport.session(device.address, credential)
+                    read = await read_printer(session, deadline=self.config.snmp.read_deadline)
+                finally:
+                    self._metrics.snmp_requests.inc(self._transport.requests_sent - before[0])
+                    self._metrics.snmp_timeouts.inc(self._transport.timeouts - before[1])
+        except SnmpTimeout:
+            stats.silent += 1
+            self._metrics.reads.labels(kind=purpose, outcome="silent").inc()
+            log.warning("read.silent", profile=credential.name)
+            return
+        except SnmpError as exc:
+            stats.failed += 1
+            self._metrics.reads.labels(kind=purpose, outcome="error").inc()
+            log.warning("read.failed", profile=credential.name, error=str(exc))
+            return
+        finally:
+            structlog.contextvars.unbind_contextvars("device_id", "address")
+        if read.problems:
+            stats.partial += 1
+        else:
+            stats.ok += 1
+        outcome = "partial" if read.problems else "ok"
+        self._metrics.reads.labels(kind=purpose, outcome=outcome).inc()
+        await self._deliver(device, read, purpose)
+
+    async def _deliver(self, device: InventoryDevice, read: PrinterRead, purpose: Purpose) -> None:
+        verdict = None
+        if self.eligibility is not None:
+            verdict = evaluate_read(
+                read,
+                self.eligibility.policy,
+                device_id=device.device_id,
+                contacts=self.eligibility.contacts,
+                agent_version=__version__,
+            )
+        body = read_body(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
+        await self._sink.submit("read", body)  # durable before the read counts as collected
+        self._inventory.record_read(device.device_id, read)
+        await self._change_events(device, read, verdict)
+
+    async def _change_events(
+        self, device: InventoryDevice, read: PrinterRead, verdict: Verdict | None
+    ) -> None:
+        base = {"device_id": device.device_id, "address": read.address}
+        if verdict is not None:
+            now = (verdict.eligible, tuple(r.code for r in verdict.reasons))
+            before = self._verdicts.get(device.device_id)
+            self._verdicts[device.device_id] = now
+            if before is not None and before != now:
+                await self._sink.submit(
+                    "event",
+                    {
+                        "event": "eligibility_changed",
+                        **base,
+                        "eligible": verdict.eligible,
+                        "was_eligible": before[0],
+                        "reasons": list(now[1]),
+                        "policy_version": verdict.policy_version,
+                    },
+                )
+        low = frozenset(s.index for s in read.supplies if s.state in LOW_STATES)
+        already = self._low_supplies.get(device.device_id, frozenset())
+        self._low_supplies[device.device_id] = low
+        for supply in read.supplies:
+            if supply.index in low - already:
+                await self._sink.submit(
+                    "event",
+                    {
+                        "event": "supply_low",
+                        **base,
+                        "supply_index": supply.index,
+                        "description": supply.description,
+                        "type": supply.type,
+                        "colorant": supply.colorant,
+                        "state": supply.state,
+                        "percent": supply.percent,
+                    },
+                )

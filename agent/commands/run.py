@@ -1,0 +1,96 @@
+"""``fleet-agent run`` (the daemon) and ``fleet-agent status`` (what it is doing)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from agent.config import DEFAULT_CONFIG_PATH, load_config
+from agent.errors import FleetAgentError
+
+
+def _run(args: argparse.Namespace) -> int:
+    from agent.daemon import run_daemon
+
+    return run_daemon(args.config, once=args.once)
+
+
+def fetch_health(host: str, port: int, *, timeout: float = 3.0) -> dict[str, Any]:
+    url = f"http://{host}:{port}/healthz"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data: dict[str, Any] = json.load(response)
+    except urllib.error.HTTPError as exc:  # 503 still carries the health document
+        data = json.load(exc)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise FleetAgentError(
+            f"the daemon does not answer on {url} ({reason}); is `fleet-agent run` running "
+            "with http.enabled?"
+        ) from exc
+    return data
+
+
+def _age(value: object) -> str:
+    return "never" if value in (None, "") else str(value)
+
+
+def _status(args: argparse.Namespace) -> int:
+    config = load_config(args.config, require_file=args.config is not None)
+    health = fetch_health(args.host or config.http.listen, args.port or config.http.port)
+    ok = health.get("status") == "ok"
+    if args.format == "json":
+        print(json.dumps(health, indent=2))
+    elif not args.quiet:
+        broker = health.get("broker", {})
+        queue = health.get("queue", {})
+        reads = health.get("reads", {})
+        print(
+            f"fleet-agent {health.get('version')}  agent {health.get('agent_id')}  "
+            f"site {health.get('site')}  status {health.get('status')}"
+        )
+        for problem in health.get("problems", []):
+            print(f"  problem: {problem}")
+        print(f"  devices known: {health.get('devices_known')}")
+        print("  reads: " + ", ".join(f"{k} {v}" for k, v in reads.items()))
+        snmp = health.get("snmp", {})
+        print(f"  snmp requests: {snmp.get('requests')}, timeouts: {snmp.get('timeouts')}")
+        oldest = queue.get("oldest_age_s")
+        print(
+            f"  upload queue: {queue.get('depth')} waiting"
+            + (f", oldest {oldest:.0f}s" if isinstance(oldest, int | float) else "")
+        )
+        print(
+            f"  broker: {broker.get('endpoint') or 'upload disabled'}, connected "
+            f"{broker.get('connected')}, last ack {_age(broker.get('last_ack_at'))}"
+        )
+        for name, job in health.get("jobs", {}).items():
+            error = f", last error: {job['last_error']}" if job.get("last_error") else ""
+            print(
+                f"  job {name}: runs {job.get('runs')}, last success "
+                f"{_age(job.get('last_success'))}{error}"
+            )
+    return 0 if ok else 1
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    config_help = f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)"
+    run = subparsers.add_parser("run", help="run the daemon (discovery, reads, upload)")
+    run.add_argument("--config", type=Path, default=None, help=config_help)
+    run.add_argument(
+        "--once",
+        action="store_true",
+        help="one discovery and one meter read, wait for the upload queue to drain, then exit",
+    )
+    run.set_defaults(handler=_run)
+    status = subparsers.add_parser("status", help="summarise what the running daemon is doing")
+    status.add_argument("--config", type=Path, default=None, help=config_help)
+    status.add_argument("--host", default=None, help="health endpoint address (default: config)")
+    status.add_argument("--port", type=int, default=None, help="health endpoint port")
+    status.add_argument("--format", choices=("text", "json"), default="text")
+    status.add_argument("--quiet", action="store_true", help="no output; exit 0 only if healthy")
+    status.set_defaults(handler=_status)

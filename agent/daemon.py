@@ -1,0 +1,389 @@
+"""``fleet-agent run``: the composition root of the daemon.
+
+One function builds everything (:func:`run_daemon`), enters every resource
+through an ``AsyncExitStack`` and runs the long-lived loops (publisher,
+watchdog, signal handling) in one ``TaskGroup``. APScheduler runs the jobs:
+discovery (at start and on an interval), meter reads and supply reads, each
+with jitter and one instance at a time. A job that raises is logged with its
+context and counted; the daemon goes on.
+
+Signals: SIGTERM/SIGINT stop gracefully (running jobs get ``shutdown_deadline``
+to finish, then are cancelled; the outbox stays consistent because each
+message is one transaction); SIGHUP reloads the configuration (a bad one is
+rejected with the reason and the old one keeps running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from agent import __version__
+from agent.collect import Collector, EligibilityInputs, OutboxSink, load_eligibility
+from agent.commands.keys import key_path
+from agent.config import AgentConfig, load_config
+from agent.errors import FleetAgentError
+from agent.inventory import Inventory, inventory_path
+from agent.logging import configure_logging
+from agent.metrics import Metrics, MetricsServer
+from agent.sdnotify import SystemdNotifier
+from collectors.snmp import SnmpTransport
+from uploader.envelope import Signer
+from uploader.keys import AgentKey
+from uploader.mqtt import MqttPublisher
+from uploader.queue import Outbox
+
+log = structlog.get_logger("agent.daemon")
+
+OUTBOX_FILE = "outbox.db"
+JOBS = ("discovery", "meters", "supplies")
+
+
+class JobState:
+    def __init__(self) -> None:
+        self.last_started: datetime | None = None
+        self.last_success: datetime | None = None
+        self.last_error: str | None = None
+        self.runs = 0
+        self.failures = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "last_started": self.last_started,
+            "last_success": self.last_success,
+            "last_error": self.last_error,
+            "runs": self.runs,
+            "failures": self.failures,
+        }
+
+
+def load_or_create_key(state_dir: Path) -> AgentKey:
+    path = key_path(state_dir)
+    if path.exists():
+        return AgentKey.load(path)
+    key = AgentKey.generate()
+    key.save(path)
+    log.info("keys.created", path=str(path), key_id=key.key_id)
+    return key
+
+
+class Daemon:
+    def __init__(self, config_path: Path | None, *, once: bool = False) -> None:
+        self._config_path = config_path
+        self._once = once
+        self.config: AgentConfig = load_config(config_path)
+        self._eligibility: EligibilityInputs | None = load_eligibility(self.config)
+        self.metrics = Metrics()
+        self.jobs = {name: JobState() for name in JOBS}
+        self._stop = asyncio.Event()
+        self._running: set[asyncio.Task[Any]] = set()
+        self._notifier = SystemdNotifier()
+        self._scheduler: AsyncIOScheduler | None = None
+        self._collector: Collector | None = None
+        self._outbox: Outbox | None = None
+        self._publisher: MqttPublisher | None = None
+        self._inventory: Inventory | None = None
+        self._initial_discovery = asyncio.Event()
+        self._started_at = time.time()
+
+    # -- health ------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        outbox, publisher = self._outbox, self._publisher
+        depth = outbox.depth() if outbox is not None else 0
+        oldest = outbox.oldest_age() if outbox is not None else None
+        self.metrics.queue_depth.set(depth)
+        self.metrics.queue_oldest_age.set(oldest or 0.0)
+        connected = publisher.connected if publisher is not None else None
+        if publisher is not None:
+            self.metrics.broker_connected.set(1 if connected else 0)
+        problems = []
+        if publisher is not None and not connected:
+            problems.append(f"broker not connected: {publisher.last_error or 'connecting'}")
+        if outbox is not None and outbox.nearly_full:
+            problems.append("upload queue nearly full")
+        failing = [name for name, job in self.jobs.items() if job.last_error and job.failures]
+        problems.extend(f"last {name} run failed" for name in failing)
+        return {
+            "status": "ok" if not problems else "degraded",
+            "problems": problems,
+            "version": __version__,
+            "agent_id": self.config.agent_id,
+            "site": self.config.site,
+            "uptime_s": round(time.time() - self._started_at, 1),
+            "devices_known": int(self.metrics.value("fleet_agent_devices_known")),
+            "queue": {"depth": depth, "oldest_age_s": oldest},
+            "broker": {
+                "endpoint": self.config.upload.mqtt.endpoint if self.config.upload.mqtt else None,
+                "connected": connected,
+                "last_ack_at": publisher.last_ack_at if publisher else None,
+                "published": publisher.published if publisher else 0,
+                "last_error": publisher.last_error if publisher else None,
+            },
+            "reads": {
+                outcome: int(sum(self._reads(kind, outcome) for kind in ("meters", "supplies")))
+                for outcome in ("ok", "partial", "silent", "error")
+            },
+            "snmp": {
+                "requests": int(self.metrics.value("fleet_agent_snmp_requests_total")),
+                "timeouts": int(self.metrics.value("fleet_agent_snmp_timeouts_total")),
+            },
+            "jobs": {name: job.as_dict() for name, job in self.jobs.items()},
+        }
+
+    def _reads(self, kind: str, outcome: str) -> float:
+        return self.metrics.value("fleet_agent_reads_total", {"kind": kind, "outcome": outcome})
+
+    # -- jobs --------------------------------------------------------------------------
+
+    async def _job(self, name: str, body: Callable[[], Awaitable[object]]) -> None:
+        """Run one job: tracked for shutdown, logged, counted; never raises."""
+        state = self.jobs[name]
+        state.last_started = datetime.now(UTC)
+        state.runs += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        structlog.contextvars.bind_contextvars(job=name)
+        try:
+            await body()
+        except asyncio.CancelledError:
+            log.warning("job.cancelled")
+            self.metrics.job_runs.labels(job=name, outcome="cancelled").inc()
+            raise
+        except Exception as exc:  # a crash in a job is logged and survived: the daemon goes on
+            state.failures += 1
+            state.last_error = f"{type(exc).__name__}: {exc}"
+            self.metrics.job_runs.labels(job=name, outcome="error").inc()
+            log.exception("job.failed", error=state.last_error)
+        else:
+            state.last_success = datetime.now(UTC)
+            state.last_error = None
+            self.metrics.job_runs.labels(job=name, outcome="ok").inc()
+            self.metrics.job_last_success.labels(job=name).set(time.time())
+        finally:
+            structlog.contextvars.unbind_contextvars("job")
+            if task is not None:
+                self._running.discard(task)
+
+    @property
+    def collector(self) -> Collector:
+        if self._collector is None:
+            raise RuntimeError("the daemon is not running")
+        return self._collector
+
+    async def run_discovery(self) -> None:
+        try:
+            await self._job("discovery", self.collector.discover)
+        finally:
+            self._initial_discovery.set()
+
+    async def run_meters(self) -> None:
+        await self._initial_discovery.wait()  # the first reads need the first sweep's devices
+        await self._job("meters", lambda: self.collector.read_all("meters"))
+
+    async def run_supplies(self) -> None:
+        await self._initial_discovery.wait()
+        await self._job("supplies", lambda: self.collector.read_all("supplies"))
+
+    def _schedule(self, scheduler: AsyncIOScheduler, *, first: bool) -> None:
+        schedule = self.config.schedule
+        now = datetime.now(UTC)
+        discovery_start = now if schedule.discovery_at_start else None
+        plan = (
+            ("discovery", self.run_discovery, schedule.discovery, discovery_start),
+            ("meters", self.run_meters, schedule.meters, now + timedelta(seconds=1)),
+            ("supplies", self.run_supplies, schedule.supplies, None),
+        )
+        for name, func, every, start in plan:
+            trigger = IntervalTrigger(seconds=every, jitter=schedule.jitter or None, timezone=UTC)
+            if first:
+                kwargs: dict[str, Any] = {"next_run_time": start} if start else {}
+                scheduler.add_job(
+                    func,
+                    trigger,
+                    id=name,
+                    name=name,
+                    max_instances=1,
+                    coalesce=True,
+                    misfire_grace_time=int(schedule.misfire_grace),
+                    **kwargs,
+                )
+            else:
+                scheduler.reschedule_job(name, trigger=trigger)
+        if not schedule.discovery_at_start:
+            self._initial_discovery.set()
+
+    # -- reload ------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Apply a new configuration, or keep the old one and say why."""
+        self._notifier.reloading()
+        try:
+            new = load_config(self._config_path)
+            eligibility = load_eligibility(new)
+        except FleetAgentError as exc:
+            log.error("config.reload_rejected", reason=str(exc))  # noqa: TRY400 - user error, no traceback
+            self._notifier.status("config reload rejected; old configuration kept")
+            self._notifier.ready()
+            return False
+        restart_only = [
+            part
+            for part in ("agent_id", "state_dir", "upload", "http", "log_level")
+            if getattr(new, part) != getattr(self.config, part)
+        ]
+        self.config = new
+        self._eligibility = eligibility
+        if self._collector is not None:
+            self._collector.reconfigure(new, eligibility)
+        if self._scheduler is not None:
+            self._schedule(self._scheduler, first=False)
+        log.info("config.reloaded", needs_restart=restart_only or None)
+        self._notifier.ready("running (configuration reloaded)")
+        return True
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if not self._stop.is_set():
+            log.info("daemon.stopping")
+            self._stop.set()
+
+    async def _watchdog(self) -> None:
+        interval = self._notifier.watchdog_interval
+        while not self._stop.is_set():
+            self.health()  # refreshes the queue and broker gauges
+            if interval:
+                self._notifier.watchdog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=min(interval or 5.0, 5.0))
+
+    async def _run_once(self) -> None:
+        """``--once``: one discovery and one meter read, then drain the queue and stop."""
+        await self.run_discovery()
+        await self._job("meters", lambda: self.collector.read_all("meters"))
+        deadline = time.monotonic() + max(30.0, self.config.shutdown_deadline)
+        while self._publisher is not None and self._outbox is not None and self._outbox.depth():
+            if time.monotonic() > deadline:
+                log.warning("daemon.queue_not_drained", depth=self._outbox.depth())
+                break
+            await asyncio.sleep(0.1)
+        self.stop()
+
+    async def _drain_jobs(self) -> None:
+        running = [t for t in self._running if not t.done()]
+        if not running:
+            return
+        log.info("daemon.waiting_for_jobs", jobs=len(running))
+        _, pending = await asyncio.wait(running, timeout=self.config.shutdown_deadline)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("daemon.jobs_abandoned", jobs=len(pending))
+            await asyncio.wait(pending, timeout=5)
+
+    async def run(self) -> int:
+        config = self.config
+        loop = asyncio.get_running_loop()
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        async with AsyncExitStack() as stack:
+            key = load_or_create_key(config.state_dir)
+            self._outbox = stack.enter_context(
+                Outbox(
+                    config.state_dir / OUTBOX_FILE,
+                    Signer(key, config.agent_id),
+                    max_messages=config.upload.queue_max_messages,
+                )
+            )
+            self._inventory = stack.enter_context(Inventory(inventory_path(config.state_dir)))
+            transport = await stack.enter_async_context(
+                SnmpTransport(config.snmp.transport_settings())
+            )
+            if config.upload.enabled and config.upload.mqtt is not None:
+                self._publisher = MqttPublisher(
+                    config.upload.mqtt, agent_id=config.agent_id, outbox=self._outbox
+                )
+            publisher = self._publisher
+            sink = OutboxSink(
+                self._outbox, on_submit=publisher.notify if publisher else (lambda: None)
+            )
+            self._collector = Collector(
+                config,
+                transport=transport,
+                inventory=self._inventory,
+                sink=sink,
+                metrics=self.metrics,
+                eligibility=self._eligibility,
+            )
+            self.metrics.devices_known.set(len(self._inventory.devices()))
+            if config.http.enabled:
+                server = MetricsServer(
+                    self.metrics, self.health, host=config.http.listen, port=config.http.port
+                )
+                await server.start()
+                stack.push_async_callback(server.close)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self.stop)
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            stack.callback(self._remove_signal_handlers, loop)
+            publisher_stop = asyncio.Event()
+            log.info(
+                "daemon.started",
+                version=__version__,
+                agent_id=config.agent_id,
+                site=config.site,
+                key_id=key.key_id,
+                state_dir=str(config.state_dir),
+                broker=config.upload.mqtt.endpoint if publisher and config.upload.mqtt else None,
+                once=self._once,
+            )
+            async with asyncio.TaskGroup() as group:
+                if publisher is not None:
+                    group.create_task(publisher.run(publisher_stop), name="uploader.publisher")
+                group.create_task(self._watchdog(), name="systemd.watchdog")
+                if self._once:
+                    group.create_task(self._run_once(), name="daemon.once")
+                else:
+                    self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+                    self._schedule(self._scheduler, first=True)
+                    self._scheduler.start()
+                self._notifier.ready(f"running; {len(self._inventory.devices())} devices known")
+                await self._stop.wait()
+                self._notifier.stopping()
+                if self._scheduler is not None:
+                    self._scheduler.shutdown(wait=False)
+                await self._drain_jobs()
+                publisher_stop.set()
+            self.health()
+            log.info(
+                "daemon.stopped",
+                queue_depth=self._outbox.depth(),
+                published=publisher.published if publisher else 0,
+            )
+        return 0
+
+    @staticmethod
+    def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+
+
+def run_daemon(config_path: Path | None, *, once: bool = False) -> int:
+    async def main() -> int:
+        daemon = Daemon(config_path, once=once)
+        configure_logging(daemon.config.log_level, stream=sys.stdout)
+        return await daemon.run()
+
+    return asyncio.run(main())
