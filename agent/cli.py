@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "agent.commands.eligibility",
     "agent.commands.ingest",
     "agent.commands.run",
+    "agent.commands.demo",
 )
 
 Handler = Callable[[argparse.Namespace], int]

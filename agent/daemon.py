@@ -97,6 +97,7 @@ class Daemon:
         self._inventory: Inventory | None = None
         self._initial_discovery = asyncio.Event()
         self._started_at = time.time()
+        self._uploaded_seen = 0
 
     # -- health ------------------------------------------------------------------------
 
@@ -109,6 +110,11 @@ class Daemon:
         connected = publisher.connected if publisher is not None else None
         if publisher is not None:
             self.metrics.broker_connected.set(1 if connected else 0)
+            # The publisher counts acks itself; carry them over to the counter and gauge.
+            self.metrics.uploaded.inc(publisher.published - self._uploaded_seen)
+            self._uploaded_seen = publisher.published
+            if publisher.last_ack_at is not None:
+                self.metrics.last_upload.set(publisher.last_ack_at.timestamp())
         problems = []
         if publisher is not None and not connected:
             problems.append(f"broker not connected: {publisher.last_error or 'connecting'}")

@@ -160,7 +160,7 @@ class Session:
                 else:
                     response = await self._send(PduKind.NEXT, oids)
             except SnmpTimeout:
-                fallback = await self._bulk_fallback(bulk, oids) if bulk else None
+                fallback = await self._bulk_fallback(oids) if bulk else None
                 if fallback is None:
                     if not answered_in_walk:
                         raise
@@ -171,14 +171,14 @@ class Session:
             self._apply(walk, batch, response, bulk=bulk)
         return walk.result()
 
-    async def _bulk_fallback(self, bulk: bool, oids: Sequence[Oid]) -> Response | None:
+    async def _bulk_fallback(self, oids: Sequence[Oid]) -> Response | None:
         """A GETBULK went unanswered: is this a device without bulk support?
 
         Only if bulk never worked here and the device has not already ignored a
         plain GET: then the same step is asked with GETNEXT; an answer proves the
         device is alive and bulk-deaf, which is remembered for its address.
         """
-        if not bulk or self._bulk_answered or self._silent:
+        if self._bulk_answered or self._silent:
             return None
         try:
             response = await self._send(PduKind.NEXT, oids)

@@ -89,7 +89,9 @@ class DatagramClient(asyncio.DatagramProtocol):
         self._transport = None
         for pending in self._pending.values():
             if not pending.future.done():
-                pending.future.set_exception(ConnectionError("SNMP socket closed"))
+                pending.future.set_exception(
+                    RuntimeError("SnmpTransport closed with a request in flight")
+                )
         self._pending.clear()
 
     def close(self) -> None:
@@ -136,7 +138,7 @@ class DatagramClient(asyncio.DatagramProtocol):
         address: str,
     ) -> Response:
         if self._transport is None:
-            raise ConnectionError("SNMP socket closed")
+            raise RuntimeError("SnmpTransport is closed; build a new one")
         request_id = self._request_id()
         message = encode_request(
             version=version,

@@ -110,6 +110,7 @@ class V3Engine:
         self._users: dict[Credential, Any] = {}
         self._buffers_raised: set[tuple[int, ...]] = set()
         self._targets: dict[tuple[str, int, float, int], Any] = {}
+        self.inflight: set[asyncio.Future[tuple[Any, int, int, Any]]] = set()
         self._closed = False
 
     def count_sent(self) -> None:
@@ -171,6 +172,10 @@ class V3Engine:
 
     def close(self) -> None:
         self._closed = True
+        for future in self.inflight:
+            if not future.done():
+                future.set_exception(RuntimeError("SnmpTransport closed with a request in flight"))
+        self.inflight.clear()
         if self._engine is not None:
             self._engine.close_dispatcher()
             self._engine = None
@@ -228,7 +233,11 @@ class V3Requester:
             _NEXT.send_varbinds(*head, varbinds, _resolve, future)
         else:
             _BULK.send_varbinds(*head, 0, max_repetitions, varbinds, _resolve, future)
-        indication, status, index, answer = await future
+        self._owner.inflight.add(future)
+        try:
+            indication, status, index, answer = await future
+        finally:
+            self._owner.inflight.discard(future)
         self._owner.raise_receive_buffers()
         if indication:
             raise self._error(indication, kind, oids)

@@ -14,7 +14,8 @@ Per address, one request at a time:
    here: counted, not polled.
 3. Printers: the rest of :func:`mibs.plan.identity_plan` (1284 id, MACs), the
    maker's private identity OIDs and hrDeviceDescr of the printer row, then
-   :func:`mibs.identity.decode_identity` and :func:`mibs.identity.stable_device_id`.
+   :func:`mibs.identity.decode_identity` and :func:`mibs.identity.stable_device_id`;
+   with ``read_printers`` also a full :func:`collectors.poller.read_printer`.
 
 Addresses are pulled lazily from the target iterator by ``max_in_flight``
 workers, so a /16 never becomes 65,536 tasks; every packet first takes a
@@ -37,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from collectors.base import SnmpSession, WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpAuthError, SnmpError, SnmpTimeout
+from collectors.poller import read_printer
 from collectors.ratelimit import TokenBucket, unlimited
 from collectors.udp_session import Pace, SnmpPortClosed, UdpSnmpSession
 from mibs.enterprises import enterprise_of
@@ -50,7 +52,7 @@ from mibs.identity import (
     stable_device_id,
     vendor_identity_oids,
 )
-from mibs.models import Identity, Problem
+from mibs.models import Identity, PrinterRead, Problem
 from mibs.plan import identity_plan
 from mibs.values import Oid, Value, format_oid
 
@@ -99,6 +101,9 @@ class AddressResult(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
     refusals: list[str] = Field(
         default_factory=list, description="'profile: reason' for each profile the device refused."
+    )
+    read: PrinterRead | None = Field(
+        default=None, description="A full read of the printer, when the sweep was asked for one."
     )
     elapsed: float = 0.0
 
@@ -174,6 +179,7 @@ class Sweep:
         v3_sessions: V3Sessions | None = None,
         known_profiles: Mapping[str, str] | None = None,
         open_session: SessionOpener | None = None,
+        read_printers: bool = False,
     ) -> None:
         if not credentials:
             raise ValueError("a sweep needs at least one credential profile")
@@ -181,6 +187,7 @@ class Sweep:
         if needs_v3 and v3_sessions is None and open_session is None:
             raise ValueError("v3 profiles need v3_sessions (an SnmpTransport's session)")
         self._open_session = open_session
+        self._read_printers = read_printers
         self._targets = targets
         self._credentials = list(credentials)
         self._settings = settings
@@ -299,6 +306,14 @@ class Sweep:
                 extra.append(HR_DEVICE_DESCR + (index,))
             await _get_into(session, extra, varbinds, problems)
         identity, decode_problems = decode_identity(varbinds)
+        read = None
+        if kind == "printer" and self._read_printers:
+            try:
+                read = await read_printer(session, deadline=self._settings.read_deadline)
+            except SnmpError as exc:
+                problems.append(
+                    Problem(field="read", oid=None, reason="snmp_error", detail=str(exc))
+                )
         return AddressResult(
             address=session.address,
             status=kind,
@@ -307,6 +322,7 @@ class Sweep:
             device_id=stable_device_id(identity) if kind == "printer" else None,
             problems=problems + decode_problems,
             refusals=refusals,
+            read=read,
         )
 
 

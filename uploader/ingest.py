@@ -264,8 +264,10 @@ class Ingestor:
                 state = state.model_copy(update={"chain_breaks": state.chain_breaks + 1})
             return state.model_copy(update={"last_sequence": sequence, "last_hash": digest})
         if sequence > state.last_sequence:
-            first = state.last_sequence + 1 if state.last_sequence > 0 else sequence
-            missing = range(first, min(sequence, first + MAX_MISSING_PER_GAP))
+            # First contact above 1 counts 1..sequence-1 as missing: with several
+            # consumers sequence 1 may simply be late. Only the newest are remembered.
+            first = max(state.last_sequence + 1, sequence - MAX_MISSING_PER_GAP)
+            missing = range(first, sequence)
             added = batch.add_missing(agent_id, missing)
             if added:
                 self._counters.gaps_detected += added

@@ -109,6 +109,9 @@ class StoreBatch:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
         self.now = datetime.now(UTC)
+        # Agent states are read once per batch and written once, at commit (flush()).
+        self._states: dict[str, AgentState | None] = {}
+        self._dirty: set[str] = set()
 
     def _q(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
         return self._store.execute(sql, params)
@@ -126,6 +129,25 @@ class StoreBatch:
         return None if row is None else str(row[0])
 
     def agent_state(self, agent_id: str) -> AgentState | None:
+        if agent_id in self._states:
+            return self._states[agent_id]
+        state = self._load_agent_state(agent_id)
+        self._states[agent_id] = state
+        return state
+
+    def put_agent_state(self, state: AgentState) -> None:
+        self._states[state.agent_id] = state
+        self._dirty.add(state.agent_id)
+
+    def flush(self) -> None:
+        """Write the changed agent states; the store calls this just before COMMIT."""
+        for agent_id in sorted(self._dirty):
+            state = self._states[agent_id]
+            if state is not None:
+                self._write_agent_state(state)
+        self._dirty.clear()
+
+    def _load_agent_state(self, agent_id: str) -> AgentState | None:
         row = self._q(
             "SELECT last_sequence, last_hash, gaps, chain_breaks, restarts "
             "FROM agent_state WHERE agent_id = ?",
@@ -142,7 +164,7 @@ class StoreBatch:
             restarts=row[4],
         )
 
-    def put_agent_state(self, state: AgentState) -> None:
+    def _write_agent_state(self, state: AgentState) -> None:
         self._q(
             "INSERT INTO agent_state (agent_id, last_sequence, last_hash, gaps, chain_breaks, "
             "restarts, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id) DO UPDATE "
@@ -326,7 +348,9 @@ class SqliteStore(SqlStore):
         except sqlite3.Error as exc:
             raise StoreError(f"store {self.url}: cannot begin a transaction ({exc})") from exc
         try:
-            yield StoreBatch(self)
+            batch = StoreBatch(self)
+            yield batch
+            batch.flush()
         except BaseException:
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
@@ -380,7 +404,9 @@ class PostgresStore(SqlStore):
             with self._db.transaction():
                 for agent_id in sorted(set(agent_ids)):
                     self._db.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (agent_id,))
-                yield StoreBatch(self)
+                batch = StoreBatch(self)
+                yield batch
+                batch.flush()
         except self._errors as exc:
             raise StoreError(f"store {self.url}: transaction failed ({exc})") from exc
 

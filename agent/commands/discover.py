@@ -62,6 +62,7 @@ class Plan:
     settings: SnmpSettings
     options: DiscoveryOptions
     state_dir: Path
+    read_printers: bool = False
 
 
 def _from_config(path: Path | None) -> Any:
@@ -109,7 +110,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
         rate=None if rate == 0 else (DEFAULT_RATE if rate is None else rate),
         max_in_flight=max_in_flight or DEFAULT_MAX_IN_FLIGHT,
     )
-    return Plan(targets, credentials, settings, options, state_dir)
+    return Plan(targets, credentials, settings, options, state_dir, args.read)
 
 
 def discover_record(result: AddressResult, outcome: DiscoveryOutcome | None) -> dict[str, Any]:
@@ -127,6 +128,7 @@ def discover_record(result: AddressResult, outcome: DiscoveryOutcome | None) -> 
         "new": outcome.new if outcome else None,
         "moved_from": outcome.moved_from if outcome else None,
         "duplicate_serial": outcome.duplicate_serial if outcome else False,
+        "lifetime_pages": result.read.counters.total if result.read else None,
     }
 
 
@@ -238,6 +240,7 @@ async def _sweep(
             total=plan.targets.count,
             v3_sessions=v3_sessions,
             known_profiles=inventory.known_profiles(),
+            read_printers=plan.read_printers,
         )
 
         def on_result(result: AddressResult) -> None:
@@ -249,6 +252,8 @@ async def _sweep(
                     credential_profile=result.credential,
                     sweep_started=started,
                 )
+                if result.read is not None:
+                    inventory.record_read(outcome.device_id, result.read)
                 on_printer(result, outcome)
             elif result.status == "refused":
                 _log().warning("discovery.refused", address=result.address, why=result.refusals)
@@ -334,6 +339,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         choices=("table", "json"),
         default=None,
         help="table on a terminal, JSON lines otherwise (default)",
+    )
+    parser.add_argument(
+        "--read",
+        action="store_true",
+        help="also read meters, supplies and status of each printer (lifetime pages)",
     )
     parser.add_argument(
         "--state-dir",

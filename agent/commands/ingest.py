@@ -9,6 +9,13 @@ reads in SQLite (``--store sqlite:///path.db``, the default) or PostgreSQL
 (``--store postgresql://...``, extra ``postgres``). Stops on SIGINT/SIGTERM,
 ``--once`` (when idle), ``--count N`` messages or ``--duration S`` seconds and
 prints a summary. Exit status 0, 2 for a bad argument, 1 for other failures.
+
+The session is persistent (fixed client id), so the broker queues messages
+while the consumer is away. Mosquitto 2.0 does that for plain subscriptions
+only: it neither queues for a shared subscription with no member connected nor
+restores one after its own restart. With Mosquitto, use ``--group ''`` (one
+consumer) when nothing may be missed; brokers that persist shared sessions
+(EMQX, HiveMQ) keep the default.
 """
 
 from __future__ import annotations

@@ -77,6 +77,8 @@ async def scan(*args: str, limit: float = 90) -> ScanRun:
 
 
 async def scan_one(responder: HostileResponder, *extra: str) -> tuple[ScanRun, dict[str, Any]]:
+    # One attempt of 1 s: long enough on a loaded machine, and a mute agent is not
+    # asked twice (answer_limit counts every request it sees, retransmissions too).
     run = await scan(
         responder.address,
         "--snmp-port",
@@ -84,7 +86,7 @@ async def scan_one(responder: HostileResponder, *extra: str) -> tuple[ScanRun, d
         "--format",
         "json",
         "--timeout",
-        "0.4",
+        "1",
         "--retries",
         "0",
         *extra,
@@ -161,7 +163,7 @@ async def test_silence_before_identification_is_reported_not_hidden(
         "--format",
         "table",
         "--timeout",
-        "0.4",
+        "1",
         "--retries",
         "0",
     )
@@ -198,7 +200,7 @@ async def test_a_walk_that_goes_backwards_is_cut_and_reported(
 async def test_error_status_on_everything_is_not_a_crash(hostile_factory: HostileFactory) -> None:
     responder = await hostile_factory(printer(), address="127.0.2.6", error_status=5)  # genErr
     run = await scan(
-        responder.address, "--snmp-port", str(responder.port), "--timeout", "0.4", "--retries", "0"
+        responder.address, "--snmp-port", str(responder.port), "--timeout", "1", "--retries", "0"
     )
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
@@ -229,7 +231,7 @@ async def test_a_mixed_hostile_fleet_scanned_side_by_side(hostile_factory: Hosti
     # The responders have different ports; scan each address with its port concurrently.
     runs = await asyncio.gather(
         *(
-            scan(address, "--snmp-port", str(port), "--format", "json", "--timeout", "0.4")
+            scan(address, "--snmp-port", str(port), "--format", "json", "--timeout", "1")
             for address, port in port_of.items()
         )
     )

@@ -255,3 +255,15 @@ async def test_ipv6_target(hostile_factory: HostileFactory) -> None:
         assert await session.get([SYS_DESCR]) == {SYS_DESCR: b"Hostile printer"}
         result = await session.walk(COLUMNS[:2])
     assert result.rows[COLUMNS[1]] == _rows(data, COLUMNS[1])
+
+
+async def test_closing_the_transport_fails_requests_in_flight_at_once(
+    hostile_factory: HostileFactory,
+) -> None:
+    silent = await hostile_factory(_table(), address="127.0.2.31", answer_limit=0)
+    async with SnmpTransport(_settings(silent.port, timeout=5.0)) as transport:
+        request = asyncio.create_task(transport.session("127.0.2.31", _v2c()).get([SYS_DESCR]))
+        await asyncio.sleep(0.1)
+    with pytest.raises(RuntimeError, match="closed with a request in flight"):
+        async with asyncio.timeout(1):
+            await request

@@ -29,20 +29,23 @@ SERIAL = parse_oid("1.3.6.1.2.1.43.5.1.1.17.1")
 SUPPLIES = [parse_oid(f"1.3.6.1.2.1.43.11.1.1.{c}") for c in (5, 6, 8, 9)]
 
 # (user, auth protocol, auth key, priv protocol or None, priv key or None)
-USERS: list[tuple[str, AuthProtocol, str, PrivProtocol | None, str | None]] = [
+USERS: list[tuple[str, AuthProtocol | None, str | None, PrivProtocol | None, str | None]] = [
     ("sha256aes", "SHA256", "authpass-256", "AES", "privpass-aes"),
     ("shades", "SHA", "authpass-sha", "DES", "privpass-des"),
     ("md5aes", "MD5", "authpass-md5", "AES", "privpass-md5"),
     ("sha512aes256", "SHA512", "authpass-512", "AES256", "privpass-256"),
     ("sha224aes192", "SHA224", "authpass-224", "AES192", "privpass-192"),
     ("sha384auth", "SHA384", "authpass-384", None, None),  # authNoPriv
+    ("noauth", None, None, None, None),  # noAuthNoPriv
 ]
 
 
 def _user_args() -> tuple[str, ...]:
     args: list[str] = []
     for user, auth_proto, auth_key, priv_proto, priv_key in USERS:
-        args += [f"--v3-user={user}", f"--v3-auth-key={auth_key}", f"--v3-auth-proto={auth_proto}"]
+        args.append(f"--v3-user={user}")
+        if auth_proto is not None:
+            args += [f"--v3-auth-key={auth_key}", f"--v3-auth-proto={auth_proto}"]
         if priv_proto is not None:
             args += [f"--v3-priv-key={priv_key}", f"--v3-priv-proto={priv_proto}"]
     return tuple(args)
@@ -50,8 +53,8 @@ def _user_args() -> tuple[str, ...]:
 
 def _credential(
     user: str,
-    auth_proto: AuthProtocol,
-    auth_key: str,
+    auth_proto: AuthProtocol | None,
+    auth_key: str | None,
     priv_proto: PrivProtocol | None,
     priv_key: str | None,
     *,
@@ -192,3 +195,13 @@ async def test_v3_over_ipv6(
         session = transport.session("::1", _credential(*USERS[0]))
         got = await session.get([SYS_OBJECT_ID])
     assert got == {SYS_OBJECT_ID: (1, 3, 6, 1, 4, 1, 367, 1, 1)}
+
+
+async def test_closing_the_transport_fails_v3_requests_in_flight(v3_sim: SnmpSim) -> None:
+    lost = _credential(*USERS[0], context="no-such-recording")
+    async with SnmpTransport(SnmpSettings(port=v3_sim.port, timeout=5, retries=0)) as transport:
+        request = asyncio.create_task(transport.session("127.0.2.10", lost).get([SYS_OBJECT_ID]))
+        await asyncio.sleep(0.3)
+    with pytest.raises(RuntimeError, match="closed with a request in flight"):
+        async with asyncio.timeout(1):
+            await request

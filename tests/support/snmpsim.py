@@ -113,23 +113,23 @@ def start_snmpsim(
     port = port or free_udp_port(address)
     communities = sorted(p.stem for p in data_dir.glob("*.snmprec"))
     log_path = log_dir / f"snmpsim-{address}-{port}.log"
-    args = [
-        str(_RESPONDER),
-        f"--data-dir={data_dir}",
-        f"--agent-udpv4-endpoint={address}:{port}",
-        "--logging-method=stdout",
-        "--log-level=error",
-        f"--cache-dir={log_dir / 'snmpsim-cache'}",
-    ]
+    args = [str(_RESPONDER), f"--data-dir={data_dir}"]
     if v3_user is not None:
+        # No --v3-engine-id: snmpsim would attach the options after it to a second engine
+        # that has no endpoint; the default engine's id is already auto-generated.
         args += [
-            "--v3-engine-id=auto",
             f"--v3-user={v3_user.user}",
             f"--v3-auth-key={v3_user.auth_key}",
             f"--v3-auth-proto={v3_user.auth_proto}",
             f"--v3-priv-key={v3_user.priv_key}",
             f"--v3-priv-proto={v3_user.priv_proto}",
         ]
+    args += [
+        f"--agent-udpv4-endpoint={address}:{port}",
+        "--logging-method=stdout",
+        "--log-level=error",
+        f"--cache-dir={log_dir / 'snmpsim-cache'}",
+    ]
     args += list(extra_args)
     env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
     with log_path.open("wb") as log:

@@ -27,6 +27,7 @@ PRINTER: dict[Oid, Value] = {
     parse_oid("1.3.6.1.2.1.43.5.1.1.17.1"): b"PHB1234567",
     parse_oid("1.3.6.1.2.1.2.2.1.3.1"): 6,
     parse_oid("1.3.6.1.2.1.2.2.1.6.1"): bytes.fromhex("001122334455"),
+    parse_oid("1.3.6.1.2.1.43.10.2.1.4.1.1"): 48213,  # prtMarkerLifeCount
 }
 ROUTER: dict[Oid, Value] = {
     parse_oid("1.3.6.1.2.1.1.1.0"): b"Linux router 6.1",
@@ -119,6 +120,7 @@ async def _sweep(
     *,
     known: dict[str, str] | None = None,
     options: DiscoveryOptions | None = None,
+    read_printers: bool = False,
 ) -> tuple[dict[str, AddressResult], Sweep]:
     results: dict[str, AddressResult] = {}
 
@@ -133,6 +135,7 @@ async def _sweep(
         options=options or DiscoveryOptions(rate=None),
         known_profiles=known,
         open_session=_opener(net),
+        read_printers=read_printers,
     )
     await sweep.run(collect)
     return results, sweep
@@ -236,3 +239,14 @@ async def test_every_request_is_paced_by_the_bucket() -> None:
 def test_v3_without_a_transport_is_refused() -> None:
     with pytest.raises(ValueError, match="v3"):
         Sweep(["10.0.0.1"], [V3_WRONG], SnmpSettings())
+
+
+async def test_identification_alone_reads_no_meters_but_read_printers_does() -> None:
+    net = Net({"10.0.0.1": Device(PRINTER, {"good"})})
+    results, _ = await _sweep(net, ["10.0.0.1"], [V2C_GOOD])
+    assert results["10.0.0.1"].read is None
+    results, _ = await _sweep(net, ["10.0.0.1"], [V2C_GOOD], read_printers=True)
+    read = results["10.0.0.1"].read
+    assert read is not None
+    assert read.counters.total == 48213
+    assert read.identity.serial == "PHB1234567"

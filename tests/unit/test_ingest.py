@@ -161,6 +161,18 @@ def test_gaps_are_detected_and_closed_by_late_messages(
     assert sorted(store.sequences(AGENT)) == [1, 2, 3, 4, 5]
 
 
+def test_first_contact_above_one_waits_for_the_earlier_ones(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    first, second, third = chain.next(), chain.next(), chain.next()
+    ingestor.handle_batch([(READS, second), (READS, third)])
+    assert store.missing(AGENT) == [1]
+    assert ingestor.handle(READS, first).kind == "stored"
+    summary = ingestor.summary()
+    assert (summary.restarts, summary.gaps_open, summary.stored) == (0, 0, 3)
+
+
 def test_a_broken_hash_chain_is_counted_but_stored(
     key: AgentKey, ingestor: Ingestor, store: SqlStore
 ) -> None:

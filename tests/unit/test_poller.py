@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import jsonschema
 import pytest
 
+from agent.schema import read_schema
 from collectors.base import WalkResult
 from collectors.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
 from collectors.poller import SYS_OBJECT_ID, read_printer
@@ -97,6 +99,7 @@ async def test_reads_a_printer_in_few_requests() -> None:
     assert read.identity.is_printer
     assert read.counters.total == 48213
     assert [(s.type, s.percent, s.state) for s in read.supplies] == [("toner", 40.0, "ok")]
+    jsonschema.validate(read.model_dump(mode="json"), read_schema())
     assert not [p for p in read.problems if p.reason in ("timeout", "deadline")]
     # GET + walk of the base plan, then at most GET + walk of the vendor plan.
     assert len(session.requests) <= 4

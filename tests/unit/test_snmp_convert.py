@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import contextlib
 from collections.abc import Sequence
@@ -23,8 +24,9 @@ from collectors._pysnmp_session import BulkMemory, Session
 from collectors._pysnmp_types import PduKind, RawValue, Response, Special
 from collectors._pysnmp_walk import ColumnWalk
 from collectors._pysnmp_wire import WireError, decode_response, encode_request
-from collectors.credentials import SnmpSettings
+from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpProtocolError, SnmpTimeout
+from collectors.snmp import SnmpTransport
 from mibs.values import Oid, Value
 
 # -- pysnmp values -> plain -----------------------------------------------------------
@@ -414,3 +416,23 @@ async def test_a_dead_device_costs_no_getnext_probe_after_its_get_timed_out() ->
         await session.walk([A, B])
     assert [kind for kind, _ in agent.sent] == [PduKind.GET, PduKind.BULK]
     assert memory.no_bulk == set()  # silence is not proof of a bulk-deaf device
+
+
+def test_transport_is_bound_to_the_loop_it_was_entered_in() -> None:
+    credential = Credential(name="lab", version="v2c", community="public")
+    transport = SnmpTransport(SnmpSettings())
+    with pytest.raises(RuntimeError, match="enter the SnmpTransport"):
+        transport.session("192.0.2.1", credential)
+
+    async def enter() -> None:
+        await transport.__aenter__()
+
+    async def use() -> None:
+        transport.session("192.0.2.1", credential)
+
+    asyncio.run(enter())
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(use())
+    transport.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        transport.session("192.0.2.1", credential)
