@@ -268,13 +268,18 @@ class Daemon:
             self._stop.set()
 
     async def _watchdog(self) -> None:
+        """Refresh the queue/broker gauges every second (``/metrics`` reads them as they
+        are); ping the systemd watchdog at its own interval."""
         interval = self._notifier.watchdog_interval
+        next_ping = 0.0
         while not self._stop.is_set():
-            self.health()  # refreshes the queue and broker gauges
-            if interval:
+            self.health()
+            now = time.monotonic()
+            if interval and now >= next_ping:
                 self._notifier.watchdog()
+                next_ping = now + interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=min(interval or 5.0, 5.0))
+                await asyncio.wait_for(self._stop.wait(), timeout=min(interval or 1.0, 1.0))
 
     async def _run_once(self) -> None:
         """``--once``: one discovery and one meter read, then drain the queue and stop."""

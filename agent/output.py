@@ -14,6 +14,7 @@ from typing import Literal, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from agent.errors import FleetAgentError
 from mibs.models import PrinterRead, Supply
@@ -78,8 +79,9 @@ def lowest_supply(read: PrinterRead) -> str:
     return f"{name} {supply.state}"
 
 
-def _cell(value: object) -> str:
-    return "-" if value is None or value == "" else str(value)
+def _cell(value: object) -> Text:
+    """Device text printed literally: a location like ``[link=...]`` is not rich markup."""
+    return Text("-" if value is None or value == "" else str(value))
 
 
 def printer_table(reads: Iterable[PrinterRead], *, title: str | None = None) -> Table:
@@ -95,12 +97,12 @@ def printer_table(reads: Iterable[PrinterRead], *, title: str | None = None) -> 
         identity = read.identity
         total = read.counters.total
         table.add_row(
-            read.address,
+            _cell(read.address),
             _cell(identity.vendor),
             _cell(identity.model),
             _cell(identity.serial),
             "-" if total is None else f"{total:,}",
-            lowest_supply(read),
+            _cell(lowest_supply(read)),
         )
     return table
 

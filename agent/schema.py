@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.eligibility.models import verdict_json_schema
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -38,6 +39,20 @@ def read_schema() -> dict[str, Any]:
     _require_every_property(body)
     for definition in body.get("$defs", {}).values():
         _require_every_property(definition)
+    # Optional members (not in ``required``): the verdict that `scan --policy` and uploads
+    # carry, and what the daemon adds to an uploaded read (see docs/schema/envelope.md).
+    verdict = verdict_json_schema()
+    for name, definition in verdict.pop("$defs", {}).items():
+        body.setdefault("$defs", {})[name] = definition
+    body["properties"]["eligibility"] = verdict
+    body["properties"]["device_id"] = {
+        "type": "string",
+        "description": "Stable device id (serial, else MAC, else sysObjectID + IEEE 1284 id).",
+    }
+    body["properties"]["purpose"] = {
+        "enum": ["meters", "supplies"],
+        "description": "Which scheduled job made an uploaded read.",
+    }
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": SCHEMA_ID,

@@ -61,7 +61,14 @@ from soak_fleet import (
     target_ranges,
     write_recordings,
 )
-from soak_report import BrokerCounter, markdown, parse_daemon_log, parse_metrics, summarise
+from soak_report import (
+    BrokerCounter,
+    markdown,
+    outbox_state,
+    parse_daemon_log,
+    parse_metrics,
+    summarise,
+)
 
 from agent.config import parse_duration
 
@@ -197,6 +204,7 @@ async def run_daemon(
 async def run_bench(options: Options) -> dict[str, Any]:
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="soak-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(workdir / "state", ignore_errors=True)  # a fresh agent: discovery finds all
     load_before = os.getloadavg()
     setup = time.monotonic()
     specs = synthetic_fleet(options.devices)
@@ -232,7 +240,8 @@ async def run_bench(options: Options) -> dict[str, Any]:
         broker_cpu = broker.cpu_seconds()
         samples, exit_code, wall = await run_daemon(options, workdir, config, http_port, counter)
         log = parse_daemon_log(workdir / "daemon.log")
-        await counter.settle(expected=log.get("published"), quiet=5.0, limit=60.0)
+        outbox = outbox_state(workdir / "state" / "outbox.db")
+        await counter.settle(expected=outbox["signed"] - outbox["queued"], quiet=5.0, limit=60.0)
         responder_cpu = responders.cpu_seconds() - responder_cpu
         broker_cpu = broker.cpu_seconds() - broker_cpu
         bench_cpu = time.process_time() - bench_cpu
@@ -246,6 +255,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
         samples=samples,
         log=log,
         counter=counter,
+        outbox=outbox,
         devices=options.devices,
         responder_counts=counts,
     )

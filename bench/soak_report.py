@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import sqlite3
 import statistics
 import time
 from collections import Counter
@@ -76,6 +77,20 @@ def parse_daemon_log(path: Path) -> dict[str, Any]:
     out |= {"cycles": cycles, "discovery": discovery, "warnings": dict(warnings)}
     out["job_failures"] = failures
     return out
+
+
+def outbox_state(path: Path) -> dict[str, int]:
+    """How many messages the daemon signed (chain sequence) and how many are still queued."""
+    if not path.exists():
+        return {"signed": 0, "queued": 0, "queued_reads": 0}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT sequence FROM chain WHERE id = 1").fetchone()
+        queued = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        reads = db.execute("SELECT count(*) FROM messages WHERE kind = 'read'").fetchone()[0]
+    finally:
+        db.close()
+    return {"signed": int(row[0]) if row else 0, "queued": int(queued), "queued_reads": int(reads)}
 
 
 class BrokerCounter:
@@ -211,6 +226,7 @@ def summarise(
     samples: list[dict[str, Any]],
     log: dict[str, Any],
     counter: BrokerCounter,
+    outbox: dict[str, int],
     devices: int,
     responder_counts: dict[str, dict[str, int]],
 ) -> dict[str, Any]:
@@ -225,10 +241,9 @@ def summarise(
     slope = slope_per_hour(steady)
     final = measured[-1] if measured else {}
     reads = final.get("reads", {})
-    collected = {kind: v.get("ok", 0) + v.get("partial", 0) for kind, v in reads.items()}
-    collected_total = sum(collected.values())
-    final_depth = log.get("final_queue_depth")
-    lost = collected_total - counter.reads - int(final_depth or 0)
+    # Message-level accounting: every signed message arrived at the broker or is still queued.
+    lost = outbox["signed"] - counter.reads - counter.events - outbox["queued"]
+    collected_total = counter.reads + outbox["queued_reads"]
     requests = sum(
         n
         for got in responder_counts.values()
@@ -260,10 +275,10 @@ def summarise(
         "discovery": log["discovery"],
         "discovered": discovered,
         "cycles": cycles,
-        "collected_reads": collected,
-        "reads_by_kind": reads,
+        "reads_committed": collected_total,
+        "reads_by_kind_last_sample": reads,
         "broker": counter.as_dict() | {"lost": lost, "published": log.get("published")},
-        "final_queue_depth": final_depth,
+        "outbox": outbox,
         "queue": {
             "max_depth": max(depths, default=0),
             "mean_depth": round(statistics.fmean(depths), 1) if depths else 0,
@@ -324,9 +339,10 @@ def markdown(summary: dict[str, Any]) -> str:
         f"| RSS after cycle 2 / last cycle | {rss['baseline_after_cycle_mb']} / "
         f"{rss['after_last_cycle_mb']} MB (slope {rss['steady_slope_mb_per_h']} MB/h) | "
         f"flat (within 5%) | {_yes(t['rss_flat'])} |",
-        f"| Reads at the broker | {broker['reads']} of {sum(summary['collected_reads'].values())}"
-        f" collected ({broker['duplicates']} duplicates, {broker['lost']} lost, final queue "
-        f"{summary['final_queue_depth']}) | all | {_yes(t['every_read_arrived_at_broker'])} |",
+        f"| Signed messages at the broker | {broker['reads']} reads + {broker['events']} events of"
+        f" {summary['outbox']['signed']} signed ({summary['outbox']['queued']} still queued, "
+        f"{broker['lost']} lost, {broker['duplicates']} duplicates) | all | "
+        f"{_yes(t['every_read_arrived_at_broker'])} |",
         f"| Events at the broker | {broker['events']} ({broker['event_names']}) | | |",
         f"| Daemon CPU | {cpu['daemon_total_s']} s, {cpu['daemon_avg_cores']} cores on average, "
         f"{cpu['daemon_ms_per_read']} ms per read | | |",

@@ -66,6 +66,12 @@ DEFAULT_RATE = 200.0  # packets per second
 DEFAULT_MAX_IN_FLIGHT = 128
 CLASSIFY_COLUMNS: tuple[Oid, ...] = (HR_DEVICE_TYPE, PRT_GENERAL_SERIAL)
 
+# The identity plan's scalars double as the probe; its other columns are walked for printers.
+_PROBE_OIDS: tuple[Oid, ...] = tuple(item.oid for item in identity_plan().scalars)
+_IDENTITY_COLUMNS: tuple[Oid, ...] = tuple(
+    item.oid for item in identity_plan().columns if item.oid not in CLASSIFY_COLUMNS
+)
+
 AddressStatus = Literal["printer", "other", "silent", "closed", "refused"]
 V3Sessions = Callable[[str, Credential, SnmpSettings], SnmpSession]
 #: Opens a session to (address, credential); every packet it sends must await ``pace``.
@@ -219,9 +225,12 @@ class Sweep:
                 on_result(result)
 
         workers = min(self._options.max_in_flight, max(1, self.stats.total or 1))
-        async with asyncio.TaskGroup() as group:
-            for number in range(workers):
-                group.create_task(worker(), name=f"discovery-worker-{number}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number in range(workers):
+                    group.create_task(worker(), name=f"discovery-worker-{number}")
+        except BaseExceptionGroup as failure:
+            raise _first_leaf(failure) from None
         self.stats.finished = time.monotonic()
         _log().info(
             "discovery.completed",
@@ -257,12 +266,11 @@ class Sweep:
         """Find out what ``address`` is (never raises for what the device does)."""
         started = time.monotonic()
         refusals: list[str] = []
-        scalars = identity_plan().scalars
         for credential in self._profiles_for(address):
             opened: AbstractAsyncContextManager[SnmpSession] = self._session(address, credential)
             try:
                 async with opened as session:
-                    first = await session.get([item.oid for item in scalars])
+                    first = await session.get(_PROBE_OIDS)
                     result = await self._identify(session, credential, first, refusals)
             except SnmpPortClosed:
                 return AddressResult(
@@ -298,8 +306,7 @@ class Sweep:
         await _walk_into(session, CLASSIFY_COLUMNS, varbinds, problems)
         kind = classify_device(varbinds)
         if kind == "printer":
-            rest = [i.oid for i in identity_plan().columns if i.oid not in CLASSIFY_COLUMNS]
-            await _walk_into(session, rest, varbinds, problems)
+            await _walk_into(session, _IDENTITY_COLUMNS, varbinds, problems)
             extra = [item.oid for item in vendor_identity_oids(enterprise_of(_sys_oid(varbinds)))]
             index = printer_index(varbinds)
             if index is not None:
@@ -324,6 +331,14 @@ class Sweep:
             refusals=refusals,
             read=read,
         )
+
+
+def _first_leaf(failure: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error a worker raised (output closed, inventory unwritable): the CLI reports it."""
+    leaf: BaseException = failure
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
 
 
 def _sys_oid(varbinds: Mapping[Oid, Value]) -> Oid | None:

@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-
 # Float dust: after sleeping the exact deficit, refill may land a hair below one token.
 _EPSILON = 1e-9
 

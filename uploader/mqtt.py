@@ -157,6 +157,7 @@ class MqttPublisher:
             kind: settings.agent_topic(agent_id, kind) for kind in ("read", "event", "status")
         }
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self.connected = False
         self.last_ack_at: datetime | None = None
@@ -170,14 +171,25 @@ class MqttPublisher:
         return self._settings.client_id or f"fleet-agent-{self._agent_id}"
 
     def notify(self) -> None:
-        """New messages were submitted to the outbox: publish them now."""
-        self._wake.set()
+        """New messages were submitted to the outbox: publish them now. Any thread may call."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # not running: run() reads the outbox when it starts
+        try:
+            same_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            same_loop = False
+        if same_loop:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; then finish what is in flight and say ``offline``."""
         if self._running:
             raise RuntimeError("MqttPublisher.run is already running")
         self._running = True
+        self._loop = asyncio.get_running_loop()
         settings = self._settings
         attempt = 0
         try:
@@ -208,6 +220,7 @@ class MqttPublisher:
         finally:
             self.connected = False
             self._running = False
+            self._loop = None
 
     async def _session(self, stop: asyncio.Event) -> bool:
         status_topic = self._topics["status"]
@@ -313,8 +326,8 @@ class MqttPublisher:
                         started += 1
                     self.in_flight = len(inflight)
                     publishes = [task for task in publishes if not task.done()]
-                    if started or unflushed:
-                        continue
+                    if started or unflushed or stopping:
+                        continue  # re-check at once: a wake-up may have come meanwhile
                 await wake.wait()
             for task in helpers + publishes:
                 task.cancel()

@@ -5,8 +5,10 @@ configuration (``--config``) when none are given. Each printer found is
 recorded in ``<state-dir>/inventory.db`` (the daemon polls from it) and printed:
 a table on a terminal, or one JSON line per printer (address, device id,
 vendor, model, serial, MAC, credential profile, new / moved from / duplicate
-serial). Progress goes to stderr: a progress bar on a terminal, structured
-``discovery.progress`` log events otherwise; the summary line last.
+serial; with ``--read`` also lifetime pages, from a full read that is kept as
+the device's last read). Non-printer SNMP devices are only counted. Progress
+goes to stderr: a progress bar on a terminal, structured ``discovery.progress``
+log events otherwise; the summary line last.
 Exit status: 0 when the sweep ran, 2 for a bad argument or configuration.
 """
 

@@ -183,6 +183,8 @@ def parse_contacts(data: bytes, *, source: str = "contacts.csv") -> tuple[Contac
         for number, cells in enumerate(records[1:], start=2)
         if any(cell.strip() for cell in cells)
     ]
+    if not rows:
+        raise ContactImportError(source, [RowError(None, None, "no contacts after the header row")])
     if len(rows) > MAX_CONTACTS:
         errors.append(
             RowError(None, None, f"{len(rows)} contacts; at most {MAX_CONTACTS} per file")

@@ -136,3 +136,13 @@ class SiteSummary(_Frozen):
 class FleetReport(_Frozen):
     devices: tuple[DeviceReport, ...]
     summary: SiteSummary
+
+
+def verdict_json_schema() -> dict[str, Any]:
+    """JSON Schema of a verdict's JSON form (the ``"eligibility"`` object of a read).
+
+    For the read schema's owner to embed; every top-level key is always written.
+    """
+    schema = Verdict.model_json_schema()
+    schema["required"] = ["eligible", "reasons", "policy_version"]
+    return schema

@@ -52,9 +52,6 @@ class DeviceFacts:
         candidates = (self.device_id, self.serial, self.read.address)
         return {normalise(key) for key in candidates if key}
 
-    def label(self) -> str:
-        return " ".join(part for part in (self.vendor, self.model) if part) or "the device"
-
 
 def _present(text: str | None) -> str | None:
     return text.strip() if text and text.strip() else None
@@ -125,25 +122,27 @@ def lifetime_count_missing(facts: DeviceFacts) -> list[Reason]:
     ]
 
 
-def maximum_pages(facts: DeviceFacts) -> int | None:
-    """The per-model maximum where the matching model rule sets one, else the global one."""
+def maximum_pages(facts: DeviceFacts) -> tuple[int | None, bool]:
+    """(maximum lifetime pages, whether it is the model's own): the matching model rule's
+    maximum where it sets one, else the policy's global one."""
     if facts.vendor and facts.model:
         rule = facts.policy.model_rule_for(facts.vendor, facts.model)
         if rule is not None and rule.max_lifetime_pages is not None:
-            return rule.max_lifetime_pages
-    return facts.policy.max_lifetime_pages
+            return rule.max_lifetime_pages, True
+    return facts.policy.max_lifetime_pages, False
 
 
 def lifetime_count_over_max(facts: DeviceFacts) -> list[Reason]:
-    total, limit = facts.read.counters.total, maximum_pages(facts)
+    total = facts.read.counters.total
+    limit, per_model = maximum_pages(facts)
     if total is None or limit is None or total <= limit:
         return []
-    return [
-        _reason(
-            "lifetime_count_over_max",
-            f"Lifetime page count {total:,} is over the maximum of {limit:,} for this model.",
-        )
-    ]
+    whose = (
+        f"the maximum of {limit:,} for this model"
+        if per_model
+        else (f"the contract's maximum of {limit:,}")
+    )
+    return [_reason("lifetime_count_over_max", f"Lifetime page count {total:,} is over {whose}.")]
 
 
 def serial_missing(facts: DeviceFacts) -> list[Reason]:

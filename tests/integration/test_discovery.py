@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.cli import main
 from agent.inventory import Inventory
@@ -22,6 +23,15 @@ from tests.support.snmpsim import SnmpSim, SnmpSimFactory
 from tests.support.udp_counter import UdpCounterFactory
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI runs point structlog at pytest's capture streams, which close after the test."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
+
 
 PRINTER_TYPE = "1.3.6.1.2.1.25.3.1.5"
 
@@ -69,7 +79,7 @@ def common_port(addresses: Sequence[str]) -> int:
 def start_devices(
     factory: SnmpSimFactory, root: Path, devices: dict[str, str], port: int, **kwargs: object
 ) -> dict[str, SnmpSim]:
-    """One snmpsim per address, serving ``recording`` as community ``public``, started in parallel."""
+    """One snmpsim per address serving its recording as community ``public``, in parallel."""
 
     def start(item: tuple[str, str]) -> tuple[str, SnmpSim]:
         address, recording = item
@@ -226,11 +236,19 @@ def test_inventory_command_lists_what_discovery_found(
     port = common_port(list(devices))
     start_devices(snmpsim_factory, tmp_path / "sims", devices, port)
     state = str(tmp_path / "state")
-    discover(
-        capsys, "127.0.5.2", "--snmp-port", str(port), "--timeout", "0.3", "--state-dir", state
-    )
+    base = ["127.0.5.2", "--snmp-port", str(port), "--timeout", "0.3", "--state-dir", state]
+    (found,), _ = discover(capsys, *base)
+    assert found["lifetime_pages"] is None  # identification alone reads no meters
     assert main(["inventory", "--state-dir", state, "--format", "csv"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("device_id,serial,vendor,model,address,mac,first_seen")
     assert "'=HACK0001" in lines[1]  # device text cannot become a spreadsheet formula
     assert ",127.0.5.2,00:11:22:00:02:01," in lines[1]
+    assert not lines[1].split(",")[8]  # lifetime_pages still unknown
+
+    (found,), _ = discover(capsys, *base, "--read")
+    assert found["lifetime_pages"] == 48213
+    assert main(["inventory", "--state-dir", state, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2  # the same device, not a second one
+    assert lines[1].split(",")[8] == "48213"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from pydantic import SecretStr
 
 from collectors.credentials import Credential, SnmpSettings
@@ -19,6 +21,14 @@ from tests.support.snmpsim_fleet import start_snmpsim_v3
 from tests.support.udp_counter import UdpCounterFactory
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI runs point structlog at pytest's capture streams, which close after the test."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 def _worst_window(stamps: list[float], window: float) -> int:
@@ -47,7 +57,7 @@ async def test_packets_per_second_budget_holds_at_the_peers(
     started = time.monotonic()
     stats = await sweep.run(results.append)
     elapsed = time.monotonic() - started
-    time.sleep(0.2)  # let the sink thread drain its sockets
+    await asyncio.sleep(0.2)  # let the sink thread drain its sockets
 
     stamps = counter.stamps()
     assert stats.silent == 60

@@ -121,16 +121,35 @@ def test_table_is_the_default_format_on_a_pipe_is_json(files: tuple[Path, Path])
     assert "The printer reports 'jammed'." in table.stdout
 
 
-def test_contacts_file_replaces_the_policy_contacts(files: tuple[Path, Path]) -> None:
+def test_contacts_file_replaces_the_policy_contacts(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
     policy, reads = files
+    paris = tmp_path / "paris.csv"
+    paris.write_text(
+        "name,company,address,phone,email,country_code,locations\n"
+        "Luc,Acme SARL,1 rue de Rivoli,+33 1 23 45 67 89,luc@example.fr,FR,Paris/*\n",
+        encoding="utf-8",
+    )
+    run = run_cli(
+        "--policy", str(policy), "--reads", str(reads), "--format", "json",
+        "--contacts", str(paris),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    first = json.loads(run.stdout)["devices"][0]["verdict"]
+    # The policy's catch-all contact is gone; Luc covers Paris only.
+    assert first["reasons"] == [
+        {
+            "code": "no_supplies_contact",
+            "message": "No supplies delivery contact covers location 'Berlin/Floor 2'.",
+        }
+    ]
     run = run_cli(
         "--policy", str(policy), "--reads", str(reads), "--format", "json",
         "--contacts", str(DATA / "contacts_quoted.csv"),
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    # contacts_quoted.csv: Zoë covers Berlin/*, José two devices, Mari everything.
-    document = json.loads(run.stdout)
-    assert document["devices"][0]["verdict"]["eligible"] is True
+    # contacts_quoted.csv: Zoë covers Berlin/*.
+    assert json.loads(run.stdout)["devices"][0]["verdict"]["eligible"] is True
 
 
 def test_bad_contacts_file_exits_2_naming_the_row(files: tuple[Path, Path]) -> None:

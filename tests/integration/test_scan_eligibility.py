@@ -26,7 +26,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agent.eligibility.models import Verdict
+from agent.eligibility.models import verdict_json_schema
 from agent.schema import read_schema
 from tests.support.snmpsim import SnmpSimFactory
 from tests.support.snmpsim_fleet import common_free_port, run_scan
@@ -164,7 +164,7 @@ def test_scan_with_policy_adds_the_exact_verdict_to_every_read(
     # The verdict rides along the read: the rest of the line is the plain read.
     plain = _scan(port, "--format", "json")
     without = {read["address"]: read for read in plain.reads()}
-    verdict_schema = Verdict.model_json_schema()
+    verdict_schema = verdict_json_schema()
     for address, read in reads.items():
         assert "eligibility" not in without[address]
         assert set(read) - set(without[address]) == {"eligibility"}

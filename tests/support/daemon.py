@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -19,14 +20,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 import yaml
 
 from agent.demo.fleet import DEMO_FLEET, PrinterSpec, to_snmprec
-from tests.support.snmpsim import SnmpSim, SnmpSimFactory
-from tests.support.snmpsim_fleet import common_free_port
+
+if TYPE_CHECKING:  # imported lazily: plugins load alphabetically, snmpsim after this module
+    from tests.support.snmpsim import SnmpSim, SnmpSimFactory
 
 FLEET_AGENT = Path(sys.executable).with_name("fleet-agent")
 Event = dict[str, Any]
@@ -53,6 +55,8 @@ def start_printers(
     subnet: str,
     specs: Sequence[PrinterSpec] = DEMO_FLEET,
 ) -> Printers:
+    from tests.support.snmpsim_fleet import common_free_port
+
     addresses = [f"{subnet}.{n}" for n in range(1, len(specs) + 1)]
     port = common_free_port(addresses)
     sims = []
@@ -99,7 +103,13 @@ def agent_config(
         "state_dir": str(state_dir),
         "log_level": log_level,
         "shutdown_deadline": shutdown_deadline,
-        "snmp": {"port": snmp_port, "timeout": 1, "retries": 1, "read_deadline": 10, **(snmp or {})},
+        "snmp": {
+            "port": snmp_port,
+            "timeout": 1,
+            "retries": 1,
+            "read_deadline": 10,
+            **(snmp or {}),
+        },
         "discovery": {"targets": list(targets), "rate": 1000},
         "schedule": {
             "discovery": "1h",
@@ -162,9 +172,8 @@ class DaemonProcess:
                 for event in self.events()[after:]:
                     if event.get("event") == name and where(event):
                         return event
-                raise AssertionError(
-                    f"daemon exited ({self.process.returncode}) before {name}:\n{self.log()[-4000:]}"
-                )
+                code = self.process.returncode
+                raise AssertionError(f"daemon exited ({code}) before {name}:\n{self.log()[-4000:]}")
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {name} within {timeout} s:\n{self.log()[-4000:]}")
             time.sleep(0.05)
@@ -177,6 +186,10 @@ class DaemonProcess:
 
     def wait(self, timeout: float = 30.0) -> int:
         return self.process.wait(timeout=timeout)
+
+    async def exited(self) -> int:
+        """Wait (90 s at most) for the exit without blocking the test's event loop."""
+        return await asyncio.to_thread(self.process.wait, 90)
 
     @property
     def running(self) -> bool:

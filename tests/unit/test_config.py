@@ -51,7 +51,9 @@ def test_errors_name_file_line_and_field(tmp_path: Path) -> None:
 
 
 def test_upload_without_broker_is_refused_with_the_way_out(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"config.yaml:1: upload.mqtt: a broker .* upload.enabled: false"):
+    with pytest.raises(
+        ConfigError, match=r"config.yaml:1: upload.mqtt: a broker .* upload.enabled: false"
+    ):
         load_config(_write(tmp_path, "site: x\n"), environ={})
 
 

@@ -148,6 +148,10 @@ def test_empty_file_has_no_header() -> None:
     assert _errors(b"") == ["row 1: no header row"]
 
 
+def test_header_without_contacts_is_refused() -> None:
+    assert _errors(HEADER.encode() + b"\n,,,,,\n") == ["no contacts after the header row"]
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ContactImportError, match=r"nope\.csv"):
         load_contacts(tmp_path / "nope.csv")
@@ -183,6 +187,6 @@ def test_any_single_row_is_imported_or_refused_cleanly(cells: list[str]) -> None
     except ContactImportError as exc:
         errors = exc.errors
         assert errors, "a refusal always says why"
-    assert all(error.row is not None for error in errors)
-    blank = not any(cell.strip() for cell in cells)  # blank rows are skipped, not refused
-    assert len(contacts) + bool(errors) == (0 if blank else 1)
+    blank = not any(cell.strip() for cell in cells)  # skipped, so the file has no contacts
+    assert all(error.row is not None for error in errors) or blank
+    assert len(contacts) + bool(errors) == 1  # a blank row leaves no contacts: refused

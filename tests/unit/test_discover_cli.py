@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.cli import build_parser, main
 from agent.commands._snmp_options import (
@@ -21,6 +24,14 @@ from agent.commands.inventory import spreadsheet_safe, write_csv
 from agent.errors import UsageError
 from agent.inventory import Inventory, InventoryDevice
 from mibs.models import Identity
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI runs point structlog at pytest's capture streams, which close after the test."""
+    structlog.reset_defaults()
+    yield
+    structlog.reset_defaults()
 
 
 def _snmp(*argv: str) -> argparse.Namespace:
@@ -50,7 +61,8 @@ def test_v3_first_then_communities_in_order(tmp_path: Path) -> None:
     assert [p.name for p in profiles] == ["v3:ops", "v2c#1", "v2c#2"]
     v3 = profiles[0]
     assert v3.security_level == "authPriv"
-    assert v3.auth_key is not None and v3.auth_key.get_secret_value() == "authpass123"
+    assert v3.auth_key is not None
+    assert v3.auth_key.get_secret_value() == "authpass123"
     assert (v3.auth_protocol, v3.priv_protocol) == ("SHA256", "AES")
 
 
@@ -134,7 +146,8 @@ discovery:
 """
     )
     plan = build_plan(_discover_args("--config", str(config), "--retries", "3"))
-    assert len(plan.targets) == 13 and "192.0.2.5" not in plan.targets
+    assert len(plan.targets) == 13
+    assert "192.0.2.5" not in plan.targets
     assert [c.name for c in plan.credentials] == ["office"]
     assert (plan.settings.timeout, plan.settings.retries) == (0.7, 3)
     assert (plan.options.rate, plan.options.max_in_flight) == (50, 8)
@@ -205,4 +218,32 @@ def test_inventory_command_lists_json(tmp_path: Path, capsys: pytest.CaptureFixt
         )
     assert main(["inventory", "--state-dir", str(tmp_path), "--format", "json"]) == 0
     out = capsys.readouterr().out
-    assert '"device_id":"sn:hp:CNB1"' in out and '"address":"10.0.0.5"' in out
+    assert '"device_id":"sn:hp:CNB1"' in out
+    assert '"address":"10.0.0.5"' in out
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_log_events_off_it() -> None:
+    from agent.commands.discover import _progress
+    from agent.logging import configure_logging
+    from collectors.discovery import SweepStats
+
+    stats = SweepStats(total=400, done=100, printers=7)
+    terminal = _Terminal()
+    with _progress(lambda: stats, terminal) as tick:
+        tick()
+    shown = terminal.getvalue()
+    assert "100/400" in shown
+    assert "7 printers" in shown
+
+    pipe = io.StringIO()
+    configure_logging("info", stream=pipe)
+    with _progress(lambda: stats, pipe) as tick:
+        tick()
+    event = json.loads(pipe.getvalue().splitlines()[-1])
+    assert event["event"] == "discovery.progress"
+    assert (event["done"], event["total"], event["printers"]) == (100, 400, 7)

@@ -158,7 +158,8 @@ async def test_printers_others_silent_and_closed_are_told_apart() -> None:
     }
     printer = results["10.0.0.1"]
     assert printer.device_id == "sn:hp:PHB1234567"
-    assert printer.identity is not None and printer.identity.mac == "00:11:22:33:44:55"
+    assert printer.identity is not None
+    assert printer.identity.mac == "00:11:22:33:44:55"
     assert printer.credential == "good"
     assert results["10.0.0.2"].device_id is None
     stats = sweep.stats
@@ -172,7 +173,8 @@ async def test_profiles_in_order_and_a_refusal_moves_on() -> None:
     assert result.status == "printer"
     assert result.credential == "good"
     assert [name for _, name in net.tries] == ["v3-wrong", "bad", "good"]
-    assert len(result.refusals) == 1 and result.refusals[0].startswith("v3-wrong:")
+    assert len(result.refusals) == 1
+    assert result.refusals[0].startswith("v3-wrong:")
 
 
 async def test_every_profile_refused_is_reported_as_refused() -> None:
@@ -220,7 +222,8 @@ async def test_in_flight_is_capped_and_targets_are_pulled_lazily() -> None:
         seen.append(result.address)
 
     stats = await sweep.run(collect)
-    assert stats.done == 500 and len(set(seen)) == 500
+    assert stats.done == 500
+    assert len(set(seen)) == 500
     assert net.peak == 16
 
 
@@ -250,3 +253,20 @@ async def test_identification_alone_reads_no_meters_but_read_printers_does() -> 
     assert read is not None
     assert read.counters.total == 48213
     assert read.identity.serial == "PHB1234567"
+
+
+async def test_an_error_in_the_result_handler_surfaces_as_itself() -> None:
+    net = Net({"10.0.0.1": Device(PRINTER, {"good"})})
+    sweep = Sweep(
+        ["10.0.0.1", "10.0.0.2"],
+        [V2C_GOOD],
+        SnmpSettings(),
+        options=DiscoveryOptions(rate=None),
+        open_session=_opener(net),
+    )
+
+    def broken(result: AddressResult) -> None:
+        raise OSError("standard output closed")
+
+    with pytest.raises(OSError, match="standard output closed"):
+        await sweep.run(broken)

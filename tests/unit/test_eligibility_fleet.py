@@ -191,7 +191,7 @@ def test_table_report_shows_verdicts_reasons_and_summary() -> None:
     text = out.getvalue()
     assert "sn:hp:SN0001" in text
     assert "not eligible" in text
-    assert "Lifetime page count 250,000 is over the maximum of 100,000" in text
+    assert "Lifetime page count 250,000 is over the contract's maximum of 100,000." in text
     assert "Site summary" in text
     assert "self-entitlement packets" in text
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import jsonschema
 import pytest
 
 from agent.eligibility.contacts import Contact
-from agent.eligibility.models import REASON_CODES, Verdict
+from agent.eligibility.models import REASON_CODES, Verdict, verdict_json_schema
 from agent.eligibility.policy import Policy
 from agent.eligibility.rules import RULES, evaluate_read
 from mibs.models import Alert, Counters, Identity, PrinterRead, Problem, Status, Supply
@@ -132,6 +133,23 @@ def test_verdict_json_has_exactly_the_documented_shape() -> None:
     }
 
 
+def test_verdict_json_schema_accepts_verdicts_and_nothing_else() -> None:
+    schema = verdict_json_schema()
+    verdict_json = verdict(make_read(errors=["jammed"])).model_dump(mode="json")
+    jsonschema.validate(verdict_json, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(verdict_json | {"extra": 1}, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"eligible": True, "policy_version": "1"}, schema)
+    bad_code = {
+        "eligible": False,
+        "reasons": [{"code": "x", "message": "m"}],
+        "policy_version": "1",
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad_code, schema)
+
+
 def test_rules_table_covers_every_reason_code_in_order() -> None:
     assert tuple(code for code, _ in RULES) == REASON_CODES
 
@@ -219,14 +237,19 @@ def test_global_maximum_boundary(total: int, over: bool) -> None:
     assert ("lifetime_count_over_max" in codes(result)) is over
     if over:
         assert result.reasons[0].message == (
-            "Lifetime page count 100,001 is over the maximum of 100,000 for this model."
+            "Lifetime page count 100,001 is over the contract's maximum of 100,000."
         )
 
 
 @pytest.mark.parametrize(("total", "over"), [(50_000, False), (50_001, True)])
 def test_per_model_maximum_overrides_the_global_one(total: int, over: bool) -> None:
     read = make_read(vendor="Brother", model="HL-5370DW", total=total)
-    assert ("lifetime_count_over_max" in codes(verdict(read))) is over
+    result = verdict(read)
+    assert ("lifetime_count_over_max" in codes(result)) is over
+    if over:
+        assert result.reasons[0].message == (
+            "Lifetime page count 50,001 is over the maximum of 50,000 for this model."
+        )
 
 
 def test_per_model_maximum_may_be_higher_than_the_global_one() -> None:

@@ -47,7 +47,8 @@ def test_a_device_survives_a_restart_in_wal_mode(tmp_path: Path) -> None:
         device_id, new, moved, _ = _see(
             inventory, "10.0.0.5", _printer("CNB1", "00:11:22:33:44:55"), T0
         )
-    assert new and moved is None
+    assert new
+    assert moved is None
     assert device_id == "sn:hp:CNB1"
     with sqlite3.connect(path) as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -72,7 +73,8 @@ def test_a_moved_printer_is_the_same_device(tmp_path: Path) -> None:
     assert second[2] == "10.0.0.5"
     assert device.address == "10.0.0.77"
     assert device.addresses == ["10.0.0.77"]
-    assert device.first_seen == T0 and device.last_seen == T0 + DAY
+    assert device.first_seen == T0
+    assert device.last_seen == T0 + DAY
 
 
 def test_two_addresses_in_one_sweep_are_one_device(tmp_path: Path) -> None:
@@ -109,8 +111,10 @@ def test_same_serial_on_different_devices_is_flagged(tmp_path: Path) -> None:
         a2 = _see(inventory, "10.0.0.5", _printer("00CNB1", "00:11:22:33:44:55"), T0 + DAY)
         b2 = _see(inventory, "10.0.0.9", _printer("00CNB1", "66:77:88:99:aa:bb"), T0 + DAY)
         after = {d.device_id: d for d in inventory.devices()}
-    assert a[0] == "sn:hp:00CNB1" and not a[3]
-    assert b[0] == "sn:hp:00CNB1~66778899aabb" and b[3]
+    assert a[0] == "sn:hp:00CNB1"
+    assert not a[3]
+    assert b[0] == "sn:hp:00CNB1~66778899aabb"
+    assert b[3]
     assert len(devices) == 2
     assert all(d.duplicate_serial for d in devices.values())
     assert (a2[0], a2[1]) == (a[0], False)
@@ -124,7 +128,8 @@ def test_serial_that_appears_later_keeps_the_mac_id(tmp_path: Path) -> None:
         later = _see(inventory, "10.0.0.5", _printer("CNB1", "00:11:22:33:44:55"), T0 + DAY)
         (device,) = inventory.devices()
     assert first[0] == "mac:00:11:22:33:44:55"
-    assert later[0] == first[0] and not later[1]
+    assert later[0] == first[0]
+    assert not later[1]
     assert device.serial == "CNB1"
 
 

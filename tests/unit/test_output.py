@@ -121,3 +121,22 @@ def test_summary_line_counts() -> None:
     assert summary.line() == (
         "256 addresses scanned, 3 printers, 1 not a printer, 251 silent, 1 incomplete"
     )
+
+
+def test_device_text_is_not_rich_markup() -> None:
+    import io
+    from datetime import UTC, datetime
+
+    from agent.output import print_table, printer_table
+    from mibs.models import Counters, Identity, PrinterRead
+
+    read = PrinterRead(
+        address="127.0.0.9",
+        collected_at=datetime(2026, 11, 22, tzinfo=UTC),
+        identity=Identity(vendor="[bold]Evil[/bold]", model="[link=http://x]M1[/link]"),
+        counters=Counters(),
+    )
+    stream = io.StringIO()
+    print_table(stream, printer_table([read]))
+    assert "[bold]Evil[/bold]" in stream.getvalue()
+    assert "[link=http://x]M1[/link]" in stream.getvalue()

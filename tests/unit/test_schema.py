@@ -109,3 +109,25 @@ def test_schema_refuses(mutate: Any, why: str) -> None:
     document = copy.deepcopy(_sample())
     mutate(document)
     assert not _validator().is_valid(document), why
+
+
+def test_uploaded_read_with_verdict_device_id_and_purpose_validates() -> None:
+    from agent.collect import read_body
+    from agent.eligibility.models import Reason, Verdict
+
+    read = PrinterRead.model_validate(_sample())
+    verdict = Verdict(
+        eligible=False,
+        reasons=(Reason(code="lifetime_count_over_max", message="over the maximum"),),
+        policy_version="2026.11",
+    )
+    body = read_body(read, device_id="sn:hp:CNB1234567", purpose="meters", verdict=verdict)
+    _validator().validate(body)
+    broken = copy.deepcopy(body)
+    broken["eligibility"]["reasons"][0]["code"] = "not_a_reason"
+    with pytest.raises(jsonschema.ValidationError):
+        _validator().validate(broken)
+    broken = copy.deepcopy(body)
+    broken["purpose"] = "billing"
+    with pytest.raises(jsonschema.ValidationError):
+        _validator().validate(broken)

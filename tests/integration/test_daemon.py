@@ -1,0 +1,306 @@
+"""Issue #6: `fleet-agent run` as a subprocess against snmpsim printers and Mosquitto.
+
+Each test serves the demo fleet (agent/demo/fleet.py: five printers, several vendors,
+one low on toner) on its own 127.0.6x.0/24 block and runs the real daemon binary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.daemon import load_or_create_key
+from agent.inventory import Inventory, inventory_path
+from tests.support.daemon import (
+    FLEET_AGENT,
+    DaemonRunner,
+    agent_config,
+    start_printers,
+)
+from tests.support.mosquitto import MosquittoFactory
+from tests.support.mqtt_consumer import start_consumer, unique_prefix
+from tests.support.snmpsim import SnmpSimFactory
+from uploader.config import MqttSettings
+from uploader.envelope import Verifier
+from uploader.keys import AgentKey
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_POLICY = REPO / "docs" / "examples" / "demo-policy.yaml"
+AGENT_ID = "test-agent"
+# device_found for each printer, and supply_low for the HP on 7 % toner.
+EXPECTED_EVENTS = 5 + 1
+
+
+def consumer_settings(port: int, prefix: str) -> MqttSettings:
+    return MqttSettings(host="127.0.0.1", port=port, tls=False, topic_prefix=prefix)
+
+
+def stored(store_tokens: list[str], key: AgentKey) -> list[tuple[str, dict[str, object]]]:
+    """(kind, body) of each stored envelope, verified once more against the agent key."""
+    verifier = Verifier({key.key_id: key.jose_key})
+    out = []
+    for token in store_tokens:
+        envelope = verifier.verify(token)
+        out.append((envelope.kind, dict(envelope.body)))
+    return out
+
+
+async def test_reads_arrive_at_the_consumer_signed_and_stored(
+    snmpsim_factory: SnmpSimFactory,
+    mosquitto_factory: MosquittoFactory,
+    daemon_runner: DaemonRunner,
+    tmp_path: Path,
+) -> None:
+    printers = start_printers(snmpsim_factory, tmp_path, "127.0.60")
+    broker = mosquitto_factory()
+    prefix = unique_prefix("daemon")
+    state = tmp_path / "state"
+    key = load_or_create_key(state)  # the daemon uses this key instead of making one
+    consumer = await start_consumer(
+        consumer_settings(broker.port, prefix), [key], tmp_path / "consumer.db"
+    )
+    config = agent_config(
+        tmp_path / "agent.yaml",
+        state_dir=state,
+        snmp_port=printers.port,
+        targets=[printers.target_range],
+        broker_port=broker.port,
+        topic_prefix=prefix,
+        policy=DEMO_POLICY,
+        http_port=None,
+    )
+    daemon = daemon_runner(config, "--once")
+    assert await daemon.exited() == 0, daemon.log()
+
+    await consumer.wait_stored(len(printers.sims) + EXPECTED_EVENTS)
+    summary = await consumer.finish()
+    assert summary.rejected == {}
+    assert summary.verified == summary.stored == len(printers.sims) + EXPECTED_EVENTS
+    assert summary.gaps_open == 0
+    assert summary.chain_breaks == 0
+
+    messages = stored(consumer.store.tokens(AGENT_ID), key)
+    reads = [body for kind, body in messages if kind == "read"]
+    events = [body for kind, body in messages if kind == "event"]
+    assert len(reads) == 5
+    with Inventory(inventory_path(state)) as inventory:
+        known = {d.device_id: d for d in inventory.devices()}
+    assert {r["device_id"] for r in reads} == set(known)
+    assert len(known) == 5
+    assert {r["identity"]["serial"] for r in reads} == printers.serials()  # type: ignore[index]
+    assert {r["address"] for r in reads} == set(printers.addresses)
+    assert all(r["purpose"] == "meters" for r in reads)
+    verdicts = {r["identity"]["model"]: r["eligibility"]["eligible"] for r in reads}  # type: ignore[index]
+    assert verdicts == {
+        "LaserJet Pro M404dn": True,
+        "CX725": True,
+        "AltaLink C8045": False,
+        "HL-L2350DW": False,
+    }
+    assert sorted(e["event"] for e in events) == ["device_found"] * 5 + ["supply_low"]
+    low = next(e for e in events if e["event"] == "supply_low")
+    assert low["device_id"] == "sn:hp:PHBQA12346"
+    assert low["percent"] == 7
+    stopped = daemon.wait_for("daemon.stopped")
+    assert stopped["queue_depth"] == 0
+    assert stopped["published"] == 5 + EXPECTED_EVENTS
+
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Samples:
+    """``/metrics`` as {(sample name, sorted labels): value}."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def until(check: Callable[[], bool], what: str, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+def status(config: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(FLEET_AGENT), "status", "--config", str(config), "--port", str(port), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+async def test_metrics_and_status_follow_broker_and_device_outages(
+    snmpsim_factory: SnmpSimFactory,
+    mosquitto_factory: MosquittoFactory,
+    daemon_runner: DaemonRunner,
+    tmp_path: Path,
+) -> None:
+    printers = start_printers(snmpsim_factory, tmp_path, "127.0.61")
+    broker = mosquitto_factory()
+    config = agent_config(
+        tmp_path / "agent.yaml",
+        state_dir=tmp_path / "state",
+        snmp_port=printers.port,
+        targets=[printers.target_range],
+        broker_port=broker.port,
+        topic_prefix=unique_prefix("metrics"),
+    )
+    daemon = daemon_runner(config)
+    port = await asyncio.to_thread(daemon.http_port)
+
+    def healthy() -> bool:
+        m = scrape(port)
+        return (
+            metric(m, "fleet_agent_reads_total", kind="meters", outcome="ok") >= 5
+            and metric(m, "fleet_agent_reads_total", kind="supplies", outcome="ok") >= 5
+            and metric(m, "fleet_agent_devices_known") == 5
+            and metric(m, "fleet_agent_broker_connected") == 1
+            and metric(m, "fleet_agent_queue_depth") == 0
+            and metric(m, "fleet_agent_messages_uploaded_total") >= 5 + 5 + EXPECTED_EVENTS
+        )
+
+    await until(healthy, "reads, devices and uploads in /metrics")
+    m = scrape(port)
+    assert metric(m, "fleet_agent_reads_total", kind="meters", outcome="silent") == 0
+    assert metric(m, "fleet_agent_job_runs_total", job="discovery", outcome="ok") == 1
+    assert metric(m, "fleet_agent_last_upload_timestamp_seconds") > 0
+    assert metric(m, "fleet_agent_snmp_requests_total") > 0
+
+    ok = await asyncio.to_thread(status, config, port)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "status ok" in ok.stdout
+    assert "devices known: 5" in ok.stdout
+    assert f"mqtt://127.0.0.1:{broker.port}, connected True" in ok.stdout
+    document = json.loads(
+        (await asyncio.to_thread(status, config, port, "--format", "json")).stdout
+    )
+    assert document["jobs"]["meters"]["runs"] >= 1
+    assert document["devices_known"] == 5
+    assert document["broker"]["published"] >= 5 + 5 + EXPECTED_EVENTS
+
+    broker.stop()  # the broker goes away: reads pile up in the outbox, health degrades
+
+    def queued() -> bool:
+        m = scrape(port)
+        return (
+            metric(m, "fleet_agent_broker_connected") == 0
+            and metric(m, "fleet_agent_queue_depth") >= 5
+        )
+
+    await until(queued, "broker_connected 0 and a growing queue")
+    down = await asyncio.to_thread(status, config, port)
+    assert down.returncode == 1
+    assert "status degraded" in down.stdout
+    assert "problem: broker not connected" in down.stdout
+    assert (await asyncio.to_thread(status, config, port, "--quiet")).stdout == ""
+
+    printers.sims[4].stop()  # one printer stops answering: its reads count as silent
+
+    def silent() -> bool:
+        m = scrape(port)
+        return (
+            metric(m, "fleet_agent_reads_total", kind="supplies", outcome="silent") >= 1
+            and metric(m, "fleet_agent_snmp_timeouts_total") >= 1
+        )
+
+    await until(silent, "silent reads and SNMP timeouts")
+
+    broker.start()  # back: the queue drains, health recovers
+
+    def drained() -> bool:
+        m = scrape(port)
+        return (
+            metric(m, "fleet_agent_broker_connected") == 1
+            and metric(m, "fleet_agent_queue_depth") == 0
+        )
+
+    await until(drained, "the queue to drain after the broker came back")
+    assert (await asyncio.to_thread(status, config, port)).returncode == 0
+
+    daemon.signal(signal.SIGTERM)
+    assert await daemon.exited() == 0
+    gone = await asyncio.to_thread(status, config, port)
+    assert gone.returncode == 1
+    assert "does not answer" in gone.stderr
+
+
+async def test_systemd_notify_ready_watchdog_reloading_stopping(
+    daemon_runner: DaemonRunner, tmp_path: Path
+) -> None:
+    socket_dir = Path(tempfile.mkdtemp(prefix="fa-notify-"))  # AF_UNIX paths are short
+    try:
+        path = socket_dir / "notify.sock"
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(str(path))
+        sock.settimeout(0.2)
+        config = agent_config(
+            tmp_path / "agent.yaml",
+            state_dir=tmp_path / "state",
+            snmp_port=161,
+            targets=[],
+            broker_port=None,
+            http_port=None,
+        )
+        daemon = daemon_runner(config, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "300000"})
+        received: list[str] = []
+
+        def drain(until_seen: str, within: float = 30.0, *, quiet: bool = False) -> None:
+            """Collect datagrams until ``until_seen`` arrives (or, quiet, until ``within``)."""
+            deadline = time.monotonic() + within
+            while until_seen not in received:
+                if time.monotonic() > deadline:
+                    if quiet:
+                        return
+                    raise AssertionError(f"no {until_seen} in {received}:\n{daemon.log()}")
+                try:
+                    datagram = sock.recv(4096).decode()
+                except TimeoutError:
+                    continue
+                received.extend(datagram.splitlines())
+
+        await asyncio.to_thread(drain, "READY=1")
+        assert "STATUS=running; 0 devices known" in received
+        received.clear()
+        started = time.monotonic()
+        await asyncio.to_thread(drain, "never sent", 1.2, quiet=True)
+        # WATCHDOG_USEC 0.3 s: a ping every 0.15 s, so about 8 in 1.2 s
+        assert received.count("WATCHDOG=1") >= 4, received
+        assert time.monotonic() - started >= 1.2
+        daemon.signal(signal.SIGHUP)
+        received.clear()
+        await asyncio.to_thread(drain, "RELOADING=1")
+        await asyncio.to_thread(drain, "READY=1")
+        daemon.signal(signal.SIGTERM)
+        await asyncio.to_thread(drain, "STOPPING=1")
+        assert await daemon.exited() == 0
+        sock.close()
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
