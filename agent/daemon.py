@@ -374,8 +374,11 @@ class Daemon:
                 await self._stop.wait()
                 self._notifier.stopping()
                 if self._scheduler is not None:
-                    self._scheduler.shutdown(wait=False)
+                    self._scheduler.pause()  # no new runs; running ones get the deadline
                 await self._drain_jobs()
+                if self._scheduler is not None:
+                    # Only now: APScheduler's shutdown cancels running coroutine jobs at once.
+                    self._scheduler.shutdown(wait=False)
                 publisher_stop.set()
             self.health()
             log.info(

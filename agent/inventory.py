@@ -137,7 +137,10 @@ class Inventory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
-            raise InventoryError(f"inventory {self.path}: cannot open ({exc})") from exc
+            raise InventoryError(
+                f"inventory {self.path}: cannot open ({exc}); choose another --state-dir "
+                f"or set {STATE_DIR_ENV}"
+            ) from exc
         self._db.row_factory = sqlite3.Row
         try:
             self._prepare()

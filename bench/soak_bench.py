@@ -43,9 +43,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import yaml
 from soak_fleet import (
@@ -67,11 +66,13 @@ from soak_report import (
     outbox_state,
     parse_daemon_log,
     parse_metrics,
+    profile_summary,
     summarise,
 )
 
 from agent.config import parse_duration
 
+HERE = Path(__file__).resolve().parent
 AGENT_ID = "soak-bench"
 SITE = "bench"
 
@@ -94,6 +95,8 @@ class Options:
     per_responder: int
     workdir: Path | None
     log_level: str
+    profile_at: float | None = None  # seconds after start: py-spy the daemon from then on
+    profile_for: float = 90.0
 
 
 def daemon_config(
@@ -171,6 +174,18 @@ async def sample(pid: int, http_port: int, counter: BrokerCounter, t0: float) ->
     return row
 
 
+def start_profiler(pid: int, seconds: float, workdir: Path) -> subprocess.Popen[bytes] | None:
+    """``py-spy record`` of the daemon (collapsed stacks in profile.txt), if py-spy is there."""
+    tool = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(tool).exists():
+        print("soak_bench: py-spy not found; no profile (pip install py-spy)", file=sys.stderr)
+        return None
+    command = [tool, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "50"]
+    command += ["--nonblocking", "--format", "raw", "--output", str(workdir / "profile.txt")]
+    with (workdir / "py-spy.log").open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+
+
 async def run_daemon(
     options: Options, workdir: Path, config: Path, http_port: int, counter: BrokerCounter
 ) -> tuple[list[dict[str, Any]], int, float]:
@@ -179,13 +194,21 @@ async def run_daemon(
     command += ["run", "--config", str(config)] + (["--once"] if options.once else [])
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     with (workdir / "daemon.log").open("wb") as out, (workdir / "daemon.err").open("wb") as err:
-        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=err, env=env)
+        # Popen only forks; the waiting is done by polling below, never blocking the loop
+        process = subprocess.Popen(command, cwd=workdir, stdout=out, stderr=err, env=env)  # noqa: ASYNC220
     t0 = time.monotonic()
     samples: list[dict[str, Any]] = []
     stopped_at: float | None = None
+    profiler: subprocess.Popen[bytes] | None = None
     try:
         while process.poll() is None:
             elapsed = time.monotonic() - t0
+            if (
+                profiler is None
+                and options.profile_at is not None
+                and elapsed >= options.profile_at
+            ):
+                profiler = start_profiler(process.pid, options.profile_for, workdir)
             if stopped_at is None and elapsed >= options.duration:
                 process.send_signal(signal.SIGTERM)
                 stopped_at = elapsed
@@ -198,6 +221,8 @@ async def run_daemon(
         if process.poll() is None:
             process.kill()
         code = process.wait()
+        if profiler is not None:
+            profiler.wait(timeout=30)
     return samples, code, time.monotonic() - t0
 
 
@@ -265,6 +290,10 @@ async def run_bench(options: Options) -> dict[str, Any]:
         "setup_s": round(setup_s, 1),
         "daemon_stderr": (workdir / "daemon.err").read_text(errors="replace")[-2000:],
     }
+    profile = workdir / "profile.txt"
+    if profile.exists():
+        summary["profile"] = profile_summary(profile.read_text(errors="replace"))
+        summary["profile"]["window_s"] = [options.profile_at, options.profile_for]
     summary["cpu_other_s"] = {
         "responders": round(responder_cpu, 1),
         "mosquitto": round(broker_cpu, 1),
@@ -312,6 +341,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None, Pat
     parser.add_argument("--base", default="127.1.0.0", help="first loopback /24 of the fleet")
     parser.add_argument("--per-responder", type=int, default=2500)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--profile-at", default=None, help="py-spy the daemon from this time")
+    parser.add_argument("--profile-for", default="90s", help="for this long (default 90s)")
     parser.add_argument("--workdir", type=Path, default=None, help="keep files here")
     parser.add_argument("--json", type=Path, help="write the JSON summary here")
     parser.add_argument("--markdown", type=Path, help="write the markdown table here")
@@ -346,6 +377,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, Path | None, Pat
         per_responder=args.per_responder,
         workdir=args.workdir,
         log_level=args.log_level,
+        profile_at=parse_duration(args.profile_at) if args.profile_at else None,
+        profile_for=parse_duration(args.profile_for),
     )
     return options, args.json, args.markdown
 

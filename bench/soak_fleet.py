@@ -30,11 +30,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.demo.fleet import PrinterSpec, SupplySpec, to_snmprec
 
+HERE = Path(__file__).resolve().parent
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 PER_SUBNET = 250  # addresses .1-.250 of each /24
 

@@ -314,6 +314,59 @@ def summarise(
     }
 
 
+def _frame_owner(frame: str) -> str:
+    """The package a py-spy frame ``func (path/to/file.py:line)`` belongs to."""
+    path = frame.rpartition("(")[2]
+    for marker in ("site-packages/", "lib/python3.11/", "/work/main/", "/main/"):
+        if marker in path:
+            rest = path.split(marker, 1)[1]
+            return rest.split("/", 1)[0].removesuffix(".py").split(":")[0]
+    return path.split(":")[0] or frame
+
+
+def profile_summary(collapsed: str, top: int = 15) -> dict[str, Any]:
+    """Where the daemon's samples fall: by package of the innermost frame, top own frames, and
+    inclusive shares of the stages a read goes through."""
+    own: Counter[str] = Counter()
+    owners: Counter[str] = Counter()
+    stages: Counter[str] = Counter()
+    stage_markers = {
+        "snmp read (read_printer)": "read_printer",
+        "decode (decode_read)": "decode_read",
+        "sign + outbox (submit_many)": "submit_many",
+        "inventory record_read": "record_read",
+        "mqtt publish": "uploader/mqtt.py",
+        "eligibility/body (read_body)": "read_body",
+        "health/metrics endpoint": "agent/metrics.py",
+    }
+    total = 0
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        own[frames[-1]] += count
+        owners[_frame_owner(frames[-1])] += count
+        for stage, marker in stage_markers.items():
+            if marker in stack:
+                stages[stage] += count
+    share = {k: round(100 * v / total, 1) for k, v in owners.most_common(12)} if total else {}
+    return {
+        "samples": total,
+        "by_package_pct": share,
+        "stages_inclusive_pct": {k: round(100 * v / total, 1) for k, v in stages.most_common()}
+        if total
+        else {},
+        "top_own_frames_pct": [
+            (frame, round(100 * n / total, 1)) for frame, n in own.most_common(top)
+        ]
+        if total
+        else [],
+    }
+
+
 def _yes(value: object) -> str:
     return "n/a" if value is None else ("yes" if value else "**no**")
 
@@ -335,7 +388,8 @@ def markdown(summary: dict[str, Any]) -> str:
         f"{_yes(summary['discovered'] == summary['devices'])} |",
         f"| Completed read cycles | {len(summary['cycles'])}, longest {longest:.0f} s | every "
         f"device read within 15 min | {_yes(t['every_device_read_each_cycle_within_15min'])} |",
-        f"| Peak RSS (VmHWM) | {rss['peak_mb']} MB | < 256 MB | {_yes(t['peak_rss_under_256mb'])} |",
+        f"| Peak RSS (VmHWM) | {rss['peak_mb']} MB | < 256 MB | "
+        f"{_yes(t['peak_rss_under_256mb'])} |",
         f"| RSS after cycle 2 / last cycle | {rss['baseline_after_cycle_mb']} / "
         f"{rss['after_last_cycle_mb']} MB (slope {rss['steady_slope_mb_per_h']} MB/h) | "
         f"flat (within 5%) | {_yes(t['rss_flat'])} |",

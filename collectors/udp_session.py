@@ -10,7 +10,8 @@ Two properties matter there that the long-lived polling transport does not give:
   and it is closed when the address is done.
 
 Every packet, retries included, first awaits ``pace()`` (the sweep's token
-bucket), so the packets-per-second budget covers everything sent. Encoding,
+bucket), so the packets-per-second budget covers everything sent. Retries back
+off: attempt n waits ``timeout * 1.5**n`` for its answer. Encoding,
 decoding and the GET/walk strategy are the transport's own
 (:mod:`collectors._pysnmp_wire`, :class:`collectors._pysnmp_session.Session`);
 this module only supplies the socket as a ``Requester``.
@@ -33,6 +34,9 @@ from collectors.errors import SnmpError, SnmpTimeout
 from mibs.values import Oid, Value, format_oid
 
 Pace = Callable[[], Awaitable[None]]
+#: Each retransmission waits this much longer than the attempt before it: a busy
+#: or waking printer gets more time, and a congested path is not hammered at a fixed rate.
+RETRY_BACKOFF = 1.5
 
 
 class SnmpPortClosed(SnmpTimeout):
@@ -97,7 +101,10 @@ class ConnectedRequester:
             raise RuntimeError("ConnectedRequester used while closed")
         loop = asyncio.get_running_loop()
         sent_ids: set[int] = set()
-        for _ in range(self._settings.retries + 1):
+        window = self._settings.timeout
+        for attempt in range(self._settings.retries + 1):
+            if attempt:
+                window *= RETRY_BACKOFF
             await self._pace()
             self._request_id = self._request_id % (2**31 - 1) + 1
             sent_ids.add(self._request_id)
@@ -109,7 +116,7 @@ class ConnectedRequester:
                 oids=oids,
                 max_repetitions=max_repetitions,
             )
-            deadline = loop.time() + self._settings.timeout
+            deadline = loop.time() + window
             protocol.waiter = loop.create_future()
             transport.sendto(packet)
             self.packets_sent += 1
@@ -117,7 +124,8 @@ class ConnectedRequester:
             if response is not None:
                 return response
         raise SnmpTimeout(
-            f"no answer in {self._settings.retries + 1} x {self._settings.timeout:g}s",
+            f"no answer to {self._settings.retries + 1} attempts "
+            f"(first waited {self._settings.timeout:g} s, each retry {RETRY_BACKOFF:g}x longer)",
             address=self.address,
             oid=format_oid(oids[0]) if oids else None,
         )

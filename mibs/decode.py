@@ -21,7 +21,7 @@ from mibs.identity import SYS_OBJECT_ID, decode_identity, printer_index
 from mibs.models import Counters, Identity, PrinterRead, Problem, Status, Supply
 from mibs.status import decode_status
 from mibs.supplies import decode_supplies
-from mibs.values import Varbinds
+from mibs.values import IndexedVarbinds, Varbinds
 
 T = TypeVar("T")
 
@@ -54,6 +54,7 @@ def decode_read(
     ``problems``; then identity, counters, supplies and status, in that order.
     """
     problems: list[Problem] = list(transport_problems)
+    varbinds = IndexedVarbinds(varbinds)
 
     no_identity: tuple[Identity, list[Problem]] = (Identity(), [])
     identity, found = _guarded("identity", problems, no_identity, lambda: decode_identity(varbinds))

@@ -21,7 +21,9 @@ names the MIB it comes from. The decisions:
   serial OID, then ENTITY-MIB entPhysicalSerialNum, then a 1284 ``SN``/``SERN``
   key. Normalised by :func:`mibs.text.normalise_serial`.
 * **Firmware**: ENTITY-MIB entPhysicalFirmwareRev / SoftwareRev, then the
-  vendor's firmware OID, then a version the sysDescr spells out.
+  vendor's firmware OID, then (printers only: a Windows or Linux host's
+  sysDescr "Version 6.3" is not printer firmware) a version the sysDescr
+  spells out.
 * **MAC**: the first valid 6-octet ifPhysAddress of an Ethernet-like
   interface (by ifIndex), then of Wi-Fi, then of any non-loopback interface.
 """
@@ -307,7 +309,7 @@ def decode_identity(varbinds: Varbinds) -> tuple[Identity, list[Problem]]:
         model = strip_maker_prefix(sys_descr, maker)
 
     serial = _decode_serial(reader, index, enterprise, fields, is_printer=is_printer)
-    firmware = _decode_firmware(reader, enterprise, sys_descr)
+    firmware = _decode_firmware(reader, enterprise, sys_descr if is_printer else None)
 
     identity = Identity(
         vendor=vendor,

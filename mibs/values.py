@@ -14,7 +14,8 @@ did not give it".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Iterator, Mapping
 
 Oid = tuple[int, ...]
 Value = int | bytes | tuple[int, ...]
@@ -45,7 +46,36 @@ def is_under(oid: Oid, prefix: Oid) -> bool:
     return len(oid) > len(prefix) and oid[: len(prefix)] == prefix
 
 
+class IndexedVarbinds(Mapping[Oid, Value]):
+    """Varbinds sorted once, so that each :func:`column` lookup is a bisection.
+
+    A full read holds a few hundred varbinds and the decoders look up a few
+    dozen columns; scanning everything per column was most of the decode time.
+    """
+
+    def __init__(self, varbinds: Varbinds) -> None:
+        self._values = dict(varbinds)
+        self._keys = sorted(self._values)
+
+    def __getitem__(self, oid: Oid) -> Value:
+        return self._values[oid]
+
+    def __iter__(self) -> Iterator[Oid]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def column(self, prefix: Oid) -> dict[Oid, Value]:
+        start = bisect.bisect_right(self._keys, prefix)
+        end = bisect.bisect_left(self._keys, (*prefix[:-1], prefix[-1] + 1)) if prefix else start
+        size = len(prefix)
+        return {oid[size:]: self._values[oid] for oid in self._keys[start:end]}
+
+
 def column(varbinds: Varbinds, prefix: Oid) -> dict[Oid, Value]:
     """The rows of one table column: index suffix -> value, in OID order."""
+    if isinstance(varbinds, IndexedVarbinds):
+        return varbinds.column(prefix)
     rows = {oid[len(prefix) :]: value for oid, value in varbinds.items() if is_under(oid, prefix)}
     return dict(sorted(rows.items()))

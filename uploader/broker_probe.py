@@ -47,7 +47,7 @@ _CONNACK_REASONS = {
     2: "the broker rejected the client identifier",
     3: "the broker is unavailable (CONNACK: server unavailable)",
     4: "the broker rejected the username or password",
-    5: "the broker says we are not authorised to connect",
+    5: "the broker says we are not authorised to connect (wrong username or password?)",
 }
 
 # OpenSSL alert reasons that mean "the server did not like our certificate".

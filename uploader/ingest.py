@@ -15,7 +15,11 @@ verifies each envelope against the registered public keys and classifies it:
 
 :func:`run_ingest` is the MQTT shell: a shared subscription
 (``$share/{group}/{prefix}/+/+/reads`` and ``events``, ``status``) so several
-consumers split the load, a persistent session, reconnect with backoff.
+consumers split the load, a persistent session, reconnect with backoff. Each
+batch is committed to the store *before* its PUBACKs go to the broker
+(:class:`uploader.mqtt.ConsumerSession`), so a consumer killed mid-batch is sent
+the uncommitted messages again; what was committed but not yet acknowledged
+comes back as duplicates, which are dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-import aiomqtt
 import structlog
 from pydantic import BaseModel, ConfigDict
 
@@ -43,7 +46,13 @@ from uploader.config import (
 )
 from uploader.envelope import Envelope, Verifier, envelope_hash
 from uploader.errors import EnvelopeRejected
-from uploader.mqtt import BrokerUnavailable, backoff_delay, connect
+from uploader.mqtt import (
+    BrokerUnavailable,
+    ConnectionLost,
+    ConsumerSession,
+    backoff_delay,
+    consumer_session,
+)
 from uploader.store import AgentState, SqlStore, StoreBatch, StoredMessage
 
 __all__ = ["IngestSummary", "Ingestor", "Outcome", "run_ingest", "subscription_topics"]
@@ -339,15 +348,13 @@ async def run_ingest(
 
     while not finished():
         try:
-            async with connect(settings, client_id=client_id, persistent_session=True) as client:
+            async with consumer_session(settings, client_id=client_id, topics=topics) as session:
                 attempt = 0
-                for topic in topics:
-                    await client.subscribe(topic, qos=1)
                 log.info("ingest.subscribed", topics=topics, broker=settings.endpoint)
                 if subscribed is not None:
                     subscribed.set()
                 await _consume(
-                    client,
+                    session,
                     ingestor,
                     limits=limits,
                     finished=finished,
@@ -359,7 +366,7 @@ async def run_ingest(
         except BrokerUnavailable as exc:
             log.warning("ingest.connect_failed", broker=settings.endpoint, reason=exc.reason)
             attempt += 1
-        except aiomqtt.MqttError as exc:
+        except ConnectionLost as exc:
             log.warning("ingest.disconnected", broker=settings.endpoint, error=str(exc))
         if finished():
             break
@@ -372,7 +379,7 @@ async def run_ingest(
 
 
 async def _consume(
-    client: aiomqtt.Client,
+    session: ConsumerSession,
     ingestor: Ingestor,
     *,
     limits: StopAfter,
@@ -380,16 +387,13 @@ async def _consume(
     deadline: float | None,
     stop: asyncio.Event,
 ) -> None:
-    messages = client.messages
+    """Receive in batches; each batch is committed, then acknowledged to the broker."""
     while not finished():
-        timeout = 0.5
-        if limits.idle is not None:
-            timeout = limits.idle
+        timeout = 0.5 if limits.idle is None else limits.idle
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - time.monotonic()))
-        try:
-            first = await asyncio.wait_for(anext(messages), timeout=timeout)
-        except TimeoutError:
+        first = await session.receive(timeout)
+        if first is None:
             if limits.idle is not None:
                 return
             continue
@@ -397,16 +401,11 @@ async def _consume(
         room = _BATCH
         if limits.count is not None:
             room = min(room, limits.count - ingestor.processed)
-        while len(batch) < room and len(messages) > 0:
-            batch.append(await anext(messages))
-        ingestor.handle_batch([(str(m.topic), _payload_bytes(m.payload)) for m in batch])
+        while len(batch) < room and session.queued() > 0:
+            message = await session.receive(None)
+            if message is not None:
+                batch.append(message)
+        ingestor.handle_batch([(m.topic, m.payload) for m in batch])
+        session.ack(batch)
         if stop.is_set():
             return
-
-
-def _payload_bytes(payload: object) -> bytes:
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return b"" if payload is None else str(payload).encode()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -33,12 +34,16 @@ from uploader.config import PRESENCE_OFFLINE, PRESENCE_ONLINE, MqttSettings
 
 __all__ = [
     "BrokerUnavailable",
+    "ConnectionLost",
+    "ConsumerSession",
+    "InboundMessage",
     "MqttPublisher",
     "OutboxPort",
     "PublishableMessage",
     "backoff_delay",
     "build_client",
     "connect",
+    "consumer_session",
     "run_publisher",
 ]
 
@@ -144,6 +149,73 @@ async def connect(
 
 class _ConnectionLost(Exception):
     pass
+
+
+#: Raised by a session whose broker connection broke (callers reconnect).
+ConnectionLost = aiomqtt.MqttError
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class ConsumerSession:
+    """A subscribed consumer connection that acknowledges only what the caller committed.
+
+    Manual PUBACK (paho's ``manual_ack``): a message is acknowledged to the broker
+    after :meth:`ack`, i.e. after the store committed it, so a consumer killed
+    mid-batch gets the unacknowledged messages again (persistent session).
+    """
+
+    def __init__(self, client: aiomqtt.Client) -> None:
+        self._client = client
+        self._messages = client.messages
+        # aiomqtt 2.x does not expose manual acks; its paho client does (pinned <3).
+        self._paho = client._client
+        self._paho.manual_ack_set(True)
+
+    async def subscribe(self, topics: Sequence[str]) -> None:
+        for topic in topics:
+            await self._client.subscribe(topic, qos=1)
+
+    def queued(self) -> int:
+        """Messages received and waiting in memory."""
+        return len(self._messages)
+
+    async def receive(self, within: float | None) -> InboundMessage | None:
+        """The next message, or None after ``within`` seconds without one."""
+        try:
+            message = await asyncio.wait_for(anext(self._messages), timeout=within)
+        except TimeoutError:
+            return None
+        payload = message.payload
+        if isinstance(payload, bytes | bytearray):
+            raw = bytes(payload)
+        elif isinstance(payload, str):
+            raw = payload.encode()
+        else:
+            raw = b"" if payload is None else str(payload).encode()
+        return InboundMessage(str(message.topic), raw, message.mid, message.qos)
+
+    def ack(self, messages: Sequence[InboundMessage]) -> None:
+        for message in messages:
+            if message.qos > 0:
+                self._paho.ack(message.mid, message.qos)
+
+
+@contextlib.asynccontextmanager
+async def consumer_session(
+    settings: MqttSettings, *, client_id: str, topics: Sequence[str]
+) -> AsyncIterator[ConsumerSession]:
+    """Connect with a persistent session, subscribe QoS 1 to ``topics``, ack manually."""
+    async with connect(settings, client_id=client_id, persistent_session=True) as client:
+        session = ConsumerSession(client)
+        await session.subscribe(topics)
+        yield session
 
 
 class MqttPublisher:

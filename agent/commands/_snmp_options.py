@@ -46,7 +46,11 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--snmp-port", type=int, default=None, metavar="PORT", help="UDP port (161)")
     group.add_argument(
-        "--timeout", type=float, default=None, metavar="SECONDS", help="per request attempt (2)"
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait for an answer (2); discover: each retry waits 1.5x longer",
     )
     group.add_argument("--retries", type=int, default=None, metavar="N", help="retries (1)")
     group.add_argument(
@@ -63,7 +67,9 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
         help=f"SNMPv3 authentication protocol (default {DEFAULT_AUTH_PROTOCOL} with a key)",
     )
     group.add_argument("--v3-auth-key", default=None, metavar="KEY", help="prefer the -file form")
-    group.add_argument("--v3-auth-key-file", type=Path, default=None, metavar="FILE")
+    group.add_argument(
+        "--v3-auth-key-file", type=Path, default=None, metavar="FILE", help="file holding the key"
+    )
     group.add_argument(
         "--v3-priv-protocol",
         choices=get_args(PrivProtocol),
@@ -71,7 +77,9 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
         help=f"SNMPv3 privacy protocol (default {DEFAULT_PRIV_PROTOCOL} with a key)",
     )
     group.add_argument("--v3-priv-key", default=None, metavar="KEY", help="prefer the -file form")
-    group.add_argument("--v3-priv-key-file", type=Path, default=None, metavar="FILE")
+    group.add_argument(
+        "--v3-priv-key-file", type=Path, default=None, metavar="FILE", help="file holding the key"
+    )
     group.add_argument("--v3-context", default="", metavar="NAME", help="SNMPv3 context name")
 
 

@@ -2,7 +2,8 @@
 
 Everything runs on loopback (printers on 127.0.50.x, the broker on 127.0.0.1) in a
 temporary directory that is removed at the end unless ``--keep``. Needs snmpsim
-(``pip install -e '.[demo]'``) and Mosquitto; ``scripts/demo.sh`` installs both.
+(``pip install -e '.[demo]'``) and a broker: Mosquitto when installed, else the
+embedded amqtt (also in the ``demo`` extra); ``scripts/demo.sh`` installs them.
 Exit status 0 when the consumer verified and stored one read per simulated printer.
 """
 
@@ -41,6 +42,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE",
         help="contract policy (default: docs/examples/demo-policy.yaml)",
     )
+    parser.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "embedded"),
+        default="auto",
+        help="Mosquitto, or the embedded amqtt broker (MQTT 3.1.1); "
+        "auto: Mosquitto when installed (default)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -55,6 +63,6 @@ def run(args: argparse.Namespace) -> int:
             f"--policy: {policy}: file not found"
             + ("" if args.policy else " (the demo policy ships in the source tree; pass --policy)")
         )
-    options = DemoOptions(keep=args.keep, port=args.port, policy=policy)
+    options = DemoOptions(keep=args.keep, port=args.port, policy=policy, broker=args.broker)
     result = asyncio.run(run_demo(options, sys.stdout))
     return 0 if result.reads_stored == len(options.printers) and not result.rejected else 1

@@ -20,8 +20,9 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 from rich.console import Console
@@ -32,8 +33,14 @@ from agent.commands._snmp_options import add_snmp_options, credentials_from_args
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory, default_state_dir, inventory_path
 from agent.logging import configure_logging
-from agent.output import OutputFormat, address_key, default_format, json_line, print_table
-from agent.output import write_line as _write_line
+from agent.output import (
+    OutputFormat,
+    address_key,
+    default_format,
+    json_line,
+    print_table,
+    write_line,
+)
 from collectors.credentials import Credential, SnmpSettings
 from collectors.discovery import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -45,6 +52,9 @@ from collectors.discovery import (
     V3Sessions,
 )
 from collectors.targets import TargetError, TargetSet, parse_targets
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig
 
 
 def _log() -> structlog.typing.FilteringBoundLogger:
@@ -67,7 +77,7 @@ class Plan:
     read_printers: bool = False
 
 
-def _from_config(path: Path | None) -> Any:
+def _from_config(path: Path | None) -> AgentConfig | None:
     if path is None:
         return None
     from agent.config import load_config
@@ -223,8 +233,6 @@ async def _sweep(
     on_printer: Callable[[AddressResult, DiscoveryOutcome], None],
     stream: TextIO,
 ) -> SweepStats:
-    from datetime import UTC, datetime
-
     started = datetime.now(UTC)
     async with AsyncExitStack() as stack:
         v3_sessions: V3Sessions | None = None
@@ -371,7 +379,7 @@ def run(
     def on_printer(result: AddressResult, outcome: DiscoveryOutcome) -> None:
         record = discover_record(result, outcome)
         if output == "json":
-            _write_line(out, json_line(record))
+            write_line(out, json_line(record))
         else:
             records.append(record)
 

@@ -21,17 +21,18 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import yaml
 
 from agent.daemon import Daemon, load_or_create_key
-from agent.demo.broker import LocalBroker, start_broker
+from agent.demo.broker import mosquitto_path, start_broker
+from agent.demo.embedded import start_embedded_broker
 from agent.demo.fleet import DEMO_FLEET, PrinterSpec
-from agent.demo.sim import DemoError, SimulatedFleet, start_fleet
+from agent.demo.sim import DemoError, start_fleet
 from agent.eligibility.fleet import evaluate_fleet
 from agent.eligibility.policy import load_policy
 from agent.eligibility.report import write_report
@@ -51,6 +52,20 @@ TOPIC_PREFIX = "fleet-demo"
 _READ_BODY_EXTRAS = ("device_id", "purpose", "eligibility")
 
 
+BrokerChoice = Literal["auto", "mosquitto", "embedded"]
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """The broker the demo started, and how clients talk to it."""
+
+    label: str
+    host: str
+    port: int
+    protocol: Literal["5", "3.1.1"]
+    group: str | None  # shared-subscription group of the consumer (None: plain topics)
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     keep: bool = False
@@ -58,6 +73,7 @@ class DemoOptions:
     policy: Path = DEFAULT_POLICY
     subnet: str = "127.0.50"
     printers: tuple[PrinterSpec, ...] = DEMO_FLEET
+    broker: BrokerChoice = "auto"
 
 
 @dataclass(frozen=True)
@@ -69,17 +85,21 @@ class DemoResult:
 
 
 def agent_config(
-    *, state_dir: Path, fleet: SimulatedFleet, broker: LocalBroker, policy: Path
+    *,
+    state_dir: Path,
+    addresses: Sequence[str],
+    snmp_port: int,
+    broker: BrokerInfo,
+    policy: Path,
 ) -> dict[str, Any]:
     """The daemon configuration the demo writes (YAML), short timeouts, no jitter."""
-    addresses = fleet.addresses
     return {
         "agent_id": AGENT_ID,
         "site": SITE,
         "state_dir": str(state_dir),
         "log_level": "info",
         "shutdown_deadline": "10s",
-        "snmp": {"port": fleet.port, "timeout": 1.0, "retries": 1, "read_deadline": 15},
+        "snmp": {"port": snmp_port, "timeout": 1.0, "retries": 1, "read_deadline": 15},
         "discovery": {"targets": [f"{addresses[0]}-{addresses[-1]}"], "rate": 500},
         "schedule": {"jitter": 0, "discovery_at_start": True},
         "upload": {
@@ -88,6 +108,7 @@ def agent_config(
                 "host": broker.host,
                 "port": broker.port,
                 "tls": False,
+                "protocol": broker.protocol,
                 "topic_prefix": TOPIC_PREFIX,
                 "connect_timeout": 5,
                 "ack_timeout": 10,
@@ -126,15 +147,39 @@ async def _wait_stored(ingestor: Ingestor, task: asyncio.Task[Any], count: int) 
         await asyncio.sleep(0.05)
 
 
+async def _start_broker(
+    options: DemoOptions, work: Path, stack: contextlib.AsyncExitStack
+) -> BrokerInfo:
+    """Mosquitto when installed (or asked for), else the embedded amqtt broker."""
+    choice = options.broker
+    if choice == "auto":
+        choice = "mosquitto" if mosquitto_path() is not None else "embedded"
+    if choice == "mosquitto":
+        local = await asyncio.to_thread(start_broker, work / "broker", port=options.port)
+        stack.callback(local.stop)
+        return BrokerInfo("Mosquitto", local.host, local.port, "5", "demo")
+    embedded = await start_embedded_broker(options.port)
+    stack.push_async_callback(embedded.aclose)
+    return BrokerInfo(
+        "the embedded MQTT broker (amqtt)", embedded.host, embedded.port, "3.1.1", None
+    )
+
+
+async def _stop_consumer(task: asyncio.Task[IngestSummary], stop: asyncio.Event) -> None:
+    stop.set()
+    try:
+        await asyncio.wait_for(task, timeout=15)
+    except TimeoutError:
+        task.cancel()
+
+
 async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult:
     policy = load_policy(options.policy)  # a bad policy fails before anything starts
     count = len(options.printers)
     first = f"{options.subnet}.1"
-    broker = await asyncio.to_thread(start_broker, work / "broker", port=options.port)
-    stack = contextlib.ExitStack()
-    stack.callback(broker.stop)
-    with stack:
-        _say(out, f"Started Mosquitto on {broker.host}:{broker.port}")
+    async with contextlib.AsyncExitStack() as stack:
+        broker = await _start_broker(options, work, stack)
+        _say(out, f"Started {broker.label} on {broker.host}:{broker.port}")
         _say(out, f"Starting {count} simulated printers (snmpsim) from {first} ...")
         fleet = await asyncio.to_thread(
             start_fleet, options.printers, work / "printers", subnet=options.subnet
@@ -145,12 +190,20 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
         key = load_or_create_key(state_dir)
         config_path = work / "agent.yaml"
         config = agent_config(
-            state_dir=state_dir, fleet=fleet, broker=broker, policy=options.policy
+            state_dir=state_dir,
+            addresses=fleet.addresses,
+            snmp_port=fleet.port,
+            broker=broker,
+            policy=options.policy,
         )
         config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
         settings = MqttSettings(
-            host=broker.host, port=broker.port, tls=False, topic_prefix=TOPIC_PREFIX
+            host=broker.host,
+            port=broker.port,
+            tls=False,
+            protocol=broker.protocol,
+            topic_prefix=TOPIC_PREFIX,
         )
         verifier = Verifier({key.key_id: key.jose_key})
         store = open_store(f"sqlite:///{work / 'consumer.db'}")
@@ -161,18 +214,18 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
             run_ingest(
                 settings,
                 ingestor,
-                group="demo",
+                group=broker.group,
                 client_id=f"demo-consumer-{uuid.uuid4().hex[:8]}",
                 stop=stop,
                 subscribed=subscribed,
             ),
             name="demo.consumer",
         )
+        stack.push_async_callback(_stop_consumer, consumer, stop)
         try:
             async with asyncio.timeout(20):
                 await subscribed.wait()
         except TimeoutError:
-            stop.set()
             raise DemoError("the reference consumer did not subscribe within 20 s") from None
         _say(out, f"Reference consumer subscribed to {TOPIC_PREFIX}/+/+/reads|events|status")
 
@@ -181,13 +234,9 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
         code = await daemon.run()
         published = int(daemon.metrics.value("fleet_agent_messages_uploaded_total"))
         if code != 0:
-            stop.set()
             raise DemoError(f"the agent exited with status {code}")
-        try:
-            await _wait_stored(ingestor, consumer, published)
-        finally:
-            stop.set()
-            summary: IngestSummary = await asyncio.wait_for(consumer, timeout=30)
+        await _wait_stored(ingestor, consumer, published)
+        summary = ingestor.summary()
 
         reads: list[PrinterRead] = []
         events = 0

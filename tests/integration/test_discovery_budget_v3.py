@@ -133,3 +133,26 @@ async def test_failing_v3_profiles_move_on_to_the_next(v3_printer: SnmpSim) -> N
     # dropped silently by the agent (then it is a timeout, also moved past).
     assert {"wrong-auth", "unknown-user"} <= set(refused)
     assert "right" not in refused
+
+
+async def test_retries_back_off_as_seen_by_a_silent_peer(
+    udp_counter_factory: UdpCounterFactory,
+) -> None:
+    port = common_port(["127.0.8.100"])
+    counter = udp_counter_factory(["127.0.8.100"], port)
+    sweep = Sweep(
+        ["127.0.8.100"],
+        [Credential(name="public", community=SecretStr("public"))],
+        SnmpSettings(port=port, timeout=0.2, retries=2),
+        options=DiscoveryOptions(rate=None),
+    )
+    started = time.monotonic()
+    stats = await sweep.run(lambda result: None)
+    elapsed = time.monotonic() - started
+    await asyncio.sleep(0.1)
+    first, second, third = counter.stamps()
+    assert stats.silent == 1
+    # Attempts wait 0.2 s, 0.3 s and 0.45 s for an answer.
+    assert second - first == pytest.approx(0.2, abs=0.06)
+    assert third - second == pytest.approx(0.3, abs=0.06)
+    assert elapsed == pytest.approx(0.95, abs=0.15)

@@ -7,6 +7,7 @@ unique topic prefix.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -216,3 +217,81 @@ async def test_kill_9_of_the_agent_loses_nothing(mosquitto: Mosquitto, tmp_path:
     assert summary.stored == last_sequence
     assert (summary.gaps_open, summary.rejected) == (0, {})
     consumer.store.close()
+
+
+async def test_kill_9_of_the_consumer_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """Acks go to the broker only after the store committed: a killed consumer gets them again."""
+    settings = plain_settings(mosquitto)
+    key = AgentKey.generate()
+    keys_dir = tmp_path / "keys"
+    keys_dir.mkdir()
+    (keys_dir / "agent.jwk").write_text(json.dumps(key.public_jwk()))
+    db = tmp_path / "ingest.db"
+    command = [
+        sys.executable,
+        "-m",
+        "agent.cli",
+        "ingest",
+        "--broker",
+        "127.0.0.1",
+        "--port",
+        str(mosquitto.port),
+        "--no-tls",
+        "--topic-prefix",
+        settings.topic_prefix,
+        "--group",
+        "",
+        "--client-id",
+        "consumer-kill",
+        "--keys-dir",
+        str(keys_dir),
+        "--store",
+        f"sqlite:///{db}",
+        "--log-level",
+        "info",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+
+    async def start_cli(*extra: str) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            *extra,
+            cwd=REPO,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stderr is not None
+        while True:
+            line = await asyncio.wait_for(process.stderr.readline(), timeout=20)
+            assert line, "the consumer exited before subscribing"
+            if b"ingest.subscribed" in line:
+                return process
+
+    def stored() -> int:
+        with sqlite3.connect(db) as conn:
+            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    first = await start_cli()
+    agent = start_agent(settings, key, "agent-ck", tmp_path / "outbox.db")
+    n = 3000
+    for _ in range(n // 100):
+        agent.submit(100)
+        await asyncio.sleep(0.01)
+    await eventually(lambda: stored() >= 300, what="the consumer to be busy")
+    first.send_signal(signal.SIGKILL)
+    await first.wait()
+    at_kill = stored()
+    assert at_kill < n, "the consumer finished before the kill"
+    await eventually(lambda: agent.outbox.depth() == 0, what="the agent to publish all")
+    await agent.finish()
+
+    second = await start_cli("--once")
+    stdout, stderr = await asyncio.wait_for(second.communicate(), timeout=120)
+    assert second.returncode == 0, stderr.decode()
+    with sqlite3.connect(db) as conn:
+        sequences = [r[0] for r in conn.execute("SELECT sequence FROM messages ORDER BY sequence")]
+        gaps = conn.execute("SELECT coalesce(sum(gaps), 0) FROM agent_state").fetchone()[0]
+    assert sequences == list(range(1, n + 1))  # nothing lost, nothing stored twice
+    assert gaps == 0
+    assert b"stored" in stdout

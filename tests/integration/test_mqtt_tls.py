@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from tests.support.mosquitto import Mosquitto, MosquittoFactory
 from tests.support.mqtt_consumer import eventually, start_agent, start_consumer, unique_prefix
@@ -173,3 +174,23 @@ async def test_tls_files_that_do_not_exist_are_named(tmp_path: Path) -> None:
         async with connect(settings, client_id="x"):
             pass
     await asyncio.sleep(0)
+
+
+async def test_username_and_password(mosquitto_factory: MosquittoFactory, tmp_path: Path) -> None:
+    broker = mosquitto_factory(users={"agent-7": "correct horse"})
+    base = MqttSettings(
+        host=broker.host,
+        port=broker.port,
+        tls=False,
+        username="agent-7",
+        password=SecretStr("not-the-Pa55word"),
+        connect_timeout=2,
+    )
+    message = await refusal(base)
+    assert "not authorised to connect (wrong username or password?)" in message
+    assert "not-the-Pa55word" not in message
+    anonymous = base.model_copy(update={"username": None, "password": None})
+    assert "not authorised" in await refusal(anonymous)
+    good = base.model_copy(update={"password": SecretStr("correct horse")})
+    async with connect(good, client_id="agent-7") as client:
+        await client.publish("t/ok", b"1", qos=1)

@@ -23,7 +23,9 @@ DEVICES = 200
 
 @pytest.mark.skipif(not Path("/usr/sbin/mosquitto").exists(), reason="needs Debian mosquitto")
 def test_soak_smoke_reads_every_device_and_delivers_every_read(tmp_path: Path) -> None:
-    base = f"127.{random.randint(64, 250)}.{random.randrange(0, 250, 2)}.0"  # apart from parallel runs
+    base = (
+        f"127.{random.randint(64, 250)}.{random.randrange(0, 250, 2)}.0"  # apart from parallel runs
+    )
     out = tmp_path / "summary.json"
     done = subprocess.run(
         [sys.executable, str(SOAK), "--devices", str(DEVICES), "--once", "--base", base,

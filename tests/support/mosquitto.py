@@ -219,10 +219,12 @@ class Mosquitto:
         return self.process is not None and self.process.poll() is None
 
 
-def _config_text(port: int, directory: Path, pki: TestPki | None, require_cert: bool) -> str:
+def _config_text(
+    port: int, directory: Path, pki: TestPki | None, require_cert: bool, passwords: bool
+) -> str:
     lines = [
         f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
+        f"allow_anonymous {'false' if passwords else 'true'}",
         "max_queued_messages 1000000",
         "max_inflight_messages 100",
         "persistence true",
@@ -235,6 +237,8 @@ def _config_text(port: int, directory: Path, pki: TestPki | None, require_cert: 
         "log_type information",
         "connection_messages true",
     ]
+    if passwords:
+        lines.append(f"password_file {directory / 'passwords'}")
     if pki is not None:
         lines += [
             f"cafile {pki.ca.cert}",
@@ -259,13 +263,33 @@ def _hand_to_mosquitto_user(directory: Path) -> None:
         os.chown(path, user.pw_uid, user.pw_gid)
 
 
-def create_mosquitto(*, tls: bool = False, require_certificate: bool = True) -> Mosquitto:
+def create_mosquitto(
+    *,
+    tls: bool = False,
+    require_certificate: bool = True,
+    users: dict[str, str] | None = None,
+) -> Mosquitto:
+    """``users``: username -> password; anonymous clients are then refused."""
     directory = Path(tempfile.mkdtemp(prefix="fleet-mosquitto-"))
     directory.chmod(0o755)
     pki = make_test_pki(directory / "pki") if tls else None
     port = free_tcp_port()
     config = directory / "mosquitto.conf"
-    config.write_text(_config_text(port, directory, pki, require_certificate))
+    config.write_text(_config_text(port, directory, pki, require_certificate, bool(users)))
+    for index, (user, password) in enumerate((users or {}).items()):
+        subprocess.run(
+            [
+                "mosquitto_passwd",
+                "-b",
+                *(["-c"] if index == 0 else []),
+                "passwords",
+                user,
+                password,
+            ],
+            cwd=directory,
+            check=True,
+            capture_output=True,
+        )
     _hand_to_mosquitto_user(directory)
     broker = Mosquitto(port=port, directory=directory, config=config, pki=pki)
     broker.start()
@@ -273,7 +297,13 @@ def create_mosquitto(*, tls: bool = False, require_certificate: bool = True) -> 
 
 
 class MosquittoFactory(Protocol):
-    def __call__(self, *, tls: bool = False, require_certificate: bool = True) -> Mosquitto: ...
+    def __call__(
+        self,
+        *,
+        tls: bool = False,
+        require_certificate: bool = True,
+        users: dict[str, str] | None = None,
+    ) -> Mosquitto: ...
 
 
 @pytest.fixture
@@ -283,8 +313,13 @@ def mosquitto_factory() -> Iterator[MosquittoFactory]:
         pytest.fail(f"{MOSQUITTO} is missing: apt-get install mosquitto")
     started: list[Mosquitto] = []
 
-    def factory(*, tls: bool = False, require_certificate: bool = True) -> Mosquitto:
-        broker = create_mosquitto(tls=tls, require_certificate=require_certificate)
+    def factory(
+        *,
+        tls: bool = False,
+        require_certificate: bool = True,
+        users: dict[str, str] | None = None,
+    ) -> Mosquitto:
+        broker = create_mosquitto(tls=tls, require_certificate=require_certificate, users=users)
         started.append(broker)
         return broker
 

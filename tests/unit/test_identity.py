@@ -229,12 +229,18 @@ def test_firmware_precedence() -> None:
     base: dict[Oid, Value] = {
         SYS_OBJECT_ID: parse_oid("1.3.6.1.4.1.367.1.1"),
         SYS_DESCR: b"RICOH Aficio, Firmware Ver.9.99",
+        **printer_at(1),
     }
     assert decode_identity(base)[0].firmware == "9.99"
     with_vendor = {**base, RICOH_FIRMWARE: b"2.20"}
     assert decode_identity(with_vendor)[0].firmware == "2.20"
     with_entity = {**with_vendor, ENT_PHYSICAL_FIRMWARE_REV + (1,): b"V4.1"}
     assert decode_identity(with_entity)[0].firmware == "V4.1"
+
+
+def test_a_hosts_sys_descr_version_is_not_printer_firmware() -> None:
+    windows = {SYS_DESCR: b"Hardware: Intel64 - Software: Windows Version 6.3 (Build 9600)"}
+    assert decode_identity(windows)[0].firmware is None
 
 
 def test_firmware_from_sys_descr_forms() -> None:

@@ -192,3 +192,10 @@ def test_a_closed_inventory_refuses_use(tmp_path: Path) -> None:
     inventory.close()
     with pytest.raises(RuntimeError, match="closed"):
         inventory.devices()
+
+
+def test_an_unwritable_state_dir_is_named_with_the_way_out(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory should be")
+    with pytest.raises(InventoryError, match="not-a-dir.*--state-dir"):
+        Inventory(blocker / "inventory.db")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mibs.snmprec import SnmprecError, load_varbinds, parse_snmprec
-from mibs.values import column, format_oid, parse_oid
+from mibs.values import IndexedVarbinds, column, format_oid, parse_oid
 
 
 def test_parses_every_tag_kind() -> None:
@@ -45,3 +47,18 @@ def test_column_returns_index_suffixes_in_order() -> None:
 def test_shared_recordings_all_parse(shared_recordings) -> None:  # type: ignore[no-untyped-def]
     for path in sorted(shared_recordings.glob("*.snmprec")):
         assert load_varbinds(path.read_text(errors="surrogateescape")), path.name
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.lists(st.integers(0, 4), min_size=1, max_size=5).map(tuple),
+        st.integers(),
+        max_size=40,
+    ),
+    st.lists(st.integers(0, 4), min_size=1, max_size=3).map(tuple),
+)
+def test_indexed_column_equals_plain_column(varbinds: dict, prefix: tuple) -> None:  # type: ignore[type-arg]
+    indexed = IndexedVarbinds(varbinds)
+    assert column(indexed, prefix) == column(varbinds, prefix)
+    assert dict(indexed) == varbinds
