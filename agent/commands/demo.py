@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         default=None,
         metavar="FILE",
-        help="contract policy (default: docs/examples/demo-policy.yaml)",
+        help="contract policy (default: agent/demo/demo-policy.yaml)",
     )
     parser.add_argument(
         "--broker",

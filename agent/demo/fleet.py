@@ -133,7 +133,7 @@ def _color_supplies(k: int, c: int, m: int, y: int, waste_space: int) -> tuple[S
     )
 
 
-# The demo fleet: several vendors; some eligible under docs/examples/demo-policy.yaml, some not;
+# The demo fleet: several vendors; some eligible under agent/demo/demo-policy.yaml, some not;
 # one low on toner. Serials are made up.
 DEMO_FLEET: tuple[PrinterSpec, ...] = (
     PrinterSpec(

@@ -5,7 +5,7 @@
 2. a local Mosquitto on ``127.0.0.1`` (plain TCP, anonymous, loopback only);
 3. the reference consumer (:mod:`uploader.ingest`) in-process, trusting the agent's key;
 4. the daemon (:class:`agent.daemon.Daemon`) for one cycle (``--once``) with a generated
-   configuration and the demo contract policy (docs/examples/demo-policy.yaml);
+   configuration and the demo contract policy (agent/demo/demo-policy.yaml, package data);
 5. the fleet table and the eligibility report, both rebuilt from what the consumer
    verified and stored, and the count of signed reads it accepted.
 
@@ -44,7 +44,7 @@ from uploader.envelope import Verifier
 from uploader.ingest import Ingestor, IngestSummary, run_ingest
 from uploader.store import SqlStore, open_store
 
-DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "docs" / "examples" / "demo-policy.yaml"
+DEFAULT_POLICY = Path(__file__).resolve().parent / "demo-policy.yaml"
 AGENT_ID = "demo-agent"
 SITE = "demo"
 TOPIC_PREFIX = "fleet-demo"

@@ -39,7 +39,7 @@ from uploader.keys import AgentKey
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO_POLICY = REPO / "docs" / "examples" / "demo-policy.yaml"
+DEMO_POLICY = REPO / "agent" / "demo" / "demo-policy.yaml"
 AGENT_ID = "test-agent"
 # device_found for each printer, and supply_low for the HP on 7 % toner.
 EXPECTED_EVENTS = 5 + 1

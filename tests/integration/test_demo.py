@@ -62,7 +62,7 @@ def test_demo_runs_the_pipeline_and_removes_everything(demo_tmp: Path) -> None:
         assert serial in row(out, f"127.0.50.{n}")
     assert "Black Toner Cartridge 7%" in row(out, "127.0.50.2")  # the printer low on toner
     assert "1,480,112" in row(out, "127.0.50.4")
-    # the eligibility verdicts of docs/examples/demo-policy.yaml
+    # the eligibility verdicts of agent/demo/demo-policy.yaml
     for device in ("sn:hp:PHBQA12345", "sn:hp:PHBQA12346", "sn:lexmark:50061234ABCD"):
         assert "│ eligible" in row(out, device)
     xerox = row(out, "sn:xerox:XRX3TB012345")
