@@ -29,7 +29,8 @@ from pydantic import (
 )
 
 from agent.errors import ConfigError
-from agent.yamlconf import Loc, file_places, format_loc, read_yaml, validate
+from agent.validation import dotted
+from agent.yamlconf import Loc, read_yaml, validate
 from collectors.credentials import Credential, SnmpSettings
 from uploader.config import MqttSettings
 
@@ -176,7 +177,7 @@ def _resolve_secret_files(node: Any, loc: Loc, where: Callable[[Loc], str], base
         if name.endswith("_file") and secret in SECRET_NAMES:
             if secret in node:
                 raise ConfigError(
-                    f"{where((*loc, name))}: {format_loc((*loc, name))}: give {secret} or "
+                    f"{where((*loc, name))}: {dotted((*loc, name))}: give {secret} or "
                     f"{name}, not both"
                 )
             secret_path = Path(str(value))
@@ -186,7 +187,7 @@ def _resolve_secret_files(node: Any, loc: Loc, where: Callable[[Loc], str], base
                 out[secret] = secret_path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
-                    f"{where((*loc, name))}: {format_loc((*loc, name))}: cannot read secret file "
+                    f"{where((*loc, name))}: {dotted((*loc, name))}: cannot read secret file "
                     f"{secret_path}: {exc.strerror or exc}"
                 ) from exc
         else:
@@ -229,11 +230,11 @@ def load_config(
     """Read, merge and validate the configuration; :class:`ConfigError` names the place."""
     env = os.environ if environ is None else environ
     config_path = path or Path(env.get("FLEET_AGENT_CONFIG", str(DEFAULT_CONFIG_PATH)))
+    data: dict[str, Any] = {}
+    file_where: Callable[[Loc], str] = lambda loc: str(config_path)  # noqa: E731
     if config_path.exists() or require_file:
-        data, lines = read_yaml(config_path)
-    else:
-        data, lines = {}, {}
-    file_where = file_places(config_path, lines)
+        document = read_yaml(config_path, what="configuration file")
+        data, file_where = document.data, document.place
     env_sources: dict[Loc, str] = {}
     data = _resolve_secret_files(data, (), file_where, config_path.parent)
     _apply_environment(data, env, env_sources)
@@ -246,4 +247,4 @@ def load_config(
             probe = probe[:-1]
         return file_where(loc)
 
-    return validate(AgentConfig, data, config_path, where)
+    return validate(AgentConfig, data, where, source=str(config_path))

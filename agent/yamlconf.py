@@ -1,15 +1,17 @@
 """YAML files validated by pydantic, with errors that name file, line and field.
 
-``load_model(path, Model)`` reads a YAML mapping, remembers the line of every
-key, validates it with ``Model`` and turns a ``ValidationError`` into a
-:class:`~agent.errors.ConfigError` whose lines look like::
+The one loader behind the agent configuration and the contract policy. Every
+problem becomes a line of a :class:`~agent.errors.ConfigError`::
 
-    /etc/fleet-agent/config.yaml:14: snmp.port: Input should be less than or equal to 65535
+    /etc/fleet-agent/config.yaml:14: snmp.port: must be at most 65535 (got 70000)
+
+A key given twice in one mapping is an error (PyYAML would silently keep the
+second), and so is a file that is not UTF-8 or not a mapping at the top.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,107 +19,134 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from agent.errors import ConfigError
+from agent.validation import describe, dotted
 
 M = TypeVar("M", bound=BaseModel)
-SECRET_KEYS = frozenset({"community", "auth_key", "priv_key", "password", "passphrase", "key"})
 Loc = tuple[str | int, ...]
+#: Keys whose values are never echoed back in an error, not even a wrong one.
+SECRET_KEYS = frozenset({"community", "auth_key", "priv_key", "password", "passphrase", "key"})
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int]) -> None:
-    lines[loc] = node.start_mark.line + 1
+class YamlDocument:
+    """A parsed YAML mapping and the node tree it came from (for line numbers)."""
+
+    def __init__(self, data: dict[str, Any], root: yaml.Node, source: str) -> None:
+        self.data = data
+        self.root = root
+        self.source = source
+
+    def node_for(self, loc: Sequence[str | int]) -> yaml.Node:
+        """The deepest node on the path ``loc`` (the key, or the parent, when it is missing)."""
+        node = self.root
+        for part in loc:
+            if isinstance(node, yaml.MappingNode):
+                found = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+                if found is None:
+                    key = next(
+                        (k for k, _ in node.value if getattr(k, "value", None) == part), None
+                    )
+                    return key if key is not None else node
+                node = found
+            elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if part >= len(node.value):
+                    return node
+                node = node.value[part]
+            else:
+                return node
+        return node
+
+    def line_of(self, loc: Sequence[str | int]) -> int:
+        return int(self.node_for(loc).start_mark.line) + 1
+
+    def place(self, loc: Sequence[str | int]) -> str:
+        """``"file:line"`` of ``loc``."""
+        return f"{self.source}:{self.line_of(loc)}"
+
+
+def _duplicate_keys(node: yaml.Node, source: str) -> list[str]:
+    problems: list[str] = []
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*loc, key), lines)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
+        seen: set[object] = set()
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                if key.value in seen:
+                    problems.append(
+                        f"{source}:{key.start_mark.line + 1}: {key.value}: appears twice in one "
+                        "mapping (the second would silently win)"
+                    )
+                seen.add(key.value)
+            problems.extend(_duplicate_keys(value, source))
     elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*loc, index), lines)
+        for item in node.value:
+            problems.extend(_duplicate_keys(item, source))
+    return problems
 
 
-def read_yaml(path: Path) -> tuple[dict[str, Any], dict[Loc, int]]:
-    """The mapping in ``path`` and the line of every key and item in it."""
+def parse_yaml(text: str, *, source: str, what: str = "file") -> YamlDocument:
+    """A YAML mapping from ``text``; :class:`ConfigError` names ``source`` and the line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found", path=str(path)) from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}", path=str(path)) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            if root is None:
+                raise ConfigError(f"{source}:1: the {what} is empty", path=source)
+            problems = _duplicate_keys(root, source)
+            if problems:
+                raise ConfigError("\n".join(problems), path=source)
+            data = loader.construct_document(root)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = exc.problem or exc.context or "unreadable YAML"
+        raise ConfigError(f"{source}:{line}: not valid YAML: {problem}", path=source) from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: not valid YAML: {problem}", path=str(path)) from exc
-    if data is None:
-        data = {}
+        raise ConfigError(f"{source}: not valid YAML: {exc}", path=source) from exc
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{path}:1: expected a mapping of settings at the top, got {type(data).__name__}",
-            path=str(path),
+            f"{source}:{root.start_mark.line + 1}: the {what} must be a mapping of fields "
+            f"(got {type(data).__name__})",
+            path=source,
         )
-    lines: dict[Loc, int] = {}
-    if node is not None:
-        _walk(node, (), lines)
-    return data, lines
+    return YamlDocument(data, root, source)
 
 
-def line_of(lines: Mapping[Loc, int], loc: Loc) -> int | None:
-    """The line of ``loc`` or of its nearest ancestor that is in the file."""
-    probe = tuple(loc)
-    while probe:
-        if probe in lines:
-            return lines[probe]
-        probe = probe[:-1]
-    return lines.get(())
-
-
-def format_loc(loc: Loc) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def file_places(path: Path, lines: Mapping[Loc, int]) -> Callable[[Loc], str]:
-    """``loc -> "file:line"`` for error messages."""
-
-    def where(loc: Loc) -> str:
-        line = line_of(lines, loc)
-        return f"{path}:{line}" if line is not None else str(path)
-
-    return where
+def read_yaml(path: Path, *, what: str = "file") -> YamlDocument:
+    """Read ``path`` (UTF-8, a BOM allowed) and parse it with :func:`parse_yaml`."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read {what}: {exc.strerror or exc}", path=str(path)
+        ) from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: the {what} is not UTF-8", path=str(path)) from exc
+    return parse_yaml(text, source=str(path), what=what)
 
 
 def describe_errors(exc: ValidationError, where: Callable[[Loc], str]) -> list[str]:
-    messages = []
+    """One ``place: field: problem`` line per pydantic error."""
+    lines = []
     for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown setting (check the spelling; see `fleet-agent config example`)"
-        got = error.get("input")
-        shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
-        if error["type"] in ("missing", "extra_forbidden") or SECRET_KEYS & {str(p) for p in loc}:
-            shown = ""  # never echo a secret back, not even a wrong one
-        field = f"{format_loc(loc)}: " if loc else ""
-        messages.append(f"{where(loc)}: {field}{message}{shown}")
-    return messages
+        loc: Loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+        # describe() never echoes a mapping: hand it one in place of a secret's value
+        shown = {**error, "input": {}} if SECRET_KEYS & {str(p) for p in loc} else error
+        field = f"{dotted(loc)}: " if loc else ""
+        lines.append(f"{where(loc)}: {field}{describe(shown)}")
+    return lines
 
 
-def validate(model: type[M], data: Any, path: Path, where: Callable[[Loc], str]) -> M:
+def validate(model: type[M], data: Any, where: Callable[[Loc], str], *, source: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError("\n".join(describe_errors(exc, where)), path=str(path)) from exc
+        raise ConfigError("\n".join(describe_errors(exc, where)), path=source) from exc
 
 
-def load_model(path: Path, model: type[M]) -> M:
-    data, lines = read_yaml(path)
-    return validate(model, data, path, file_places(path, lines))
+def load_model(path: Path, model: type[M], *, what: str = "file") -> M:
+    document = read_yaml(path, what=what)
+    return validate(model, document.data, document.place, source=document.source)

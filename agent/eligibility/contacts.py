@@ -23,8 +23,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from agent.eligibility._validation import describe
 from agent.errors import ConfigError
+from agent.validation import describe
 
 MAX_CONTACTS = 300
 REQUIRED_COLUMNS = ("name", "company", "address", "phone", "email", "country_code")

@@ -8,26 +8,22 @@ is a commented example.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-import yaml
 from packaging.version import InvalidVersion, Version
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PositiveInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from agent.eligibility._validation import describe, dotted
 from agent.eligibility.contacts import Contact
-from agent.errors import ConfigError
+from agent.yamlconf import load_model, parse_yaml, validate
 from mibs.supplies import SUPPLY_TYPES
 
 #: hrPrinterDetectedErrorState bit names (RFC 2790, bits 0-14, MSB first) as reads carry them.
@@ -217,89 +213,12 @@ class Policy(_Frozen):
 # --- loading -----------------------------------------------------------------------------
 
 
-def _node_for(root: yaml.Node, loc: Sequence[int | str]) -> yaml.Node:
-    """The deepest YAML node on the path ``loc`` (the parent when the field is missing)."""
-    node = root
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            found = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-            if found is None:
-                key = next((k for k, _ in node.value if getattr(k, "value", None) == part), None)
-                return key if key is not None else node
-            node = found
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return node
-            node = node.value[part]
-        else:
-            return node
-    return node
-
-
-def _duplicate_keys(node: yaml.Node, path: str) -> list[str]:
-    problems: list[str] = []
-    if isinstance(node, yaml.MappingNode):
-        seen: set[object] = set()
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                if key.value in seen:
-                    problems.append(
-                        f"{path}:{key.start_mark.line + 1}: {key.value}: appears twice in one "
-                        "mapping (the second would silently win)"
-                    )
-                seen.add(key.value)
-            problems.extend(_duplicate_keys(value, path))
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            problems.extend(_duplicate_keys(item, path))
-    return problems
-
-
 def parse_policy(text: str, *, source: str = "policy.yaml") -> Policy:
     """Validate policy YAML text; raises :class:`ConfigError` naming file, line and field."""
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            root = loader.get_single_node()
-            if root is None:
-                raise ConfigError(f"{source}:1: the policy file is empty", path=source)
-            problems = _duplicate_keys(root, source)
-            if problems:
-                raise ConfigError("\n".join(problems), path=source)
-            data = loader.construct_document(root)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = exc.problem or exc.context or "unreadable YAML"
-        raise ConfigError(f"{source}:{line}: not valid YAML: {what}", path=source) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{source}:{root.start_mark.line + 1}: the policy must be a mapping of fields "
-            f"(got {type(data).__name__})",
-            path=source,
-        )
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            node = _node_for(root, error["loc"])
-            line = node.start_mark.line + 1
-            lines.append(f"{source}:{line}: {dotted(error['loc'])}: {describe(error)}")
-        raise ConfigError("\n".join(lines), path=source) from exc
+    document = parse_yaml(text, source=source, what="policy file")
+    return validate(Policy, document.data, document.place, source=source)
 
 
 def load_policy(path: Path) -> Policy:
     """Read and validate a policy file (see :func:`parse_policy`)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read policy: {exc.strerror}", path=str(path)) from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"{path}:{line}: the policy file is not UTF-8", path=str(path)) from exc
-    return parse_policy(text, source=str(path))
+    return load_model(path, Policy, what="policy file")

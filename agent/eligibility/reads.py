@@ -12,8 +12,8 @@ from collections.abc import Iterable
 
 from pydantic import ValidationError
 
-from agent.eligibility._validation import describe, dotted
 from agent.errors import ConfigError
+from agent.validation import describe, dotted
 from mibs.models import PrinterRead
 
 _MAX_ERRORS = 20

@@ -176,9 +176,7 @@ def test_every_error_is_reported_at_once() -> None:
 
 def test_managed_and_pending_must_not_overlap() -> None:
     text = GOOD + "managed: [ABC123]\npending: [abc123]\n"
-    assert error_of(text) == (
-        "policy.yaml:1: (top level): listed both as managed and as pending: abc123"
-    )
+    assert error_of(text) == ("policy.yaml:1: listed both as managed and as pending: abc123")
 
 
 def test_duplicate_key_is_refused() -> None:
@@ -197,7 +195,7 @@ def test_yaml_syntax_error_names_the_line() -> None:
 def test_empty_file_and_non_mapping() -> None:
     assert error_of("") == "policy.yaml:1: the policy file is empty"
     assert error_of("- a\n- b\n") == (
-        "policy.yaml:1: the policy must be a mapping of fields (got list)"
+        "policy.yaml:1: the policy file must be a mapping of fields (got list)"
     )
 
 
