@@ -29,93 +29,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from collectors._pysnmp_types import PduKind
+from collectors._pysnmp_wire import decode_request, encode_response, encode_varbind
+from collectors._snmp_ber import END_OF_MIB_VIEW, NO_SUCH_INSTANCE, encode_value, tlv
 from mibs.snmprec import parse_snmprec
 from mibs.values import Oid
 
-# -- BER ----------------------------------------------------------------------------
-
-
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return bytes((size,))
-    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(octets),)) + octets
-
-
-def tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(content)) + content
-
-
-def int_content(value: int, unsigned: bool = False) -> bytes:
-    if unsigned:
-        size = max(1, (value.bit_length() + 8) // 8)
-        return value.to_bytes(size, "big")
-    size = max(1, (value + (value < 0)).bit_length() // 8 + 1)
-    return value.to_bytes(size, "big", signed=True)
-
-
-def oid_content(oid: Oid) -> bytes:
-    out = bytearray()
-    for arc in (oid[0] * 40 + oid[1], *oid[2:]):
-        chunk = [arc & 0x7F]
-        rest = arc >> 7
-        while rest:
-            chunk.append(0x80 | (rest & 0x7F))
-            rest >>= 7
-        out.extend(reversed(chunk))
-    return bytes(out)
-
-
-def read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, content start, content end) of the TLV at ``pos``."""
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    return tag, pos, pos + length
-
-
-def decode_oid(content: bytes) -> Oid:
-    arcs: list[int] = []
-    value = 0
-    for byte in content:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = arcs[0]
-    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
-    return (*head, *arcs[1:])
-
-
-def decode_int(content: bytes) -> int:
-    return int.from_bytes(content, "big", signed=True)
-
-
-_APP_UNSIGNED = {65, 66, 67, 70}  # Counter32, Gauge32, TimeTicks, Counter64 (RFC 2578)
-
-
-def encode_record_value(tag: int, value: object) -> bytes:
-    if value is None:
-        return b"\x05\x00"
-    if tag == 6:
-        assert isinstance(value, tuple)
-        return tlv(0x06, oid_content(value))
-    if isinstance(value, bytes):
-        return tlv({4: 0x04, 64: 0x40, 68: 0x44}[tag], value)
-    assert isinstance(value, int)
-    if tag in _APP_UNSIGNED:
-        return tlv(0x40 | (tag - 64), int_content(value, unsigned=True))
-    return tlv(0x02, int_content(value))
-
-
 # -- the device ---------------------------------------------------------------------
 
-END_OF_MIB_VIEW = b"\x82\x00"
-NO_SUCH_INSTANCE = b"\x81\x00"
+END_OF_MIB_VIEW_VALUE = tlv(END_OF_MIB_VIEW, b"")
+NO_SUCH_INSTANCE_VALUE = tlv(NO_SUCH_INSTANCE, b"")
 
 
 class Device:
@@ -125,9 +48,8 @@ class Device:
         records = parse_snmprec(path.read_text(encoding="utf-8", errors="surrogateescape"))
         self.encoded: dict[Oid, bytes] = {}
         for record in records:
-            self.encoded[record.oid] = tlv(
-                0x30,
-                tlv(0x06, oid_content(record.oid)) + encode_record_value(record.tag, record.value),
+            self.encoded[record.oid] = encode_varbind(
+                record.oid, encode_value(record.tag, record.value)
             )
         self.order = sorted(self.encoded)
 
@@ -136,13 +58,13 @@ class Device:
         return self.order[position] if position < len(self.order) else None
 
     def end_of_view(self, oid: Oid) -> bytes:
-        return tlv(0x30, tlv(0x06, oid_content(oid)) + END_OF_MIB_VIEW)
+        return encode_varbind(oid, END_OF_MIB_VIEW_VALUE)
 
     def get(self, oid: Oid) -> bytes:
         found = self.encoded.get(oid)
         if found is not None:
             return found
-        return tlv(0x30, tlv(0x06, oid_content(oid)) + NO_SUCH_INSTANCE)
+        return encode_varbind(oid, NO_SUCH_INSTANCE_VALUE)
 
 
 class Endpoint(asyncio.DatagramProtocol):
@@ -165,45 +87,28 @@ class Endpoint(asyncio.DatagramProtocol):
             self.transport.sendto(reply, addr)
 
     def answer(self, data: bytes) -> bytes | None:
-        _, pos, _ = read_tlv(data, 0)
-        _, start, end = read_tlv(data, pos)
-        version = decode_int(data[start:end])
-        _, start, pos = read_tlv(data, end)
-        if data[start:pos] != self.community:
+        request = decode_request(data)
+        if request.community != self.community:
             self.counts["wrong_community"] += 1
             return None
-        kind, pdu_start, _ = read_tlv(data, pos)
-        _, start, end = read_tlv(data, pdu_start)
-        request_id = data[start:end]
-        _, start, end = read_tlv(data, end)
-        non_repeaters = decode_int(data[start:end])
-        _, start, end = read_tlv(data, end)
-        max_repetitions = decode_int(data[start:end])
-        _, start, list_end = read_tlv(data, end)
-        oids: list[Oid] = []
-        pos = start
-        while pos < list_end:
-            _, vb_start, vb_end = read_tlv(data, pos)
-            _, o_start, o_end = read_tlv(data, vb_start)
-            oids.append(decode_oid(data[o_start:o_end]))
-            pos = vb_end
+        oids, non_repeaters = request.oids, request.non_repeaters
         device = self.device
         out: list[bytes] = []
-        if kind == 0xA0:
+        if request.kind is PduKind.GET:
             self.counts["get"] += 1
             out = [device.get(oid) for oid in oids]
-        elif kind == 0xA1:
+        elif request.kind is PduKind.NEXT:
             self.counts["getnext"] += 1
             for oid in oids:
                 found = device.next_after(oid)
                 out.append(device.end_of_view(oid) if found is None else device.encoded[found])
-        elif kind == 0xA5 and version == 1:
+        elif request.kind is PduKind.BULK:
             self.counts["getbulk"] += 1
             for oid in oids[:non_repeaters]:
                 found = device.next_after(oid)
                 out.append(device.end_of_view(oid) if found is None else device.encoded[found])
             cursors: list[Oid | None] = list(oids[non_repeaters:])
-            for _ in range(max_repetitions if cursors else 0):
+            for _ in range(request.max_repetitions if cursors else 0):
                 if all(cursor is None for cursor in cursors):
                     break
                 for position, cursor in enumerate(cursors):
@@ -218,9 +123,12 @@ class Endpoint(asyncio.DatagramProtocol):
         else:
             self.counts["other"] += 1
             return None
-        pdu = tlv(0x02, request_id) + b"\x02\x01\x00\x02\x01\x00" + tlv(0x30, b"".join(out))
-        body = tlv(0x02, int_content(version)) + tlv(0x04, self.community) + tlv(0xA2, pdu)
-        return tlv(0x30, body)
+        return encode_response(
+            version=request.version,
+            community=self.community,
+            request_id=request.request_id,
+            varbinds=out,
+        )
 
 
 async def serve(specs: list[tuple[str, Path]], port: int, community: bytes) -> None:

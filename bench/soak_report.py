@@ -240,6 +240,8 @@ def summarise(
     steady = [(r["wall"], r["rss_kb"] / MB) for r in measured if r["wall"] >= steady_from]
     slope = slope_per_hour(steady)
     final = measured[-1] if measured else {}
+    discovery_end = (log["discovery"] or {}).get("ended_at", 0.0)
+    discovered_row = _first_after(measured, discovery_end, "rss_kb")
     reads = final.get("reads", {})
     # Message-level accounting: every signed message arrived at the broker or is still queued.
     lost = outbox["signed"] - counter.reads - counter.events - outbox["queued"]
@@ -293,7 +295,9 @@ def summarise(
         },
         "rss": {
             "peak_mb": round(peak_mb, 1),
-            "start_mb": round(measured[0]["rss_kb"] / MB, 1) if measured else None,
+            "after_discovery_mb": round(discovered_row["rss_kb"] / MB, 1)
+            if discovered_row
+            else None,
             "end_mb": round(final["rss_kb"] / MB, 1) if measured else None,
             "baseline_after_cycle_mb": baseline,
             "after_last_cycle_mb": last,
@@ -330,6 +334,7 @@ def profile_summary(collapsed: str, top: int = 15) -> dict[str, Any]:
     own: Counter[str] = Counter()
     owners: Counter[str] = Counter()
     stages: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     stage_markers = {
         "snmp read (read_printer)": "read_printer",
         "decode (decode_read)": "decode_read",
@@ -348,6 +353,8 @@ def profile_summary(collapsed: str, top: int = 15) -> dict[str, Any]:
         total += count
         frames = stack.split(";")
         own[frames[-1]] += count
+        worker = frames[0].startswith("Thread._bootstrap")
+        threads["worker threads (outbox commits)" if worker else "event loop thread"] += count
         owners[_frame_owner(frames[-1])] += count
         for stage, marker in stage_markers.items():
             if marker in stack:
@@ -355,6 +362,7 @@ def profile_summary(collapsed: str, top: int = 15) -> dict[str, Any]:
     share = {k: round(100 * v / total, 1) for k, v in owners.most_common(12)} if total else {}
     return {
         "samples": total,
+        "threads_pct": {k: round(100 * v / total, 1) for k, v in threads.items()} if total else {},
         "by_package_pct": share,
         "stages_inclusive_pct": {k: round(100 * v / total, 1) for k, v in stages.most_common()}
         if total

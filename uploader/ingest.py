@@ -244,6 +244,7 @@ class Ingestor:
                 body=json.dumps(envelope.body, separators=(",", ":"), sort_keys=True),
                 token=token,
                 hash=digest,
+                prev_hash=envelope.prev_hash,
             )
         )
         self._counters.stored += 1
@@ -289,9 +290,12 @@ class Ingestor:
         if batch.is_missing(agent_id, sequence):
             batch.remove_missing(agent_id, sequence)
             before = batch.hash_at(agent_id, sequence - 1)
-            if before is not None and before != envelope.prev_hash:
+            stored_after, after_links_to = batch.prev_hash_at(agent_id, sequence + 1)
+            if (before is not None and before != envelope.prev_hash) or (
+                stored_after and after_links_to != digest
+            ):
                 self._chain_break(
-                    agent_id, sequence, "late message does not link to the one before"
+                    agent_id, sequence, "late message does not fit its neighbours in the chain"
                 )
                 state = state.model_copy(update={"chain_breaks": state.chain_breaks + 1})
             log.info("ingest.gap_filled", agent_id=agent_id, sequence=sequence)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +53,8 @@ log = structlog.get_logger("uploader.mqtt")
 
 # How long a persistent consumer session survives a disconnect (MQTT 5 property).
 SESSION_EXPIRY_SECONDS = 7 * 24 * 3600
+#: Longest a PUBACKed message waits before it is removed from the outbox (acks are batched).
+ACK_DELAY = 0.05
 
 
 class PublishableMessage(Protocol):
@@ -229,6 +233,7 @@ class MqttPublisher:
             kind: settings.agent_topic(agent_id, kind) for kind in ("read", "event", "status")
         }
         self._wake = asyncio.Event()
+        self._submitted = True  # something may wait in the outbox
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self.connected = False
@@ -252,9 +257,13 @@ class MqttPublisher:
         except RuntimeError:
             same_loop = False
         if same_loop:
-            self._wake.set()
+            self._mark_submitted()
         else:
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._mark_submitted)
+
+    def _mark_submitted(self) -> None:
+        self._submitted = True
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set; then finish what is in flight and say ``offline``."""
@@ -356,8 +365,30 @@ class MqttPublisher:
             await stop.wait()
             wake.set()
 
-        low_water = settings.max_inflight // 2
+        window = settings.max_inflight
+        ack_batch = max(1, window // 2)
+        buffer: deque[PublishableMessage] = deque()  # read from the outbox, not yet sent
+        buffered: set[str] = set()
+        first_unflushed_at = 0.0
         outbox_error: BaseException | None = None
+        db_task: asyncio.Task[tuple[Sequence[PublishableMessage], int, BaseException | None]] | None
+        db_task = None
+        more_waiting = True  # the last read filled its page: the outbox may hold more
+
+        async def db_round(
+            ack_ids: list[str], limit: int
+        ) -> tuple[Sequence[PublishableMessage], int, BaseException | None]:
+            try:
+                page = await asyncio.to_thread(self._db_round, ack_ids, limit)
+            except Exception as exc:  # handed to the loop, re-raised after the group
+                return [], 0, exc
+            finally:
+                wake.set()
+            nonlocal more_waiting
+            if limit:
+                more_waiting = len(page) >= limit
+            return page, len(ack_ids), None
+
         async with asyncio.TaskGroup() as group:
             helpers = [
                 group.create_task(watch_connection(), name="upload.watch_connection"),
@@ -366,43 +397,71 @@ class MqttPublisher:
             publishes: list[asyncio.Task[None]] = []
             while True:
                 wake.clear()
+                if db_task is not None and db_task.done():
+                    page, acked, error = db_task.result()
+                    db_task = None
+                    if error is not None:
+                        outbox_error = error
+                        break
+                    if acked:
+                        self.last_ack_at = datetime.now(UTC)
+                        log.debug("upload.acked", count=acked)
+                    for message in page:
+                        mid = message.message_id
+                        if mid in inflight or mid in unflushed or mid in buffered:
+                            continue
+                        buffer.append(message)
+                        buffered.add(mid)
                 if failures:
                     break
                 stopping = stop.is_set()
-                if stopping and not inflight and not unflushed:
-                    break
-                fetch = not stopping and len(inflight) <= low_water
-                if unflushed or fetch:
-                    ack_ids = list(unflushed)
-                    unflushed.clear()
-                    want = settings.max_inflight - len(inflight)
-                    limit = len(inflight) + want + settings.max_inflight if fetch else 0
-                    try:
-                        page = await asyncio.to_thread(self._db_round, ack_ids, limit)
-                    except Exception as exc:  # re-raised after the group
-                        outbox_error = exc
+                if stopping:
+                    buffer.clear()
+                    buffered.clear()
+                    if not inflight and not unflushed and db_task is None:
                         break
-                    if ack_ids:
-                        self.last_ack_at = datetime.now(UTC)
-                        log.debug("upload.acked", count=len(ack_ids))
-                    started = 0
-                    for message in page:
-                        if len(inflight) >= settings.max_inflight:
-                            break
-                        if message.message_id in inflight or message.message_id in unflushed:
-                            continue
-                        inflight.add(message.message_id)
-                        publishes.append(
-                            group.create_task(publish_one(message), name="upload.publish")
-                        )
-                        started += 1
-                    self.in_flight = len(inflight)
+                while buffer and len(inflight) < window:
+                    message = buffer.popleft()
+                    buffered.discard(message.message_id)
+                    inflight.add(message.message_id)
+                    publishes.append(group.create_task(publish_one(message), name="upload.publish"))
+                self.in_flight = len(inflight)
+                if len(publishes) > 4 * window:
                     publishes = [task for task in publishes if not task.done()]
-                    if started or unflushed or stopping:
-                        continue  # re-check at once: a wake-up may have come meanwhile
+                if db_task is None:
+                    fetch = (
+                        not stopping and len(buffer) < window and (more_waiting or self._submitted)
+                    )
+                    # Acks cost an fsync: batch them, but hold none longer than ACK_DELAY.
+                    if unflushed and not first_unflushed_at:
+                        first_unflushed_at = time.monotonic()
+                    ack_due = bool(unflushed) and (
+                        stopping
+                        or len(unflushed) >= ack_batch
+                        or time.monotonic() - first_unflushed_at >= ACK_DELAY
+                    )
+                    if fetch or ack_due:
+                        first_unflushed_at = 0.0
+                        if fetch:
+                            self._submitted = False  # a notify() from now on reads again
+                        ack_ids = list(unflushed)
+                        unflushed.clear()
+                        # Rows still in the outbox: in flight, buffered, acked meanwhile, new.
+                        limit = len(inflight) + len(buffer) + 3 * window if fetch else 0
+                        db_task = group.create_task(
+                            db_round(ack_ids, limit), name="upload.outbox_round"
+                        )
+                    elif unflushed:
+                        remaining = ACK_DELAY - (time.monotonic() - first_unflushed_at)
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(wake.wait(), timeout=max(0.0, remaining))
+                        continue
                 await wake.wait()
             for task in helpers + publishes:
                 task.cancel()
+        if db_task is not None:  # finished with the group; its acks are on disk
+            _page, acked, error = db_task.result()
+            outbox_error = outbox_error or error
         if outbox_error is not None:
             raise outbox_error
         if unflushed:

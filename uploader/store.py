@@ -3,8 +3,8 @@
 Tables (same shape on both):
 
 * ``messages(message_id PK, agent_id, sequence, kind, created_at, received_at,
-  body JSON, token, hash)``: one row per accepted envelope; ``hash`` is
-  :func:`uploader.envelope.envelope_hash` of the token (the next ``prev_hash``).
+  body JSON, token, hash, prev_hash)``: one row per accepted envelope; ``hash``
+  is :func:`uploader.envelope.envelope_hash` of the token (the next ``prev_hash``).
 * ``rejections(reason PK, count, last_at, last_detail)``.
 * ``agent_state(agent_id PK, last_sequence, last_hash, gaps, chain_breaks,
   restarts, updated_at)``: ``gaps`` is the number of sequences still missing.
@@ -48,6 +48,7 @@ class StoredMessage(BaseModel):
     body: str  # JSON text of the envelope body
     token: str
     hash: str
+    prev_hash: str | None
 
 
 class AgentState(BaseModel):
@@ -70,7 +71,7 @@ _SQLITE_DDL = """
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, sequence INTEGER NOT NULL,
     kind TEXT NOT NULL, created_at TEXT NOT NULL, received_at TEXT NOT NULL,
-    body TEXT NOT NULL, token TEXT NOT NULL, hash TEXT NOT NULL);
+    body TEXT NOT NULL, token TEXT NOT NULL, hash TEXT NOT NULL, prev_hash TEXT);
 CREATE INDEX IF NOT EXISTS messages_agent_sequence ON messages (agent_id, sequence);
 CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at TEXT NOT NULL,
@@ -88,7 +89,7 @@ _POSTGRES_DDL = """
 CREATE TABLE IF NOT EXISTS messages (
     message_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, sequence BIGINT NOT NULL,
     kind TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL, received_at TIMESTAMPTZ NOT NULL,
-    body JSONB NOT NULL, token TEXT NOT NULL, hash TEXT NOT NULL);
+    body JSONB NOT NULL, token TEXT NOT NULL, hash TEXT NOT NULL, prev_hash TEXT);
 CREATE INDEX IF NOT EXISTS messages_agent_sequence ON messages (agent_id, sequence);
 CREATE TABLE IF NOT EXISTS rejections (
     reason TEXT PRIMARY KEY, count BIGINT NOT NULL, last_at TIMESTAMPTZ NOT NULL,
@@ -127,6 +128,15 @@ class StoreBatch:
             (agent_id, sequence),
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def prev_hash_at(self, agent_id: str, sequence: int) -> tuple[bool, str | None]:
+        """(stored?, its prev_hash) of the newest stored message with that sequence."""
+        row = self._q(
+            "SELECT prev_hash FROM messages WHERE agent_id = ? AND sequence = ? "
+            "ORDER BY received_at DESC LIMIT 1",
+            (agent_id, sequence),
+        ).fetchone()
+        return (False, None) if row is None else (True, row[0])
 
     def agent_state(self, agent_id: str) -> AgentState | None:
         if agent_id in self._states:
@@ -221,6 +231,7 @@ class StoreBatch:
                 message.body,
                 message.token,
                 message.hash,
+                message.prev_hash,
             ),
         )
 
@@ -235,11 +246,11 @@ class StoreBatch:
 
 _INSERT_MESSAGE = (
     "INSERT INTO messages (message_id, agent_id, sequence, kind, created_at, received_at, "
-    "body, token, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "body, token, hash, prev_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_MESSAGE_JSONB = (
     "INSERT INTO messages (message_id, agent_id, sequence, kind, created_at, received_at, "
-    "body, token, hash) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?, ?)"
+    "body, token, hash, prev_hash) VALUES (?, ?, ?, ?, ?, ?, CAST(? AS jsonb), ?, ?, ?)"
 )
 
 

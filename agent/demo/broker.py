@@ -3,7 +3,8 @@
 Listens on 127.0.0.1 only, anonymous, with the queue limits raised (Mosquitto's
 default ``max_queued_messages 1000`` silently drops QoS 1 messages for a slow
 subscriber). Running as root, Mosquitto drops to user ``mosquitto``: its
-directory is handed to that user.
+directory is handed to that user. The test fixture (``tests/support/mosquitto.py``)
+writes its configuration and starts and waits for its broker with these same parts.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+from agent.demo import process as processes
 from agent.demo.sim import DemoError
 
 HOST = "127.0.0.1"
@@ -40,22 +42,59 @@ def free_tcp_port(address: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
-def config_text(port: int, directory: Path) -> str:
-    return (
-        "\n".join(
-            [
-                f"listener {port} {HOST}",
-                "allow_anonymous true",
-                "max_queued_messages 1000000",
-                "max_inflight_messages 100",
-                "persistence false",
-                "log_dest stdout",
-                "log_type error",
-                "log_type warning",
-                "log_type notice",
-            ]
-        )
-        + "\n"
+def config_text(
+    port: int,
+    directory: Path,
+    *,
+    persistence: bool = False,
+    anonymous: bool = True,
+    verbose: bool = False,
+    extra: Sequence[str] = (),
+) -> str:
+    """A listener on ``127.0.0.1:port`` with raised queue limits, logging to stdout.
+
+    ``persistence`` keeps sessions and queued messages in ``directory`` across a
+    restart; ``verbose`` also logs information and connections; ``extra`` lines
+    (password file, TLS) are appended as given.
+    """
+    lines = [
+        f"listener {port} {HOST}",
+        f"allow_anonymous {'true' if anonymous else 'false'}",
+        "max_queued_messages 1000000",
+        "max_inflight_messages 100",
+    ]
+    if persistence:
+        lines += ["persistence true", f"persistence_location {directory}/", "autosave_interval 0"]
+    else:
+        lines.append("persistence false")
+    lines += ["log_dest stdout", "log_type error", "log_type warning", "log_type notice"]
+    if verbose:
+        lines += ["log_type information", "connection_messages true"]
+    lines += extra
+    return "\n".join(lines) + "\n"
+
+
+def hand_to_mosquitto_user(directory: Path) -> None:
+    """Mosquitto drops root to user ``mosquitto``: let it read keys and write persistence."""
+    if os.geteuid() != 0:
+        return
+    try:
+        user = pwd.getpwnam("mosquitto")
+    except KeyError:
+        return
+    for path in [directory, *directory.rglob("*")]:
+        os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def spawn_mosquitto(binary: Path, config: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start Mosquitto on ``config``, appending to ``log_path`` (a restart keeps the log)."""
+    return processes.spawn([str(binary), "-c", str(config)], log_path, append=True)
+
+
+def wait_for_broker(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    """True once ``127.0.0.1:port`` accepts; False if Mosquitto exited or ``timeout`` passed."""
+    return processes.wait_until(
+        process, partial(processes.accepts_tcp, HOST, port), timeout, interval=0.05
     )
 
 
@@ -76,25 +115,7 @@ class LocalBroker:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-
-
-def _hand_to_mosquitto_user(directory: Path) -> None:
-    if os.geteuid() != 0:
-        return
-    try:
-        user = pwd.getpwnam("mosquitto")
-    except KeyError:
-        return
-    for path in [directory, *directory.rglob("*")]:
-        os.chown(path, user.pw_uid, user.pw_gid)
+        processes.stop(self.process, grace=10)
 
 
 def start_broker(directory: Path, *, port: int = 0, ready_timeout: float = 10.0) -> LocalBroker:
@@ -115,23 +136,13 @@ def start_broker(directory: Path, *, port: int = 0, ready_timeout: float = 10.0)
     directory.chmod(0o755)
     config = directory / "mosquitto.conf"
     config.write_text(config_text(port, directory), encoding="utf-8")
-    _hand_to_mosquitto_user(directory)
+    hand_to_mosquitto_user(directory)
     broker = LocalBroker(port=port, directory=directory)
-    with broker.log_path.open("ab") as log:
-        broker.process = subprocess.Popen(  # noqa: S603 - fixed binary, generated config
-            [str(binary), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-    deadline = time.monotonic() + ready_timeout
-    while time.monotonic() < deadline:
-        if broker.process.poll() is not None:
-            raise DemoError(
-                f"mosquitto exited ({broker.process.returncode}):\n{broker.log()[-2000:]}"
-            )
-        try:
-            with socket.create_connection((HOST, port), timeout=0.2):
-                return broker
-        except OSError:
-            time.sleep(0.05)
+    broker.process = spawn_mosquitto(binary, config, broker.log_path)
+    if wait_for_broker(broker.process, port, ready_timeout):
+        return broker
+    if broker.process.poll() is not None:
+        raise DemoError(f"mosquitto exited ({broker.process.returncode}):\n{broker.log()[-2000:]}")
     broker.stop()
     raise DemoError(
         f"mosquitto on {HOST}:{port} did not accept connections within {ready_timeout} s"

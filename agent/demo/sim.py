@@ -2,28 +2,31 @@
 
 snmpsim 1.2 selects data by community, not by endpoint, so each process serves a
 single recording saved as ``public.snmprec``; all processes share one UDP port,
-checked free on every address first. Readiness is one hand-encoded SNMPv2c GET
-of sysObjectID (no SNMP library needed to know that a simulator answers).
+checked free on every address first. Readiness is one SNMPv2c GET of
+sysObjectID encoded by the agent's own BER code (no SNMP engine needed to know
+that a simulator answers). The test fixtures start snmpsim with the same pieces.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
+from agent.demo import process as processes
 from agent.demo.fleet import PrinterSpec, to_snmprec
 from agent.errors import FleetAgentError
+from collectors._pysnmp_types import PduKind
+from collectors._pysnmp_wire import encode_request
 
 COMMUNITY = "public"
+SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
 
 
 class DemoError(FleetAgentError):
@@ -41,14 +44,13 @@ def responder_path() -> Path | None:
 
 def snmp_probe(address: str, port: int, community: str = COMMUNITY, timeout: float = 0.3) -> bool:
     """True when an SNMPv2c GET of sysObjectID.0 gets any answer."""
-    oid = bytes([0x2B, 6, 1, 2, 1, 1, 2, 0])  # 1.3.6.1.2.1.1.2.0
-    varbind = b"\x30" + bytes([len(oid) + 4]) + b"\x06" + bytes([len(oid)]) + oid + b"\x05\x00"
-    varbinds = b"\x30" + bytes([len(varbind)]) + varbind
-    pdu_body = b"\x02\x01\x01" + b"\x02\x01\x00" + b"\x02\x01\x00" + varbinds
-    pdu = b"\xa0" + bytes([len(pdu_body)]) + pdu_body
-    name = community.encode()
-    body = b"\x02\x01\x01" + b"\x04" + bytes([len(name)]) + name + pdu
-    packet = b"\x30" + bytes([len(body)]) + body
+    packet = encode_request(
+        version="v2c",
+        community=community.encode(),
+        kind=PduKind.GET,
+        request_id=1,
+        oids=[SYS_OBJECT_ID],
+    )
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
         try:
@@ -57,6 +59,45 @@ def snmp_probe(address: str, port: int, community: str = COMMUNITY, timeout: flo
         except OSError:
             return False
     return True
+
+
+def snmpsim_args(
+    responder: Path,
+    data_dir: Path,
+    address: str,
+    port: int,
+    cache_dir: Path,
+    *,
+    engine_options: Sequence[str] = (),
+) -> list[str]:
+    """The command line of one ``snmpsim-command-responder`` serving ``data_dir``.
+
+    ``engine_options`` (SNMPv3 users) go before the endpoint: snmpsim 1.2 gives
+    them to the engine that the next endpoint option then belongs to.
+    """
+    return [
+        str(responder),
+        f"--data-dir={data_dir}",
+        *engine_options,
+        f"--agent-udpv4-endpoint={address}:{port}",
+        "--logging-method=stdout",
+        "--log-level=error",
+        f"--cache-dir={cache_dir}",
+    ]
+
+
+def spawn_snmpsim(args: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start snmpsim; it refuses to run as root unless told it may."""
+    return processes.spawn(args, log_path, env=dict(os.environ, SNMPSIM_ALLOW_ROOT="true"))
+
+
+def wait_for_snmp(
+    process: subprocess.Popen[bytes], address: str, port: int, community: str, timeout: float
+) -> bool:
+    """True once the simulator answers; False if it exited or ``timeout`` passed."""
+    return processes.wait_until(
+        process, partial(snmp_probe, address, port, community), timeout, interval=0.1
+    )
 
 
 def common_free_udp_port(addresses: Sequence[str]) -> int:
@@ -91,13 +132,7 @@ class SimulatedPrinter:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        processes.stop(self.process, grace=5)
 
 
 @dataclass
@@ -121,28 +156,16 @@ def _start_one(
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / f"{COMMUNITY}.snmprec").write_text(to_snmprec(spec), encoding="utf-8")
     log_path = work_dir / f"snmpsim-{spec.name}.log"
-    args = [
-        str(responder),
-        f"--data-dir={data_dir}",
-        f"--agent-udpv4-endpoint={address}:{port}",
-        "--logging-method=stdout",
-        "--log-level=error",
-        f"--cache-dir={work_dir / ('cache-' + spec.name)}",
-    ]
-    env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)  # noqa: S603
+    cache_dir = work_dir / ("cache-" + spec.name)
+    process = spawn_snmpsim(snmpsim_args(responder, data_dir, address, port, cache_dir), log_path)
     printer = SimulatedPrinter(spec, address, port, process, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise DemoError(
-                f"snmpsim for {spec.name} on {address}:{port} exited ({process.returncode}):\n"
-                + printer.log()[-2000:]
-            )
-        if snmp_probe(address, port):
-            return printer
-        time.sleep(0.1)
+    if wait_for_snmp(process, address, port, COMMUNITY, timeout=30):
+        return printer
+    if process.poll() is not None:
+        raise DemoError(
+            f"snmpsim for {spec.name} on {address}:{port} exited ({process.returncode}):\n"
+            + printer.log()[-2000:]
+        )
     printer.stop()
     raise DemoError(f"snmpsim for {spec.name} on {address}:{port} did not answer within 30 s")
 
@@ -160,19 +183,8 @@ def start_fleet(
     addresses = [f"{subnet}.{first_host + n}" for n in range(len(specs))]
     port = common_free_udp_port(addresses)
     work_dir.mkdir(parents=True, exist_ok=True)
-    fleet = SimulatedFleet(port)
-    errors: list[DemoError] = []
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [
-            pool.submit(_start_one, responder, spec, address, port, work_dir)
-            for spec, address in zip(specs, addresses, strict=True)
-        ]
-        for future in futures:
-            try:
-                fleet.printers.append(future.result())
-            except DemoError as exc:
-                errors.append(exc)
-    if errors:
-        fleet.stop()
-        raise errors[0]
-    return fleet
+    starters = [
+        partial(_start_one, responder, spec, address, port, work_dir)
+        for spec, address in zip(specs, addresses, strict=True)
+    ]
+    return SimulatedFleet(port, processes.start_all(starters, failures=(DemoError,)))

@@ -16,8 +16,7 @@ from collectors.discovery import AddressResult, DiscoveryOptions, Sweep
 from collectors.snmp import SnmpTransport
 from collectors.targets import parse_targets
 from tests.integration.test_discovery import common_port, printer_snmprec
-from tests.support.snmpsim import SnmpSim, V3User
-from tests.support.snmpsim_fleet import start_snmpsim_v3
+from tests.support.snmpsim import SnmpSim, V3User, start_snmpsim
 from tests.support.udp_counter import UdpCounterFactory
 
 pytestmark = pytest.mark.integration
@@ -81,7 +80,7 @@ def v3_printer(tmp_path: Path) -> Iterator[SnmpSim]:
         )
     )
     port = common_port(["127.0.7.2"])
-    sim = start_snmpsim_v3(data, tmp_path, address="127.0.7.2", port=port, user=V3User())
+    sim = start_snmpsim(data, tmp_path, address="127.0.7.2", port=port, v3_user=V3User())
     yield sim
     sim.stop()
 

@@ -27,8 +27,8 @@ import jsonschema
 import pytest
 
 from agent.schema import read_schema
-from tests.support.snmpsim import SnmpSim, V3User, copy_recordings, free_udp_port
-from tests.support.snmpsim_fleet import Fleet, run_scan, start_fleet, start_snmpsim_v3
+from tests.support.snmpsim import SnmpSim, V3User, copy_recordings, free_udp_port, start_snmpsim
+from tests.support.snmpsim_fleet import Fleet, run_scan, start_fleet
 
 pytestmark = pytest.mark.integration
 
@@ -444,8 +444,8 @@ def test_communities_are_tried_in_order_first_answer_wins(
 def v3_printer(shared_recordings: Path, tmp_path: Path) -> Iterator[SnmpSim]:
     copy_recordings([shared_recordings / "librenms__konica_c250i.snmprec"], tmp_path / "data")
     address = "127.0.1.211"
-    sim = start_snmpsim_v3(
-        tmp_path / "data", tmp_path, address=address, port=free_udp_port(address), user=V3User()
+    sim = start_snmpsim(
+        tmp_path / "data", tmp_path, address=address, port=free_udp_port(address), v3_user=V3User()
     )
     yield sim
     sim.stop()

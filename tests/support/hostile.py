@@ -14,9 +14,10 @@ received per PDU type (``responder.counts["getbulk"]``) and can:
 * go back to an earlier OID after a given one (``rewind``), a non-increasing walk;
 * answer tooBig when a response would carry more than ``max_varbinds``.
 
-Requests are decoded with pysnmp's protocol API (pyasn1); responses are encoded
-by hand so that they can break any rule. Behaviour fields may be changed while
-the responder runs.
+Requests are decoded and responses encoded with the agent's own BER code
+(:mod:`collectors._pysnmp_wire`, agent side), which writes whatever tag and
+content it is given, so a response can break any rule. Behaviour fields may be
+changed while the responder runs.
 """
 
 from __future__ import annotations
@@ -30,8 +31,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pytest
-from pyasn1.codec.ber import decoder
-from pysnmp.proto import api
+
+from collectors._pysnmp_types import PduKind
+from collectors._pysnmp_wire import (
+    Request,
+    WireError,
+    decode_request,
+    encode_response,
+    encode_varbind,
+)
+from collectors._snmp_ber import INTEGER, NULL_VALUE, OBJECT_IDENTIFIER, OCTET_STRING
+from collectors._snmp_ber import encode_value as encode_ber_value
 
 Oid = tuple[int, ...]
 
@@ -62,72 +72,25 @@ COUNTER32, GAUGE32, TIMETICKS, COUNTER64 = 0x41, 0x42, 0x43, 0x46
 HostileValue = int | bytes | tuple[int, ...] | Typed | Raw | Exc | None  # None is NULL
 
 
-# -- hand-made BER -------------------------------------------------------------------
-
-
-def _length(size: int) -> bytes:
-    if size < 0x80:
-        return bytes((size,))
-    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(octets),)) + octets
-
-
-def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(content)) + content
-
-
-def _int_content(value: int) -> bytes:
-    size = max(1, (value + (value < 0)).bit_length() // 8 + 1)
-    return value.to_bytes(size, "big", signed=True)
-
-
-def _oid_content(oid: Oid) -> bytes:
-    out = bytearray()
-    for arc in (oid[0] * 40 + oid[1], *oid[2:]):
-        chunk = [arc & 0x7F]
-        rest = arc >> 7
-        while rest:
-            chunk.append(0x80 | (rest & 0x7F))
-            rest >>= 7
-        out.extend(reversed(chunk))
-    return bytes(out)
+# -- encoding -----------------------------------------------------------------------
 
 
 def encode_value(value: HostileValue) -> bytes:
     if value is None:
-        return b"\x05\x00"
+        return NULL_VALUE
     if isinstance(value, Exc):
         return bytes((value.value, 0))
     if isinstance(value, Raw):
-        return _tlv(value.tag, value.content)
+        return encode_ber_value(value.tag, value.content)
     if isinstance(value, Typed):
-        return _tlv(value.tag, _int_content(value.value))
+        return encode_ber_value(value.tag, value.value)
     if isinstance(value, bool):
         raise TypeError("bool is not an SNMP value")
     if isinstance(value, int):
-        return _tlv(0x02, _int_content(value))
+        return encode_ber_value(INTEGER, value)
     if isinstance(value, bytes):
-        return _tlv(0x04, value)
-    return _tlv(0x06, _oid_content(value))
-
-
-def encode_response(
-    version: int,
-    community: bytes,
-    request_id: int,
-    status: int,
-    index: int,
-    varbinds: list[tuple[Oid, HostileValue]],
-) -> bytes:
-    body = b"".join(_tlv(0x30, _tlv(0x06, _oid_content(o)) + encode_value(v)) for o, v in varbinds)
-    pdu = _tlv(
-        0xA2,
-        _tlv(0x02, _int_content(request_id))
-        + _tlv(0x02, _int_content(status))
-        + _tlv(0x02, _int_content(index))
-        + _tlv(0x30, body),
-    )
-    return _tlv(0x30, _tlv(0x02, _int_content(version)) + _tlv(0x04, community) + pdu)
+        return encode_ber_value(OCTET_STRING, value)
+    return encode_ber_value(OBJECT_IDENTIFIER, value)
 
 
 # -- the responder -------------------------------------------------------------------
@@ -169,45 +132,44 @@ class HostileResponder(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
-            version = int(api.decodeMessageVersion(data))
-            p_mod = api.PROTOCOL_MODULES[version]
-            message, _ = decoder.decode(data, asn1Spec=p_mod.Message())
-        except Exception:  # not SNMP: a real agent drops it too
+            request = decode_request(data)
+        except WireError:  # not SNMP: a real agent drops it too
             self.counts["garbage"] += 1
             return
-        if bytes(p_mod.apiMessage.get_community(message)) != self.community:
+        if request.community != self.community:
             self.counts["wrong_community"] += 1
             return
-        pdu = p_mod.apiMessage.get_pdu(message)
-        kind = {
-            p_mod.GetRequestPDU.tagSet: "get",
-            p_mod.GetNextRequestPDU.tagSet: "getnext",
-        }.get(pdu.tagSet)
-        if kind is None and version == 1 and pdu.tagSet == p_mod.GetBulkRequestPDU.tagSet:
-            kind = "getbulk"
-        if kind is None:
+        if request.kind is None:
             self.counts["other"] += 1
             return
+        kind = request.kind.value
         self.counts[kind] += 1
-        if kind == "getbulk" and self.no_bulk:
+        if request.kind is PduKind.BULK and self.no_bulk:
             return
         if self.answer_limit is not None and self.answered >= self.answer_limit:
             return
         self.answered += 1
-        request_id = int(p_mod.apiPDU.get_request_id(pdu))
-        oids = [tuple(int(arc) for arc in name) for name, _ in p_mod.apiPDU.get_varbinds(pdu)]
-        reply = self._answer(version, kind, pdu, oids)
+        status, index, varbinds = self._answer(request, list(request.oids))
+        reply = encode_response(
+            version=request.version,
+            community=self.community,
+            request_id=request.request_id,
+            error_status=status,
+            error_index=index,
+            varbinds=[encode_varbind(oid, encode_value(value)) for oid, value in varbinds],
+        )
         assert self.transport is not None
-        self.transport.sendto(encode_response(version, self.community, request_id, *reply), addr)
+        self.transport.sendto(reply, addr)
 
     def _answer(
-        self, version: int, kind: str, pdu: Any, oids: list[Oid]
+        self, request: Request, oids: list[Oid]
     ) -> tuple[int, int, list[tuple[Oid, HostileValue]]]:
+        version = request.version
         echo: list[tuple[Oid, HostileValue]] = [(oid, None) for oid in oids]
         if self.error_status:
             return self.error_status, self.error_index, echo
         out: list[tuple[Oid, HostileValue]] = []
-        if kind == "get":
+        if request.kind is PduKind.GET:
             for position, oid in enumerate(oids, start=1):
                 if oid in self.varbinds:
                     out.append((oid, self.varbinds[oid]))
@@ -215,15 +177,15 @@ class HostileResponder(asyncio.DatagramProtocol):
                     return 2, position, echo  # noSuchName
                 else:
                     out.append((oid, Exc.NO_SUCH_INSTANCE))
-        elif kind == "getnext":
+        elif request.kind is PduKind.NEXT:
             for position, oid in enumerate(oids, start=1):
                 found = self._next(oid)
                 if found is None and version == 0:
                     return 2, position, echo
                 out.append(found or (oid, Exc.END_OF_MIB_VIEW))
         else:
-            non_repeaters = int(pdu["non-repeaters"])
-            repetitions = int(pdu["max-repetitions"])
+            non_repeaters = request.non_repeaters
+            repetitions = request.max_repetitions
             for oid in oids[:non_repeaters]:
                 out.append(self._next(oid) or (oid, Exc.END_OF_MIB_VIEW))
             cursors = oids[non_repeaters:]

@@ -10,21 +10,18 @@ messages across a SIGTERM). With ``tls=True`` a test CA, a server certificate
 second CA with its own client certificate, which the broker must refuse.
 
 Mosquitto drops root to the ``mosquitto`` user, so the directory lives outside
-pytest's 0700 tmp tree and is handed to that user.
+pytest's 0700 tmp tree and is handed to that user. Configuration, start, readiness
+and stop are the demo launcher's (:mod:`agent.demo.broker`); this fixture adds
+the test PKI, passwords, persistence and restarts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +33,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from agent.demo import broker as launcher
+from agent.demo import process as processes
+
 MOSQUITTO = Path("/usr/sbin/mosquitto")
-
-
-def free_tcp_port(address: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((address, 0))
-        return int(sock.getsockname()[1])
+free_tcp_port = launcher.free_tcp_port
 
 
 @dataclass(frozen=True)
@@ -187,32 +182,17 @@ class Mosquitto:
     def start(self, ready_timeout: float = 10.0) -> None:
         if self.process is not None and self.process.poll() is None:
             raise RuntimeError("mosquitto is already running")
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(MOSQUITTO), "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited ({self.process.returncode}):\n{self.log()}")
-            try:
-                with socket.create_connection((self.host, self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+        self.process = launcher.spawn_mosquitto(MOSQUITTO, self.config, self.log_path)
+        if launcher.wait_for_broker(self.process, self.port, ready_timeout):
+            return
+        if self.process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited ({self.process.returncode}):\n{self.log()}")
         self.stop()
         raise RuntimeError(f"mosquitto on port {self.port} not ready:\n{self.log()}")
 
     def stop(self) -> None:
         """SIGTERM (mosquitto saves its persistence file), then wait."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        processes.stop(self.process, grace=10)
 
     @property
     def running(self) -> bool:
@@ -222,45 +202,21 @@ class Mosquitto:
 def _config_text(
     port: int, directory: Path, pki: TestPki | None, require_cert: bool, passwords: bool
 ) -> str:
-    lines = [
-        f"listener {port} 127.0.0.1",
-        f"allow_anonymous {'false' if passwords else 'true'}",
-        "max_queued_messages 1000000",
-        "max_inflight_messages 100",
-        "persistence true",
-        f"persistence_location {directory}/",
-        "autosave_interval 0",
-        "log_dest stdout",
-        "log_type error",
-        "log_type warning",
-        "log_type notice",
-        "log_type information",
-        "connection_messages true",
-    ]
+    extra: list[str] = []
     if passwords:
-        lines.append(f"password_file {directory / 'passwords'}")
+        extra.append(f"password_file {directory / 'passwords'}")
     if pki is not None:
-        lines += [
+        extra += [
             f"cafile {pki.ca.cert}",
             f"certfile {pki.server.cert}",
             f"keyfile {pki.server.key}",
             f"require_certificate {'true' if require_cert else 'false'}",
         ]
         if require_cert:
-            lines.append("use_identity_as_username true")
-    return "\n".join(lines) + "\n"
-
-
-def _hand_to_mosquitto_user(directory: Path) -> None:
-    """Mosquitto drops root to user ``mosquitto``: let it read keys and write persistence."""
-    if os.geteuid() != 0:
-        return
-    try:
-        user = pwd.getpwnam("mosquitto")
-    except KeyError:
-        return
-    for path in [directory, *directory.rglob("*")]:
-        os.chown(path, user.pw_uid, user.pw_gid)
+            extra.append("use_identity_as_username true")
+    return launcher.config_text(
+        port, directory, persistence=True, anonymous=not passwords, verbose=True, extra=extra
+    )
 
 
 def create_mosquitto(
@@ -290,7 +246,7 @@ def create_mosquitto(
             check=True,
             capture_output=True,
         )
-    _hand_to_mosquitto_user(directory)
+    launcher.hand_to_mosquitto_user(directory)
     broker = Mosquitto(port=port, directory=directory, config=config, pki=pki)
     broker.start()
     return broker

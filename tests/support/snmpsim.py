@@ -12,19 +12,19 @@ needs distinct devices on distinct addresses starts one process per address.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pytest
+
+from agent.demo import process as processes
+from agent.demo.sim import snmpsim_args, spawn_snmpsim, wait_for_snmp
 
 _RESPONDER = Path(sys.executable).with_name("snmpsim-command-responder")
 
@@ -55,13 +55,7 @@ class SnmpSim:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        processes.stop(self.process, grace=5)
 
 
 def free_udp_port(address: str = "127.0.0.1") -> int:
@@ -80,26 +74,6 @@ def copy_recordings(sources: list[Path], data_dir: Path) -> list[str]:
     return names
 
 
-def _answers(address: str, port: int, community: str) -> bool:
-    """One SNMPv2c GET of sysObjectID, hand-encoded, so readiness needs no SNMP library."""
-    oid = bytes([0x2B, 6, 1, 2, 1, 1, 2, 0])  # 1.3.6.1.2.1.1.2.0
-    varbind = b"\x30" + bytes([len(oid) + 4]) + b"\x06" + bytes([len(oid)]) + oid + b"\x05\x00"
-    varbinds = b"\x30" + bytes([len(varbind)]) + varbind
-    pdu_body = b"\x02\x01\x01" + b"\x02\x01\x00" + b"\x02\x01\x00" + varbinds
-    pdu = b"\xa0" + bytes([len(pdu_body)]) + pdu_body
-    comm = community.encode()
-    body = b"\x02\x01\x01" + b"\x04" + bytes([len(comm)]) + comm + pdu
-    packet = b"\x30" + bytes([len(body)]) + body
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.3)
-        try:
-            sock.sendto(packet, (address, port))
-            sock.recvfrom(65535)
-        except OSError:
-            return False
-    return True
-
-
 def start_snmpsim(
     data_dir: Path,
     log_dir: Path,
@@ -113,36 +87,32 @@ def start_snmpsim(
     port = port or free_udp_port(address)
     communities = sorted(p.stem for p in data_dir.glob("*.snmprec"))
     log_path = log_dir / f"snmpsim-{address}-{port}.log"
-    args = [str(_RESPONDER), f"--data-dir={data_dir}"]
+    v3_options: list[str] = []
     if v3_user is not None:
         # No --v3-engine-id: snmpsim would attach the options after it to a second engine
         # that has no endpoint; the default engine's id is already auto-generated.
-        args += [
+        v3_options = [
             f"--v3-user={v3_user.user}",
             f"--v3-auth-key={v3_user.auth_key}",
             f"--v3-auth-proto={v3_user.auth_proto}",
             f"--v3-priv-key={v3_user.priv_key}",
             f"--v3-priv-proto={v3_user.priv_proto}",
         ]
-    args += [
-        f"--agent-udpv4-endpoint={address}:{port}",
-        "--logging-method=stdout",
-        "--log-level=error",
-        f"--cache-dir={log_dir / 'snmpsim-cache'}",
-    ]
-    args += list(extra_args)
-    env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+    args = snmpsim_args(
+        _RESPONDER,
+        data_dir,
+        address,
+        port,
+        log_dir / "snmpsim-cache",
+        engine_options=v3_options,
+    )
+    process = spawn_snmpsim([*args, *extra_args], log_path)
     sim = SnmpSim(address, port, data_dir, process, log_path, communities)
-    deadline = time.monotonic() + ready_timeout
     probe = communities[0] if communities else "public"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"snmpsim exited early ({process.returncode}):\n{sim.log()}")
-        if _answers(address, port, probe):
-            return sim
-        time.sleep(0.1)
+    if wait_for_snmp(process, address, port, probe, ready_timeout):
+        return sim
+    if process.poll() is not None:
+        raise RuntimeError(f"snmpsim exited early ({process.returncode}):\n{sim.log()}")
     sim.stop()
     raise RuntimeError(
         f"snmpsim on {address}:{port} did not answer in {ready_timeout}s:\n{sim.log()}"

@@ -4,48 +4,31 @@ snmpsim selects data by community, not by endpoint; each process therefore
 serves a single recording copied in as ``<community>.snmprec`` (``public`` by
 default), so one ``fleet-agent scan 127.0.1.1-N`` reads every device with the
 default community. All processes share one UDP port, checked free on every
-address before anything starts.
+address before anything starts. The port search and the parallel start are the
+demo's own (:mod:`agent.demo.sim`, :mod:`agent.demo.process`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from tests.support.snmpsim import _RESPONDER, SnmpSim, V3User, _answers, start_snmpsim
+from agent.demo import process as processes
+from agent.demo.sim import common_free_udp_port
+from tests.support.snmpsim import SnmpSim, V3User, start_snmpsim
 
 FLEET_AGENT = Path(sys.executable).with_name("fleet-agent")
 SUBNET = "127.0.1"
 
 
-def _port_free_everywhere(port: int, addresses: Sequence[str]) -> bool:
-    for address in addresses:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
-
-
-def common_free_port(addresses: Sequence[str]) -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((addresses[0], 0))
-            port = int(sock.getsockname()[1])
-        if _port_free_everywhere(port, addresses):
-            return port
-    raise RuntimeError(f"no UDP port free on all of {addresses[0]}..{addresses[-1]}")
+common_free_port = common_free_udp_port
 
 
 @dataclass
@@ -83,63 +66,11 @@ def start_fleet(
         shutil.copy(recording, data_dir / f"{community}.snmprec")
         devices[address] = recording
         jobs.append((data_dir, address))
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        futures = [
-            pool.submit(
-                start_snmpsim, data_dir, work_dir, address=address, port=port, v3_user=v3_user
-            )
-            for data_dir, address in jobs
-        ]
-        sims = []
-        errors = []
-        for future in futures:
-            try:
-                sims.append(future.result())
-            except RuntimeError as exc:
-                errors.append(exc)
-    fleet = Fleet(port, devices, sims)
-    if errors:
-        fleet.stop()
-        raise errors[0]
-    return fleet
-
-
-def start_snmpsim_v3(
-    data_dir: Path, log_dir: Path, *, address: str, port: int, user: V3User
-) -> SnmpSim:
-    """snmpsim with an SNMPv3 user. ``--v3-engine-id`` must be the very first option:
-    snmpsim 1.2.2 opens an implicit engine for any option before it, and that engine
-    then owns the endpoint while the v3 user lands on a second engine without one
-    ("agent endpoint address(es) not specified for SNMP engine ID auto")."""
-    log_path = log_dir / f"snmpsim-v3-{address}-{port}.log"
-    args = [
-        str(_RESPONDER),
-        "--v3-engine-id=auto",
-        f"--data-dir={data_dir}",
-        f"--agent-udpv4-endpoint={address}:{port}",
-        "--logging-method=stdout",
-        "--log-level=error",
-        f"--cache-dir={log_dir / 'snmpsim-cache'}",
-        f"--v3-user={user.user}",
-        f"--v3-auth-key={user.auth_key}",
-        f"--v3-auth-proto={user.auth_proto}",
-        f"--v3-priv-key={user.priv_key}",
-        f"--v3-priv-proto={user.priv_proto}",
+    starters = [
+        partial(start_snmpsim, data_dir, work_dir, address=address, port=port, v3_user=v3_user)
+        for data_dir, address in jobs
     ]
-    env = dict(os.environ, SNMPSIM_ALLOW_ROOT="true")
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
-    communities = sorted(p.stem for p in data_dir.glob("*.snmprec"))
-    sim = SnmpSim(address, port, data_dir, process, log_path, communities)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"snmpsim exited early ({process.returncode}):\n{sim.log()}")
-        if _answers(address, port, communities[0]):
-            return sim
-        time.sleep(0.1)
-    sim.stop()
-    raise RuntimeError(f"snmpsim v3 on {address}:{port} did not answer:\n{sim.log()}")
+    return Fleet(port, devices, processes.start_all(starters, failures=(RuntimeError,)))
 
 
 @dataclass

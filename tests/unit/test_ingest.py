@@ -173,6 +173,20 @@ def test_first_contact_above_one_waits_for_the_earlier_ones(
     assert (summary.restarts, summary.gaps_open, summary.stored) == (0, 0, 3)
 
 
+def test_a_late_message_must_fit_the_one_after_it(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore
+) -> None:
+    chain = Chain(key)
+    first, _second, third = chain.next(), chain.next(), chain.next()
+    ingestor.handle_batch([(READS, first), (READS, third)])
+    impostor = chain.signer.sign(
+        kind="read", body={"n": 666}, sequence=2, prev_hash=envelope_hash(first.decode())
+    )
+    assert ingestor.handle(READS, impostor.token.encode()).kind == "stored"
+    assert ingestor.summary().chain_breaks == 1
+    assert store.agent_states()[0].chain_breaks == 1
+
+
 def test_a_broken_hash_chain_is_counted_but_stored(
     key: AgentKey, ingestor: Ingestor, store: SqlStore
 ) -> None:

@@ -30,9 +30,11 @@ class MemoryOutbox:
         self.messages = [Message(f"m{i:04d}", "read", f"token-{i}") for i in range(count)]
         self.acked: list[str] = []
         self.lock = threading.Lock()
+        self.reads = 0
 
     def pending(self, limit: int) -> Sequence[Message]:
         with self.lock:
+            self.reads += 1
             return list(self.messages[:limit])
 
     def ack(self, message_ids: Sequence[str]) -> None:
@@ -167,6 +169,21 @@ async def test_stop_finishes_what_is_in_flight_and_starts_nothing_new() -> None:
     assert set(outbox.acked) == sent_ids  # everything in flight was acknowledged and acked
     assert 10 <= len(sent_ids) < 500
     assert len(outbox.messages) == 500 - len(sent_ids)
+
+
+async def test_an_idle_publisher_does_not_poll_the_outbox() -> None:
+    outbox = MemoryOutbox(3)
+    publisher = MqttPublisher(settings(), agent_id="a1", outbox=outbox)
+    client, stop = FakeClient(), asyncio.Event()
+    task = asyncio.create_task(publisher._drain(client, stop))  # type: ignore[arg-type]
+    await asyncio.sleep(0.3)
+    assert len(outbox.acked) == 3  # acked within ACK_DELAY although the batch is small
+    reads_when_idle = outbox.reads
+    await asyncio.sleep(0.3)
+    assert outbox.reads == reads_when_idle
+    assert reads_when_idle <= 3
+    stop.set()
+    await asyncio.wait_for(task, 5)
 
 
 async def test_run_refuses_to_run_twice() -> None:
