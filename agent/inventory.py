@@ -19,7 +19,6 @@ billing imports.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -35,7 +34,7 @@ from agent.config import DEFAULT_STATE_DIR
 from agent.errors import FleetAgentError
 from mibs.models import Identity, PrinterRead
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 INVENTORY_FILE = "inventory.db"
 STATE_DIR_ENV = "FLEET_AGENT_STATE_DIR"
 
@@ -55,7 +54,8 @@ CREATE TABLE IF NOT EXISTS devices (
     duplicate_serial INTEGER NOT NULL DEFAULT 0,
     last_read_at TEXT,
     lifetime_pages INTEGER,
-    last_read TEXT
+    last_read TEXT,
+    first_read TEXT
 );
 CREATE INDEX IF NOT EXISTS devices_serial ON devices(serial);
 CREATE INDEX IF NOT EXISTS devices_mac ON devices(mac);
@@ -161,6 +161,10 @@ class Inventory:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(devices)")}
+        if "first_read" not in columns:  # version 1 kept only a summary of the last read
+            db.execute("ALTER TABLE devices ADD COLUMN first_read TEXT")
+            db.execute("UPDATE devices SET last_read = NULL")
         db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def __enter__(self) -> Self:
@@ -297,24 +301,43 @@ class Inventory:
     # --- reads ---------------------------------------------------------------------
 
     def record_read(self, device_id: str, read: PrinterRead) -> None:
-        """Keep the summary of the last read of ``device_id`` (lifetime pages and more)."""
-        summary = {
-            "address": read.address,
-            "collected_at": read.collected_at.isoformat(),
-            "total": read.counters.total,
-            "printer_status": read.status.printer_status,
-            "errors": read.status.errors,
-            "problems": len(read.problems),
-        }
+        """Keep the last read of ``device_id``, and its first one (the start page count)."""
+        text = read.model_dump_json()
         db = self._conn()
         with _transaction(db):
             cursor = db.execute(
                 "UPDATE devices SET last_read_at = ?, last_read = ?, "
+                "first_read = COALESCE(first_read, ?), "
                 "lifetime_pages = COALESCE(?, lifetime_pages) WHERE device_id = ?",
-                (_text(read.collected_at), json.dumps(summary), read.counters.total, device_id),
+                (_text(read.collected_at), text, text, read.counters.total, device_id),
             )
         if cursor.rowcount == 0:
             raise InventoryError(f"inventory {self.path}: no device {device_id!r}")
+
+    def stored_reads(self) -> list[PrinterRead]:
+        """The first and the last read of every device that was read (oldest first).
+
+        What ``fleet-agent eligibility --state-dir`` judges: the last read for the
+        verdict, the first for the start page count.
+        """
+        reads: list[PrinterRead] = []
+        rows = self._conn().execute(
+            "SELECT first_read, last_read FROM devices WHERE last_read IS NOT NULL "
+            "ORDER BY device_id"
+        )
+        for row in rows:
+            texts = [row["first_read"], row["last_read"]]
+            if texts[0] == texts[1] or texts[0] is None:
+                texts = texts[1:]
+            for text in texts:
+                try:
+                    reads.append(PrinterRead.model_validate_json(text))
+                except ValueError as exc:
+                    raise InventoryError(
+                        f"inventory {self.path}: a stored read no longer validates ({exc}); "
+                        "run the daemon or `fleet-agent discover --read` to refresh it"
+                    ) from exc
+        return reads
 
     # --- queries -------------------------------------------------------------------
 

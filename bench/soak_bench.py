@@ -272,9 +272,11 @@ async def run_bench(options: Options) -> dict[str, Any]:
         bench_cpu = time.process_time() - bench_cpu
         consumer.cancel()
     finally:
-        counts = responders.stop() if responders is not None else {}
-        if broker is not None:
-            broker.stop()
+        try:
+            counts = responders.stop() if responders is not None else {}
+        finally:
+            if broker is not None:
+                broker.stop()
     summary = summarise(
         options=vars(options) | {"workdir": str(workdir)},
         samples=samples,

@@ -233,9 +233,11 @@ def summarise(
     measured = [row for row in samples if row.get("rss_kb") is not None]
     cycles = _cycle_rows(log["cycles"], measured)
     peak_mb = max((row["hwm_kb"] for row in measured), default=0) / MB
-    baseline_row = cycles[1] if len(cycles) >= 3 else (cycles[0] if cycles else None)
-    baseline = baseline_row.get("rss_after_mb") if baseline_row else None
-    last = cycles[-1].get("rss_after_mb") if cycles else None
+    # RSS after each cycle (a cycle that ended as the daemon stopped has no sample after it);
+    # the baseline skips the first cycle when there are enough (it includes start-up).
+    after = [c["rss_after_mb"] for c in cycles if c.get("rss_after_mb") is not None]
+    baseline = after[1] if len(after) >= 3 else (after[0] if after else None)
+    last = after[-1] if after else None
     steady_from = log["cycles"][0]["ended_at"] if log["cycles"] else float("inf")
     steady = [(r["wall"], r["rss_kb"] / MB) for r in measured if r["wall"] >= steady_from]
     slope = slope_per_hour(steady)
@@ -257,7 +259,7 @@ def summarise(
     cycle_ok = bool(cycles) and len(complete) == len(cycles)
     cycle_ok = cycle_ok and all(float(c["elapsed"]) <= CYCLE_TARGET_S for c in cycles)
     flat = None
-    if baseline is not None and last is not None and len(cycles) >= 2:
+    if baseline is not None and last is not None and len(after) >= 2:
         flat = (last - baseline) <= RSS_FLAT_RATIO * baseline
     depths = [row["queue_depth"] for row in measured if row.get("queue_depth") is not None]
     oldest = [row["queue_oldest_s"] or 0.0 for row in measured if "queue_oldest_s" in row]

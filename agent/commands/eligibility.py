@@ -24,6 +24,7 @@ from agent.eligibility.policy import load_policy
 from agent.eligibility.reads import parse_reads
 from agent.eligibility.report import ReportFormat, write_report
 from agent.errors import ConfigError, UsageError
+from agent.inventory import Inventory, inventory_path
 from agent.logging import configure_logging
 from mibs.models import PrinterRead
 
@@ -45,11 +46,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="FILE.csv",
         help="supplies delivery contacts (CSV); default: the contacts in the policy",
     )
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--reads",
-        required=True,
         metavar="FILE",
         help="reads as JSON lines from 'fleet-agent scan --format json'; '-' for stdin",
+    )
+    source.add_argument(
+        "--state-dir",
+        type=Path,
+        metavar="DIR",
+        help="judge the devices in the inventory of this state directory (the daemon's, "
+        "or `fleet-agent discover --read`'s): last read for the verdict, first for the "
+        "start page count",
     )
     parser.add_argument(
         "--format",
@@ -75,6 +84,20 @@ def _reads(spec: str, stdin: TextIO) -> list[PrinterRead]:
         raise UsageError(f"--reads: {path}: {exc.strerror or exc}") from exc
 
 
+def _inventory_reads(state_dir: Path) -> list[PrinterRead]:
+    path = inventory_path(state_dir)
+    if not path.is_file():
+        raise UsageError(f"--state-dir: {state_dir}: no inventory ({path.name}) there")
+    with Inventory(path) as inventory:
+        reads = inventory.stored_reads()
+    if not reads:
+        raise UsageError(
+            f"--state-dir: {state_dir}: no device has been read yet "
+            "(run the daemon, or `fleet-agent discover --read`)"
+        )
+    return reads
+
+
 def run(
     args: argparse.Namespace, *, stdout: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
@@ -88,9 +111,12 @@ def run(
         if not args.contacts.is_file():
             raise UsageError(f"--contacts: {args.contacts}: file not found")
         contacts = load_contacts(args.contacts)
-    reads = _reads(args.reads, stdin if stdin is not None else sys.stdin)
-    if not reads:
-        raise UsageError(f"--reads: {args.reads}: holds no reads")
+    if args.state_dir is not None:
+        reads = _inventory_reads(args.state_dir)
+    else:
+        reads = _reads(args.reads, stdin if stdin is not None else sys.stdin)
+        if not reads:
+            raise UsageError(f"--reads: {args.reads}: holds no reads")
     report = evaluate_fleet(reads, policy, contacts=contacts)
     output: ReportFormat = args.format or ("table" if out.isatty() else "json")
     write_report(out, report, output)

@@ -119,6 +119,23 @@ async def test_reads_arrive_at_the_consumer_signed_and_stored(
     assert stopped["queue_depth"] == 0
     assert stopped["published"] == 5 + EXPECTED_EVENTS
 
+    # The onboarding specialist's fleet report straight from the daemon's inventory.
+    report = await asyncio.to_thread(
+        subprocess.run,
+        [str(FLEET_AGENT), "eligibility", "--policy", str(DEMO_POLICY), "--state-dir", str(state)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert report.returncode == 0, report.stderr
+    fleet = json.loads(report.stdout)
+    rows = {row["device_id"]: row for row in fleet["devices"]}
+    assert set(rows) == set(known)
+    xerox = rows["sn:xerox:XRX3TB012345"]
+    assert [r["code"] for r in xerox["verdict"]["reasons"]] == ["lifetime_count_over_max"]
+    assert xerox["start_page_count"] == 1_480_112
+    assert fleet["summary"]["eligible"] == 3
+
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

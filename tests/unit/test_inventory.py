@@ -197,5 +197,41 @@ def test_a_closed_inventory_refuses_use(tmp_path: Path) -> None:
 def test_an_unwritable_state_dir_is_named_with_the_way_out(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the state directory should be")
-    with pytest.raises(InventoryError, match="not-a-dir.*--state-dir"):
+    with pytest.raises(InventoryError, match=r"not-a-dir.*--state-dir"):
         Inventory(blocker / "inventory.db")
+
+
+def test_stored_reads_are_the_first_and_the_last(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    identity = _printer("CNB0000001", "3c:2a:f4:00:00:01")
+    with Inventory(tmp_path / "inventory.db") as inventory:
+        device_id, *_ = _see(inventory, "127.0.0.5", identity, start)
+        assert inventory.stored_reads() == []  # seen, never read
+        for day, total in enumerate((1000, 1100, 1250)):
+            read = PrinterRead(
+                address="127.0.0.5",
+                collected_at=start + day * DAY,
+                identity=identity,
+                counters=Counters(total=total),
+            )
+            inventory.record_read(device_id, read)
+        reads = inventory.stored_reads()
+    assert [r.counters.total for r in reads] == [1000, 1250]
+    assert reads[0].collected_at == start
+
+
+def test_version_1_files_are_upgraded_without_their_summaries(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.db"
+    with Inventory(path) as inventory:
+        device_id, *_ = _see(
+            inventory, "127.0.0.6", _printer("CNB0000002", None), datetime.now(UTC)
+        )
+    db = sqlite3.connect(path)
+    db.execute("ALTER TABLE devices DROP COLUMN first_read")
+    db.execute("UPDATE devices SET last_read = '{\"total\": 5}', last_read_at = '2026-01-01'")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with Inventory(path) as inventory:
+        assert inventory.stored_reads() == []  # the v1 summary is not a read
+        assert [d.device_id for d in inventory.devices()] == [device_id]

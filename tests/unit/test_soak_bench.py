@@ -204,6 +204,14 @@ def test_summary_meets_targets_for_a_healthy_run() -> None:
     assert "**no**" not in report.markdown(summary)
 
 
+def test_summary_judges_flatness_without_the_cycle_cut_by_the_stop() -> None:
+    rss = [60, 80, 90, 92, 90, 91, 90, 93]  # the last cycle ends after the last sample
+    summary = _summary([_cycle(1130), _cycle(1250), _cycle(1370), _cycle(1500)], rss, reads=400)
+    assert summary["cycles"][-1].get("rss_after_mb") is None
+    assert summary["rss"]["after_last_cycle_mb"] == 93.0
+    assert summary["targets"]["rss_flat"] is True
+
+
 @pytest.mark.parametrize(
     ("cycles", "rss", "signed", "failed"),
     [
