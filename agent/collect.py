@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 import structlog
@@ -107,6 +107,7 @@ class CycleStats:
     partial: int = 0
     silent: int = 0
     failed: int = 0
+    fresh: int = 0
     elapsed: float = 0.0
     started: float = field(default_factory=time.monotonic)
 
@@ -182,7 +183,13 @@ class Collector:
             exclude=settings.exclude,
             allow_huge=settings.allow_huge,
         )
-        transport = self._transport
+        # SNMPv3 sweeps get a transport of their own: pysnmp's engine keeps every v3 target
+        # it has seen, so sweeping a range on the long-lived polling transport would grow it.
+        async with SnmpTransport(self.config.snmp.transport_settings()) as transport:
+            return await self._sweep(targets, transport)
+
+    async def _sweep(self, targets: Iterable[str], transport: SnmpTransport) -> SweepStats:
+        settings = self.config.discovery
         sweep = Sweep(
             targets,
             self.config.snmp.credentials,
@@ -255,15 +262,30 @@ class Collector:
                 return credential
         return None
 
-    async def read_all(self, purpose: Purpose) -> CycleStats:
-        """Read every known printer once (bounded by ``snmp.concurrency``)."""
+    async def read_all(self, purpose: Purpose, *, fresh_for: float = 0.0) -> CycleStats:
+        """Read every known printer once, ``snmp.concurrency`` at a time.
+
+        A device read less than ``fresh_for`` seconds ago is skipped (a supply run right
+        after a meter run would read everything twice: a meter read carries the supplies).
+        """
         stats = CycleStats(purpose=purpose)
-        devices = [d for d in self._inventory.devices() if d.address]
+        known = [d for d in self._inventory.devices() if d.address]
+        self._metrics.devices_known.set(len(known))
+        cutoff = self._clock() - timedelta(seconds=fresh_for)
+        devices = [
+            d for d in known if not fresh_for or not d.last_read_at or d.last_read_at < cutoff
+        ]
         stats.devices = len(devices)
-        self._metrics.devices_known.set(len(devices))
+        stats.fresh = len(known) - len(devices)
+        queue = iter(devices)
+
+        async def worker() -> None:
+            for device in queue:  # one shared iterator: no task per device for 10,000 devices
+                await self._read_one(device, purpose, stats)
+
         async with asyncio.TaskGroup() as group:
-            for device in devices:
-                group.create_task(self._read_one(device, purpose, stats), name=device.device_id)
+            for number in range(min(self.config.snmp.concurrency, len(devices))):
+                group.create_task(worker(), name=f"read-worker-{number}")
         stats.elapsed = time.monotonic() - stats.started
         log.info(
             "reads.completed",
@@ -273,6 +295,7 @@ class Collector:
             partial=stats.partial,
             silent=stats.silent,
             failed=stats.failed,
+            skipped_fresh=stats.fresh,
             elapsed=round(stats.elapsed, 3),
         )
         return stats

@@ -202,7 +202,11 @@ class Daemon:
 
     async def run_supplies(self) -> None:
         await self._initial_discovery.wait()
-        await self._job("supplies", lambda: self.collector.read_all("supplies"))
+        # A device read within half a supply interval (by a meter run) is not read again.
+        fresh_for = self.config.schedule.supplies / 2
+        await self._job(
+            "supplies", lambda: self.collector.read_all("supplies", fresh_for=fresh_for)
+        )
 
     def _schedule(self, scheduler: AsyncIOScheduler, *, first: bool) -> None:
         schedule = self.config.schedule

@@ -101,3 +101,64 @@ async def test_overlapping_reads_count_each_request_once(tmp_path: Path) -> None
     # 16 reads overlap: a per-read "after minus before" would count about 16 times too many
     assert metrics.value("fleet_agent_snmp_requests_total") == transport.requests_sent
     assert metrics.value("fleet_agent_snmp_timeouts_total") == 0
+
+
+class TrackingTransport(CountingTransport):
+    """Also records how many reads are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.active = 0
+        self.peak = 0
+
+    def session(self, address: str, credential: Credential) -> Session:
+        transport = self
+
+        class Tracked(Session):
+            async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:
+                transport.active += 1
+                transport.peak = max(transport.peak, transport.active)
+                try:
+                    return await super().get(oids)
+                finally:
+                    transport.active -= 1
+
+        return Tracked(self, address)
+
+
+def _fleet(inventory: Inventory, count: int) -> None:
+    for n in range(count):
+        inventory.record_discovery(
+            f"127.0.1.{n + 1}",
+            Identity(serial=f"LEX{n:05d}", vendor="Lexmark", is_printer=True),
+            device_key=f"serial:LEX{n:05d}",
+            credential_profile="public",
+            sweep_started=datetime.now(UTC),
+        )
+
+
+async def test_reads_are_bounded_and_fresh_devices_are_not_read_twice(tmp_path: Path) -> None:
+    config = AgentConfig(
+        state_dir=tmp_path, upload=UploadConfig(enabled=False), snmp=SnmpConfig(concurrency=4)
+    )
+    transport = TrackingTransport()
+    sink = ListSink()
+    with Inventory(tmp_path / "inventory.db") as inventory:
+        _fleet(inventory, 30)
+        collector = Collector(
+            config,
+            transport=transport,  # type: ignore[arg-type]
+            inventory=inventory,
+            sink=sink,
+            metrics=Metrics(),
+        )
+        meters = await collector.read_all("meters")
+        assert (meters.devices, meters.ok + meters.partial, meters.fresh) == (30, 30, 0)
+        assert transport.peak == 4  # snmp.concurrency, not one task per device
+        # a supply run right after: everything was read moments ago by the meter run
+        supplies = await collector.read_all("supplies", fresh_for=600)
+        assert (supplies.devices, supplies.fresh) == (0, 30)
+        # without the freshness window every device is read again
+        again = await collector.read_all("supplies")
+        assert (again.devices, again.ok + again.partial) == (30, 30)
+    assert len([kind for kind, _ in sink.messages if kind == "read"]) == 60
