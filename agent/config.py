@@ -90,7 +90,7 @@ class SnmpConfig(SnmpSettings):
 class DiscoveryConfig(_Part):
     targets: list[str] = Field(default_factory=list, description="Addresses, names, CIDR, ranges.")
     exclude: list[str] = Field(default_factory=list)
-    allow_huge: bool = Field(default=False, description="Allow blocks larger than a /16.")
+    allow_huge: bool = Field(default=False, description="Allow sweeps over four /16 blocks.")
     rate: float = Field(default=200.0, gt=0, le=100_000, description="Packets per second.")
     max_in_flight: int = Field(default=64, ge=1, le=4096)
 
