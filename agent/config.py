@@ -221,6 +221,12 @@ def _apply_environment(
         sources[tuple(path)] = f"environment variable {name}"
 
 
+def config_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
+    """``$FLEET_AGENT_CONFIG``, else ``/etc/fleet-agent/config.yaml``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("FLEET_AGENT_CONFIG", str(DEFAULT_CONFIG_PATH)))
+
+
 def load_config(
     path: Path | None = None,
     *,
@@ -229,7 +235,7 @@ def load_config(
 ) -> AgentConfig:
     """Read, merge and validate the configuration; :class:`ConfigError` names the place."""
     env = os.environ if environ is None else environ
-    config_path = path or Path(env.get("FLEET_AGENT_CONFIG", str(DEFAULT_CONFIG_PATH)))
+    config_path = path or config_path_from_env(env)
     data: dict[str, Any] = {}
     file_where: Callable[[Loc], str] = lambda loc: str(config_path)  # noqa: E731
     if config_path.exists() or require_file:

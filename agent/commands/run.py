@@ -9,7 +9,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent.config import DEFAULT_CONFIG_PATH, load_config
+from agent.config import DEFAULT_CONFIG_PATH, HttpConfig, config_path_from_env, load_config
 from agent.errors import FleetAgentError
 
 
@@ -40,8 +40,10 @@ def _age(value: object) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    config = load_config(args.config, require_file=args.config is not None)
-    health = fetch_health(args.host or config.http.listen, args.port or config.http.port)
+    http = HttpConfig()  # no config file: the daemon's defaults
+    if args.config is not None or config_path_from_env().exists():
+        http = load_config(args.config).http
+    health = fetch_health(args.host or http.listen, args.port or http.port)
     ok = health.get("status") == "ok"
     if args.format == "json":
         print(json.dumps(health, indent=2))
