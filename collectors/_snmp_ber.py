@@ -9,6 +9,8 @@ responders build their answers from the same pieces.
 
 from __future__ import annotations
 
+import functools
+
 from mibs.values import Oid, Value
 
 # Universal tags (X.690), SMIv2 application tags (RFC 2578 section 7.1) and the
@@ -78,7 +80,9 @@ def oid_content(oid: Oid) -> bytes:
     return bytes(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_oid(oid: Oid) -> bytes:
+    """Cached: a sweep or a poll sends the same few dozen OIDs to every device."""
     return tlv(OBJECT_IDENTIFIER, oid_content(oid))
 
 

@@ -103,7 +103,7 @@ def start_snmpsim(
         data_dir,
         address,
         port,
-        log_dir / "snmpsim-cache",
+        log_dir / f"snmpsim-cache-{address}-{port}",  # one each: snmpsim races on mkdir
         engine_options=v3_options,
     )
     process = spawn_snmpsim([*args, *extra_args], log_path)
