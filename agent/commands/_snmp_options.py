@@ -15,6 +15,7 @@ since command lines are visible to every local user.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
@@ -172,3 +173,19 @@ def settings_from_args(args: argparse.Namespace) -> SnmpSettings:
         field = str(error["loc"][0]) if error["loc"] else ""
         option = _SETTING_OPTIONS.get(field, (field, field))[1]
         raise UsageError(f"{option}: {error['msg']}") from None
+
+
+def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
+    """An argparse ``type``: ``kind(text)`` within ``low..high``, else a message naming both."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
+        return value
+
+    return convert

@@ -29,7 +29,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.commands._snmp_options import add_snmp_options, credentials_from_args, settings_from_args
+from agent.commands._snmp_options import (
+    add_snmp_options,
+    bounded,
+    credentials_from_args,
+    settings_from_args,
+)
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory, default_state_dir, inventory_path
 from agent.logging import configure_logging
@@ -290,26 +295,6 @@ async def _tick(tick: Callable[[], None], interval: float) -> None:
         tick()
 
 
-def _positive_rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0..100000 (0: no limit)")
-    return value
-
-
-def _in_flight(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= 8192:
-        raise argparse.ArgumentTypeError(f"{text} is outside 1..8192")
-    return value
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "discover",
@@ -332,14 +317,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--rate",
-        type=_positive_rate,
+        type=bounded(float, 0, 100_000),
         default=None,
         metavar="PPS",
         help=f"packets per second for the whole sweep (default {DEFAULT_RATE:g}; 0: no limit)",
     )
     parser.add_argument(
         "--max-in-flight",
-        type=_in_flight,
+        type=bounded(int, 1, 8192),
         default=None,
         metavar="N",
         help=f"addresses probed at once (default {DEFAULT_MAX_IN_FLIGHT})",

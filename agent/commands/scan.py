@@ -19,7 +19,12 @@ from typing import Any, Protocol, TextIO
 
 import structlog
 
-from agent.commands._snmp_options import add_snmp_options, credentials_from_args, settings_from_args
+from agent.commands._snmp_options import (
+    add_snmp_options,
+    bounded,
+    credentials_from_args,
+    settings_from_args,
+)
 from agent.eligibility.policy import Policy
 from agent.eligibility.scanning import (
     add_policy_option,
@@ -216,19 +221,6 @@ async def _scan(
         )
 
 
-def _bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is outside {low:g}..{high:g}")
-        return value
-
-    return convert
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "scan",
@@ -255,14 +247,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--concurrency",
-        type=_bounded(int, 1, 4096),
+        type=bounded(int, 1, 4096),
         default=DEFAULT_CONCURRENCY,
         metavar="N",
         help=f"devices read at once (default {DEFAULT_CONCURRENCY})",
     )
     parser.add_argument(
         "--deadline",
-        type=_bounded(float, 0.1, 600),
+        type=bounded(float, 0.1, 600),
         default=None,
         metavar="SECONDS",
         help="cap on one device's whole read (default 30)",

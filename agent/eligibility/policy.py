@@ -24,26 +24,13 @@ from pydantic import (
 
 from agent.eligibility.contacts import Contact
 from agent.yamlconf import load_model, parse_yaml, validate
+from mibs.status import ERROR_BITS
 from mibs.supplies import SUPPLY_TYPES
 
 #: hrPrinterDetectedErrorState bit names (RFC 2790, bits 0-14, MSB first) as reads carry them.
-ERROR_STATE_NAMES = (
-    "low_paper",
-    "no_paper",
-    "low_toner",
-    "no_toner",
-    "door_open",
-    "jammed",
-    "offline",
-    "service_requested",
-    "input_tray_missing",
-    "output_tray_missing",
-    "marker_supply_missing",
-    "output_near_full",
-    "output_full",
-    "input_tray_empty",
-    "overdue_prevent_maint",
-)
+ERROR_STATE_NAMES = tuple(ERROR_BITS[bit] for bit in sorted(ERROR_BITS))
+#: The same names as a type, so a policy naming an unknown bit fails validation
+#: (tests/unit/test_eligibility_policy.py checks it stays equal to mibs.status.ERROR_BITS).
 ErrorStateName = Literal[
     "low_paper",
     "no_paper",

@@ -264,3 +264,13 @@ def test_any_yaml_mapping_loads_or_fails_with_file_line_and_field(
     else:
         assert policy.version
         assert policy.models
+
+
+def test_error_state_names_are_the_decoders_names() -> None:
+    from typing import get_args
+
+    from agent.eligibility.policy import ERROR_STATE_NAMES, ErrorStateName
+    from mibs.status import ERROR_BITS
+
+    assert get_args(ErrorStateName) == ERROR_STATE_NAMES
+    assert tuple(ERROR_BITS[bit] for bit in range(15)) == ERROR_STATE_NAMES
