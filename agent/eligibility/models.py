@@ -12,7 +12,7 @@ failed, e.g. ``"error_state.no_toner"``); no other reason has that key.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -31,19 +31,7 @@ ReasonCode = Literal[
 ]
 
 #: Every reason code in the order reasons are listed on a verdict.
-REASON_CODES: tuple[ReasonCode, ...] = (
-    "not_a_printer",
-    "model_not_supported",
-    "lifetime_count_missing",
-    "lifetime_count_over_max",
-    "serial_missing",
-    "serial_duplicate",
-    "no_supplies_contact",
-    "agent_below_minimum",
-    "failed_health_check",
-    "already_managed",
-    "management_pending",
-)
+REASON_CODES: tuple[ReasonCode, ...] = get_args(ReasonCode)
 
 OnboardingMethod = Literal["technician_visit", "self_entitlement"]
 
