@@ -189,3 +189,29 @@ def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
         return value
 
     return convert
+
+
+def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | None = None) -> None:
+    """TARGET..., ``--exclude``, ``--allow-huge`` and ``--format``: shared by scan and discover.
+
+    With ``default_help`` the targets are optional and the help says where they then come from.
+    """
+    parser.add_argument(
+        "targets",
+        nargs="*" if default_help else "+",
+        metavar="TARGET",
+        help="address, host name, CIDR block (192.0.2.0/24) or range (192.0.2.10-200)"
+        + (f"; default: {default_help}" if default_help else ""),
+    )
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
+    )
+    parser.add_argument(
+        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default=None,
+        help="table on a terminal, JSON lines otherwise (default)",
+    )

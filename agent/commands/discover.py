@@ -31,6 +31,7 @@ from rich.table import Table
 
 from agent.commands._snmp_options import (
     add_snmp_options,
+    add_target_options,
     bounded,
     credentials_from_args,
     settings_from_args,
@@ -301,20 +302,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="sweep addresses for printers and record them in the inventory",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument(
-        "targets",
-        nargs="*",
-        metavar="TARGET",
-        help="address, host name, CIDR block (192.0.2.0/24) or range (192.0.2.10-200); "
-        "default: discovery.targets of --config",
-    )
+    add_target_options(parser, default_help="discovery.targets of --config")
     parser.add_argument("--config", type=Path, default=None, metavar="FILE", help="agent config")
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
-    )
-    parser.add_argument(
-        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
-    )
     parser.add_argument(
         "--rate",
         type=bounded(float, 0, 100_000),
@@ -328,12 +317,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         metavar="N",
         help=f"addresses probed at once (default {DEFAULT_MAX_IN_FLIGHT})",
-    )
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default=None,
-        help="table on a terminal, JSON lines otherwise (default)",
     )
     parser.add_argument(
         "--read",

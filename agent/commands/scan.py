@@ -21,6 +21,7 @@ import structlog
 
 from agent.commands._snmp_options import (
     add_snmp_options,
+    add_target_options,
     bounded,
     credentials_from_args,
     settings_from_args,
@@ -227,24 +228,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="read every printer among the targets once",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
-    parser.add_argument(
-        "targets",
-        nargs="+",
-        metavar="TARGET",
-        help="address, host name, CIDR block (192.0.2.0/24) or range (192.0.2.10-200)",
-    )
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
-    )
-    parser.add_argument(
-        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
-    )
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default=None,
-        help="table on a terminal, JSON lines otherwise (default)",
-    )
+    add_target_options(parser)
     parser.add_argument(
         "--concurrency",
         type=bounded(int, 1, 4096),
