@@ -13,6 +13,7 @@ import random
 import signal
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import aiomqtt
@@ -166,6 +167,14 @@ def _outbox_state(path: Path) -> tuple[int, int]:
     return (int(row[0]) if row else 0), int(depth)
 
 
+def _submitted(path: Path) -> int:
+    """Last sequence submitted so far; 0 while the agent has not created its outbox yet."""
+    try:
+        return _outbox_state(path)[0] if path.exists() else 0
+    except sqlite3.OperationalError:  # the file exists, its tables do not yet
+        return 0
+
+
 async def test_kill_9_of_the_agent_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
     settings = plain_settings(mosquitto)
     key = AgentKey.generate()
@@ -201,7 +210,16 @@ async def test_kill_9_of_the_agent_loses_nothing(mosquitto: Mosquitto, tmp_path:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        await asyncio.sleep(rng.uniform(0.5, 1.5))
+        # Kill at a random point of this round's work: first wait until it has begun
+        # submitting (interpreter start-up alone can outlast a fixed sleep on a loaded
+        # machine, or a fast one can finish first), then let it run a random moment more.
+        before = _submitted(outbox)
+        deadline = time.monotonic() + 30
+        while process.returncode is None and time.monotonic() < deadline:
+            if _submitted(outbox) > before:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(rng.uniform(0.0, 0.3))
         alive = process.returncode is None
         if alive:
             process.send_signal(signal.SIGKILL)
