@@ -191,9 +191,9 @@ def _tokens(count: int) -> tuple[AgentKey, list[bytes]]:
 
 
 def _bench_verify_store(directory: Path, count: int, batch: int) -> dict[str, Any]:
+    from backend.ingest import Ingestor
+    from backend.store import open_store
     from uploader.envelope import Verifier
-    from uploader.ingest import Ingestor
-    from uploader.store import open_store
 
     key, tokens = _tokens(count)
     store = open_store(f"sqlite:///{directory}/verify-{batch}.db")
@@ -219,10 +219,10 @@ async def _bench_consumer(port: int, directory: Path, count: int) -> dict[str, A
 
     import aiomqtt
 
+    from backend.ingest import Ingestor, StopAfter, run_ingest
+    from backend.store import open_store
     from uploader.config import MqttSettings
     from uploader.envelope import Verifier
-    from uploader.ingest import Ingestor, StopAfter, run_ingest
-    from uploader.store import open_store
 
     key, tokens = _tokens(count)
     settings = MqttSettings(host="127.0.0.1", port=port, tls=False, topic_prefix="benchc")

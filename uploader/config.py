@@ -1,6 +1,6 @@
 """Value objects for the MQTT side: how to reach the broker and where to publish.
 
-Validated once, frozen, handed to :mod:`uploader.mqtt` and :mod:`uploader.ingest`.
+Validated once, frozen, handed to :mod:`uploader.mqtt` and :mod:`backend.ingest`.
 Nothing here is broker-specific: host, port, TLS (on by default, server always
 verified), optional client certificate (mTLS), optional username/password, and
 the topic layout ``{topic_prefix}/{site}/{agent_id}/reads|events|status``.

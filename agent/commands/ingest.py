@@ -34,11 +34,11 @@ from pydantic import SecretStr, ValidationError
 
 from agent.errors import UsageError
 from agent.logging import configure_logging
+from backend.ingest import Ingestor, IngestSummary, StopAfter, run_ingest
+from backend.store import open_store
 from uploader.config import MqttSettings
 from uploader.envelope import Verifier
-from uploader.ingest import Ingestor, IngestSummary, StopAfter, run_ingest
 from uploader.keys import load_public_keys
-from uploader.store import open_store
 
 PASSWORD_ENV = "FLEET_INGEST_PASSWORD"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_STORE = "sqlite:///fleet-ingest.db"

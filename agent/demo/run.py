@@ -3,7 +3,7 @@
 1. the demo fleet (:data:`agent.demo.fleet.DEMO_FLEET`) rendered to ``.snmprec`` files
    and served by one snmpsim process per printer on ``127.0.50.1``, ``.2``, ...;
 2. a local Mosquitto on ``127.0.0.1`` (plain TCP, anonymous, loopback only);
-3. the reference consumer (:mod:`uploader.ingest`) in-process, trusting the agent's key;
+3. the reference consumer (:mod:`backend.ingest`) in-process, trusting the agent's key;
 4. the daemon (:class:`agent.daemon.Daemon`) for one cycle (``--once``) with a generated
    configuration and the demo contract policy (agent/demo/demo-policy.yaml, package data);
 5. the fleet table and the eligibility report, both rebuilt from what the consumer
@@ -38,11 +38,11 @@ from agent.eligibility.policy import load_policy
 from agent.eligibility.report import write_report
 from agent.logging import configure_logging
 from agent.output import print_table, printer_table
+from backend.ingest import Ingestor, IngestSummary, run_ingest
+from backend.store import SqlStore, open_store
 from mibs.models import PrinterRead
 from uploader.config import MqttSettings
 from uploader.envelope import Verifier
-from uploader.ingest import Ingestor, IngestSummary, run_ingest
-from uploader.store import SqlStore, open_store
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "demo-policy.yaml"
 AGENT_ID = "demo-agent"

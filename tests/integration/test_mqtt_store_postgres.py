@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from backend.ingest import Ingestor, run_ingest
+from backend.store import PostgresStore, open_store
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_consumer import eventually, start_agent, unique_prefix
 from uploader.config import MqttSettings
 from uploader.envelope import Signer, Verifier, envelope_hash
-from uploader.ingest import Ingestor, run_ingest
 from uploader.keys import AgentKey
-from uploader.store import PostgresStore, open_store
 
 pytestmark = pytest.mark.integration
 

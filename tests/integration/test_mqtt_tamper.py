@@ -17,12 +17,12 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from backend.store import open_store
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_consumer import eventually, register_key, start_consumer, unique_prefix
 from uploader.config import MqttSettings
 from uploader.envelope import Signer, envelope_hash
 from uploader.keys import AgentKey
-from uploader.store import open_store
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.ingest import Ingestor, IngestSummary, run_ingest
+from backend.store import SqlStore, open_store
 from uploader.config import MqttSettings
 from uploader.envelope import Signer, Verifier
-from uploader.ingest import Ingestor, IngestSummary, run_ingest
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
 from uploader.queue import Outbox
-from uploader.store import SqlStore, open_store
 
 
 def unique_prefix(name: str = "t") -> str:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
+from backend.ingest import Ingestor
+from backend.store import SqlStore, StoreError, open_store
 from uploader.envelope import Signer, Verifier, envelope_hash
-from uploader.ingest import Ingestor
 from uploader.keys import AgentKey
-from uploader.store import SqlStore, StoreError, open_store
 
 PREFIX = "unit/fleet"
 AGENT = "agent-1"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from backend.ingest import subscription_topics
 from uploader.broker_probe import MqttConfigError, _connect_packet, tls_context
 from uploader.config import MqttSettings
-from uploader.ingest import subscription_topics
 from uploader.mqtt import backoff_delay
 
 

@@ -37,6 +37,7 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel, ConfigDict
 
+from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
 from uploader.config import (
     KIND_BY_TOPIC_LEVEL,
     PRESENCE_OFFLINE,
@@ -53,11 +54,10 @@ from uploader.mqtt import (
     backoff_delay,
     consumer_session,
 )
-from uploader.store import AgentState, SqlStore, StoreBatch, StoredMessage
 
 __all__ = ["IngestSummary", "Ingestor", "Outcome", "run_ingest", "subscription_topics"]
 
-log = structlog.get_logger("uploader.ingest")
+log = structlog.get_logger("backend.ingest")
 
 #: At most this many missing sequences are remembered per detected gap.
 MAX_MISSING_PER_GAP = 100_000
