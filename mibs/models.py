@@ -8,12 +8,12 @@ that schema exactly.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-READ_SCHEMA_VERSION = "1.0"
+READ_SCHEMA_VERSION = "1.1"
 
 
 class Frozen(BaseModel):
@@ -118,6 +118,29 @@ class Supply(Frozen):
     state: SupplyState
     quirk: str | None = Field(
         default=None, description="Name of the vendor quirk applied to decode the level, if any."
+    )
+    # Cartridge identity (schema 1.1): null where the device does not say.
+    part_number: str | None = Field(
+        default=None, description="Order number of the cartridge, e.g. 'CF217A', '006R01509'."
+    )
+    cartridge_serial: str | None = Field(
+        default=None, description="Serial number of the installed cartridge itself."
+    )
+    installed_on: date | None = Field(
+        default=None, description="Date the cartridge was first installed, as the device says."
+    )
+    pages_printed: int | None = Field(
+        default=None, description="Pages printed with this cartridge, as the device counts them."
+    )
+    rated_yield: int | None = Field(
+        default=None, description="Rated yield of the cartridge in pages, as the device says."
+    )
+    identity_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Cartridge field -> where it came from: 'description' (parsed from "
+            "prtMarkerSuppliesDescription) or the dotted OID of a vendor MIB."
+        ),
     )
 
 

@@ -15,7 +15,8 @@ Three plans:
   in one side-by-side GETBULK walk, so a typical printer needs a handful of
   requests.
 * :func:`vendor_plan`: what only this maker's private MIB has (identity
-  fallbacks and meters), asked once the sysObjectID is known.
+  fallbacks, meters, private supply levels and cartridge data), asked
+  once the sysObjectID is known.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def base_plan() -> PollPlan:
 
 def vendor_plan(sys_object_id: Oid | None) -> PollPlan:
     """The private identity scalars and meters of the maker behind ``sys_object_id``."""
+    from mibs.cartridges import cartridge_plan
     from mibs.counters import vendor_counter_plan
+    from mibs.supplies import vendor_supply_plan
 
     enterprise = enterprise_of(sys_object_id)
     if enterprise is None or enterprise in GENERIC_AGENTS:
@@ -104,7 +107,12 @@ def vendor_plan(sys_object_id: Oid | None) -> PollPlan:
         for item in table
         if item.enterprise == enterprise
     )
-    return PollPlan(scalars=scalars) + vendor_counter_plan(enterprise)
+    return (
+        PollPlan(scalars=scalars)
+        + vendor_counter_plan(enterprise)
+        + vendor_supply_plan(enterprise)
+        + cartridge_plan(enterprise)
+    )
 
 
 def _dedupe(items: tuple[PlanItem, ...]) -> tuple[PlanItem, ...]:

@@ -58,6 +58,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from mibs.cartridges import with_cartridge_identity
 from mibs.counters import printer_row_index
 from mibs.models import Problem, Supply, SupplyClass, SupplyState
 from mibs.plan import PlanItem, PollPlan
@@ -323,11 +324,17 @@ def decode_supplies(
     ]
     if enterprise == RICOH:
         supplies = _with_ricoh_private_levels(supplies, varbinds)
-    return supplies, problems
+    supplies, found = with_cartridge_identity(
+        supplies, varbinds, enterprise=enterprise, state_of=_state_from_remaining
+    )
+    return supplies, problems + found
 
 
 def vendor_supply_plan(enterprise: int | None) -> PollPlan:
-    """Vendor supply columns to walk besides :data:`SUPPLY_COLUMNS` (Ricoh's private table)."""
+    """Vendor supply columns to walk besides :data:`SUPPLY_COLUMNS` (Ricoh's private table).
+
+    Cartridge identity tables are :func:`mibs.cartridges.cartridge_plan`.
+    """
     if enterprise == RICOH:
         return PollPlan(
             columns=(

@@ -99,6 +99,8 @@ def test_full_row_decodes_every_field() -> None:
         level=28,
         percent=28.0,
         state="ok",
+        part_number="CF217A",
+        identity_sources={"part_number": "description"},
     )
     assert problems == []
 
