@@ -8,7 +8,6 @@ tests/data/recordings/README.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ HP_OID = "1.3.6.1.4.1.11.2.3.9.4.2.1.4.1.10.1.1"
 @pytest.fixture(scope="module")
 def cartridge_reads(
     own_recordings: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Fleet, dict[str, dict[str, Any]]]]:
+) -> tuple[Fleet, dict[str, dict[str, Any]]]:
     fleet = start_fleet(
         [own_recordings / name for name in RECORDINGS],
         tmp_path_factory.mktemp("cartridges"),
@@ -48,7 +47,7 @@ def cartridge_reads(
     finally:
         fleet.stop()
     assert run.returncode == 0, run.stderr
-    yield fleet, {read["address"]: read for read in run.reads()}
+    return fleet, {read["address"]: read for read in run.reads()}
 
 
 def test_reads_validate_against_schema_1_1(cartridge_reads: Any) -> None:

@@ -12,6 +12,13 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# No wall-clock deadline per example: on a loaded shared machine the first example
+# (imports, regex compilation) can take several hundred milliseconds, and a test
+# must not depend on the machine's speed.
+settings.register_profile("fleet-agent", deadline=None)
+settings.load_profile("fleet-agent")
 
 _real_getaddrinfo = socket.getaddrinfo
 
