@@ -5,24 +5,22 @@
 job produces for the backend goes through :class:`Sink`, which commits it to
 the durable outbox before the job counts it as collected.
 
-Message bodies (the ``body`` of the signed envelope, see docs/schema/):
+Messages (the ``body`` of the signed envelope, see docs/schema/) are typed:
 
-* ``read``: the read exactly as ``fleet-agent scan --format json`` prints it,
-  plus ``device_id``, ``purpose`` (``meters`` or ``supplies``) and
-  ``eligibility`` when a policy is configured.
-* ``event``: ``{"event": name, "device_id", "address", ...}`` with names
-  ``device_found``, ``device_moved``, ``duplicate_serial``,
-  ``eligibility_changed``, ``supply_low``.
+* ``read``: :class:`mibs.messages.ReadMessage`, the read exactly as
+  ``fleet-agent scan --format json`` prints it, plus ``device_id``, ``purpose``
+  (``meters`` or ``supplies``) and ``eligibility`` when a policy is configured.
+* ``event``: one model of the :data:`mibs.events.Event` union.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -40,13 +38,19 @@ from collectors.errors import SnmpError, SnmpTimeout
 from collectors.poller import read_printer
 from collectors.snmp import SnmpTransport
 from collectors.targets import parse_targets
+from mibs.events import (
+    DeviceFound,
+    DeviceMoved,
+    DuplicateSerial,
+    EligibilityChanged,
+    SupplyLow,
+)
+from mibs.messages import AgentMessage, Purpose, ReadMessage
 from mibs.models import PrinterRead
-from uploader.envelope import MessageKind
 from uploader.queue import Outbox
 
 log = structlog.get_logger("agent.collect")
 
-Purpose = Literal["meters", "supplies"]
 LOW_STATES = frozenset({"low", "empty", "full"})
 SIGHTINGS_AT_ONCE = 500  # discovery results recorded per slice (their events share a commit)
 
@@ -54,7 +58,7 @@ SIGHTINGS_AT_ONCE = 500  # discovery results recorded per slice (their events sh
 class Sink(Protocol):
     """Where signed messages go: the durable outbox (or a test double)."""
 
-    async def submit(self, kind: Literal["read", "event"], body: Mapping[str, Any]) -> None: ...
+    async def submit(self, message: AgentMessage) -> None: ...
 
 
 class OutboxSink:
@@ -72,12 +76,12 @@ class OutboxSink:
         self._outbox = outbox
         self._on_submit = on_submit
         self._batch = batch
-        self._waiting: list[tuple[MessageKind, Mapping[str, Any], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[AgentMessage, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    async def submit(self, kind: Literal["read", "event"], body: Mapping[str, Any]) -> None:
+    async def submit(self, message: AgentMessage) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((kind, body, done))
+        self._waiting.append((message, done))
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name="outbox.flush")
         await done
@@ -85,15 +89,15 @@ class OutboxSink:
     async def _flush(self) -> None:
         while self._waiting:
             batch, self._waiting = self._waiting[: self._batch], self._waiting[self._batch :]
-            items = [(kind, body) for kind, body, _ in batch]
+            items = [message for message, _ in batch]
             try:
                 await asyncio.to_thread(self._outbox.submit_many, items)
             except Exception as exc:  # every waiter sees the failure: nothing is half-counted
-                for _, _, done in batch:
+                for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)
                 continue
-            for _, _, done in batch:
+            for _, done in batch:
                 if not done.done():
                     done.set_result(None)
             self._on_submit()
@@ -125,17 +129,6 @@ def load_eligibility(config: AgentConfig) -> EligibilityInputs | None:
     policy = load_policy(config.eligibility.policy)
     contacts = load_contacts(config.eligibility.contacts) if config.eligibility.contacts else None
     return EligibilityInputs(policy, contacts)
-
-
-def read_body(
-    read: PrinterRead, *, device_id: str, purpose: Purpose, verdict: Verdict | None
-) -> dict[str, Any]:
-    body: dict[str, Any] = read.model_dump(mode="json")
-    body["device_id"] = device_id
-    body["purpose"] = purpose
-    if verdict is not None:
-        body["eligibility"] = verdict.model_dump(mode="json")
-    return body
 
 
 class Collector:
@@ -227,21 +220,20 @@ class Collector:
             sweep_started=sweep_started,
         )
         identity = result.identity
-        base = {
-            "device_id": outcome.device_id,
-            "address": result.address,
-            "serial": identity.serial,
-            "vendor": identity.vendor,
-            "model": identity.model,
-        }
+        found = DeviceFound(
+            device_id=outcome.device_id,
+            address=result.address,
+            serial=identity.serial,
+            vendor=identity.vendor,
+            model=identity.model,
+        )
+        seen = found.model_dump(exclude={"event"})
         if outcome.new:
-            await self._sink.submit("event", {"event": "device_found", **base})
+            await self._sink.submit(found)
         if outcome.moved_from:
-            await self._sink.submit(
-                "event", {"event": "device_moved", "moved_from": outcome.moved_from, **base}
-            )
+            await self._sink.submit(DeviceMoved(**seen, moved_from=outcome.moved_from))
         if outcome.duplicate_serial:
-            await self._sink.submit("event", {"event": "duplicate_serial", **base})
+            await self._sink.submit(DuplicateSerial(**seen))
 
     # -- reads -------------------------------------------------------------------------
 
@@ -341,30 +333,29 @@ class Collector:
                 contacts=self.eligibility.contacts,
                 agent_version=__version__,
             )
-        body = read_body(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
-        await self._sink.submit("read", body)  # durable before the read counts as collected
+        message = ReadMessage.of(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
+        await self._sink.submit(message)  # durable before the read counts as collected
         self._inventory.record_read(device.device_id, read)
         await self._change_events(device, read, verdict)
 
     async def _change_events(
         self, device: InventoryDevice, read: PrinterRead, verdict: Verdict | None
     ) -> None:
-        base = {"device_id": device.device_id, "address": read.address}
+        device_id, address = device.device_id, read.address
         if verdict is not None:
             now = (verdict.eligible, tuple(r.code for r in verdict.reasons))
             before = self._verdicts.get(device.device_id)
             self._verdicts[device.device_id] = now
             if before is not None and before != now:
                 await self._sink.submit(
-                    "event",
-                    {
-                        "event": "eligibility_changed",
-                        **base,
-                        "eligible": verdict.eligible,
-                        "was_eligible": before[0],
-                        "reasons": list(now[1]),
-                        "policy_version": verdict.policy_version,
-                    },
+                    EligibilityChanged(
+                        device_id=device_id,
+                        address=address,
+                        eligible=verdict.eligible,
+                        was_eligible=before[0],
+                        reasons=verdict.codes,
+                        policy_version=verdict.policy_version,
+                    )
                 )
         low = frozenset(s.index for s in read.supplies if s.state in LOW_STATES)
         already = self._low_supplies.get(device.device_id, frozenset())
@@ -372,15 +363,14 @@ class Collector:
         for supply in read.supplies:
             if supply.index in low - already:
                 await self._sink.submit(
-                    "event",
-                    {
-                        "event": "supply_low",
-                        **base,
-                        "supply_index": supply.index,
-                        "description": supply.description,
-                        "type": supply.type,
-                        "colorant": supply.colorant,
-                        "state": supply.state,
-                        "percent": supply.percent,
-                    },
+                    SupplyLow(
+                        device_id=device_id,
+                        address=address,
+                        supply_index=supply.index,
+                        description=supply.description,
+                        type=supply.type,
+                        colorant=supply.colorant,
+                        state=supply.state,
+                        percent=supply.percent,
+                    )
                 )

@@ -1,10 +1,14 @@
-"""The versioned JSON Schema of a printer read, generated from :class:`mibs.models.PrinterRead`.
+"""The versioned JSON Schemas of what the agent uploads, generated from the models.
 
-The checked-in copy lives in ``docs/schema/read.schema.json``; a unit test fails
-when it drifts from the model. Regenerate it after changing the model::
+* ``docs/schema/read.schema.json``: a printer read (:class:`mibs.models.PrinterRead`,
+  plus what :class:`mibs.messages.ReadMessage` adds to an uploaded one);
+* ``docs/schema/event.schema.json``: an event body (the :data:`mibs.events.Event` union).
 
-    .venv/bin/python -m agent.schema            # rewrite docs/schema/read.schema.json
-    .venv/bin/python -m agent.schema --check    # exit 1 when the file is stale
+Unit tests fail when a checked-in copy drifts from its model. Regenerate both
+after changing a model (or adding an event kind)::
+
+    .venv/bin/python -m agent.schema            # rewrite both files
+    .venv/bin/python -m agent.schema --check    # exit 1 when a file is stale
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.eligibility.models import verdict_json_schema
+from mibs.events import EVENT_ADAPTER
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
+from mibs.verdict import verdict_json_schema
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:fleet-agent:schema:read:{READ_SCHEMA_VERSION}"
+EVENT_SCHEMA_ID = f"urn:fleet-agent:schema:event:{READ_SCHEMA_VERSION}"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema" / "read.schema.json"
+EVENTS_PATH = DEFAULT_PATH.with_name("event.schema.json")
 
 
 def _require_every_property(node: dict[str, Any]) -> None:
@@ -66,29 +73,60 @@ def read_schema() -> dict[str, Any]:
     }
 
 
+def event_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of an event body (``Event.to_body()``)."""
+    body = EVENT_ADAPTER.json_schema(mode="serialization")
+    for definition in body.get("$defs", {}).values():
+        _require_every_property(definition)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": EVENT_SCHEMA_ID,
+        "title": "fleet-agent event",
+        "description": (
+            "The body of an envelope of kind 'event', one object per event; 'event' names "
+            "its kind. Generated from the mibs.events.Event union by `python -m agent.schema`; "
+            "do not edit by hand."
+        ),
+        **body,
+    }
+
+
+def _text(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def render() -> str:
-    return json.dumps(read_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return _text(read_schema())
+
+
+def render_events() -> str:
+    return _text(event_schema())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.schema", description=__doc__)
-    parser.add_argument("--output", type=Path, default=DEFAULT_PATH, help="schema file to write")
     parser.add_argument(
-        "--check", action="store_true", help="only compare; exit 1 when the file differs"
+        "--output", type=Path, default=DEFAULT_PATH, help="read schema file to write"
+    )
+    parser.add_argument(
+        "--events-output", type=Path, default=EVENTS_PATH, help="event schema file to write"
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="only compare; exit 1 when a file differs"
     )
     args = parser.parse_args(argv)
-    text = render()
-    path: Path = args.output
-    if args.check:
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
-        if current != text:
-            print(f"{path} is stale: run python -m agent.schema", file=sys.stderr)
-            return 1
-        return 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    print(f"wrote {path}", file=sys.stderr)
-    return 0
+    stale = 0
+    for path, text in ((args.output, render()), (args.events_output, render_events())):
+        if args.check:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+            if current != text:
+                print(f"{path} is stale: run python -m agent.schema", file=sys.stderr)
+                stale = 1
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}", file=sys.stderr)
+    return stale
 
 
 if __name__ == "__main__":

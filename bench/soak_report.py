@@ -343,7 +343,7 @@ def profile_summary(collapsed: str, top: int = 15) -> dict[str, Any]:
         "sign + outbox (submit_many)": "submit_many",
         "inventory record_read": "record_read",
         "mqtt publish": "uploader/mqtt.py",
-        "eligibility/body (read_body)": "read_body",
+        "eligibility (evaluate_read)": "evaluate_read",
         "health/metrics endpoint": "agent/metrics.py",
     }
     total = 0

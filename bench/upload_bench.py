@@ -26,6 +26,7 @@ import structlog
 
 from uploader.envelope import Signer
 from uploader.keys import AgentKey
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 
 # A realistic read body: identity, counters and four supplies (about 1 KB signed).
@@ -69,9 +70,9 @@ def bench_queue(signer: Signer, directory: Path, count: int, batch: int) -> dict
     while done < count:
         size = min(batch, count - done)
         if size == 1:
-            outbox.submit("read", READ_BODY)
+            outbox.submit(JsonMessage("read", READ_BODY))
         else:
-            outbox.submit_many([("read", READ_BODY)] * size)
+            outbox.submit_many([JsonMessage("read", READ_BODY)] * size)
         done += size
     submit_wall, submit_cpu = time.perf_counter() - wall, time.process_time() - cpu
 
@@ -158,7 +159,7 @@ async def _bench_pipeline(port: int, directory: Path, count: int, inflight: int)
     while submitted < count:
         size = min(100, count - submitted)
         # as the daemon does: the fsync of a submit runs off the event loop
-        await asyncio.to_thread(outbox.submit_many, [("read", READ_BODY)] * size)
+        await asyncio.to_thread(outbox.submit_many, [JsonMessage("read", READ_BODY)] * size)
         submitted += size
         publisher.notify()
     while outbox.depth():  # noqa: ASYNC110 - polling a counter

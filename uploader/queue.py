@@ -31,14 +31,13 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
-from pydantic import JsonValue
 
-from uploader.envelope import MessageKind, SignedMessage, Signer, envelope_hash
+from uploader.envelope import SignedMessage, Signer, envelope_hash
 from uploader.errors import (
     QueueClosed,
     QueueCorrupt,
@@ -47,6 +46,7 @@ from uploader.errors import (
     QueueFull,
     QueueLocked,
 )
+from uploader.outgoing import Outgoing
 
 __all__ = ["Outbox"]
 
@@ -221,13 +221,11 @@ class Outbox:
         """True from ``warn_ratio * max_messages`` on; for health reports."""
         return self._depth >= self._warn_at
 
-    def submit(self, kind: MessageKind, body: Mapping[str, JsonValue]) -> SignedMessage:
+    def submit(self, message: Outgoing) -> SignedMessage:
         """Sign and durably queue one message; it is on disk when this returns."""
-        return self.submit_many([(kind, body)])[0]
+        return self.submit_many([message])[0]
 
-    def submit_many(
-        self, items: Sequence[tuple[MessageKind, Mapping[str, JsonValue]]]
-    ) -> list[SignedMessage]:
+    def submit_many(self, items: Sequence[Outgoing]) -> list[SignedMessage]:
         """Sign and queue a batch in one transaction (one fsync): all or nothing.
 
         Raises :class:`QueueFull` (nothing written) if any item would exceed its
@@ -239,10 +237,14 @@ class Outbox:
             now = datetime.now(UTC)
             sequence, last_hash = self._sequence, self._last_hash
             signed: list[SignedMessage] = []
-            for kind, body in items:
+            for item in items:
                 sequence += 1
                 message = self._signer.sign(
-                    kind=kind, body=body, sequence=sequence, prev_hash=last_hash, now=now
+                    kind=item.kind,
+                    body=item.to_body(),
+                    sequence=sequence,
+                    prev_hash=last_hash,
+                    now=now,
                 )
                 last_hash = envelope_hash(message.token)
                 signed.append(message)
@@ -364,9 +366,9 @@ class Outbox:
         if self._closed:
             raise QueueClosed("the outbox is closed", path=self._path)
 
-    def _admit(self, items: Sequence[tuple[MessageKind, Mapping[str, JsonValue]]]) -> None:
+    def _admit(self, items: Sequence[Outgoing]) -> None:
         depth = self._depth
-        for kind, _body in items:
+        for kind in (item.kind for item in items):
             bound = self._max if kind in _BILLING_KINDS else self._nonbilling_max
             if depth >= bound:
                 _log.error(

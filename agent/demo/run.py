@@ -40,6 +40,7 @@ from agent.logging import configure_logging
 from agent.output import print_table, printer_table
 from backend.ingest import Ingestor, IngestSummary, run_ingest
 from backend.store import SqlStore, open_store
+from mibs.messages import AgentMessage, ReadMessage, parse_body
 from mibs.models import PrinterRead
 from uploader.config import MqttSettings
 from uploader.envelope import Verifier
@@ -48,8 +49,6 @@ DEFAULT_POLICY = Path(__file__).resolve().parent / "demo-policy.yaml"
 AGENT_ID = "demo-agent"
 SITE = "demo"
 TOPIC_PREFIX = "fleet-demo"
-# Keys the daemon adds to a read body (agent.collect.read_body); the rest is the PrinterRead.
-_READ_BODY_EXTRAS = ("device_id", "purpose", "eligibility")
 
 
 BrokerChoice = Literal["auto", "mosquitto", "embedded"]
@@ -124,17 +123,16 @@ def _say(out: TextIO, text: str) -> None:
     out.flush()
 
 
-def stored_bodies(store: SqlStore, verifier: Verifier, agent_id: str) -> Iterator[tuple[str, Any]]:
-    """``(kind, body)`` of every stored envelope of ``agent_id``, each verified again."""
+def stored_messages(
+    store: SqlStore, verifier: Verifier, agent_id: str
+) -> Iterator[AgentMessage | None]:
+    """The message of every stored envelope of ``agent_id``, each verified and parsed again.
+
+    ``None`` for an envelope kind without a model (``status``).
+    """
     for token in store.tokens(agent_id):
         envelope = verifier.verify(token.encode("ascii"))
-        yield envelope.kind, envelope.body
-
-
-def read_from_body(body: dict[str, Any]) -> PrinterRead:
-    return PrinterRead.model_validate(
-        {key: value for key, value in body.items() if key not in _READ_BODY_EXTRAS}
-    )
+        yield parse_body(envelope.kind, envelope.body)
 
 
 async def _wait_stored(ingestor: Ingestor, task: asyncio.Task[Any], count: int) -> None:
@@ -240,10 +238,10 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
 
         reads: list[PrinterRead] = []
         events = 0
-        for kind, body in stored_bodies(store, verifier, AGENT_ID):
-            if kind == "read":
-                reads.append(read_from_body(body))
-            elif kind == "event":
+        for message in stored_messages(store, verifier, AGENT_ID):
+            if isinstance(message, ReadMessage):
+                reads.append(message)
+            elif message is not None:
                 events += 1
         _say(out, "")
         print_table(out, printer_table(reads, title="Fleet (as stored by the consumer)"))

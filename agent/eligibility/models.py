@@ -1,72 +1,37 @@
 """What the eligibility engine hands out: verdicts, reasons, and the fleet report.
 
-The verdict's JSON form is part of every read the agent prints or uploads::
-
-    {"eligible": false,
-     "reasons": [{"code": "lifetime_count_over_max", "message": "..."}],
-     "policy_version": "2026.11"}
-
-A reason for ``failed_health_check`` also carries ``"check"`` (which check
-failed, e.g. ``"error_state.no_toner"``); no other reason has that key.
+The verdict itself (:class:`Verdict`, :class:`Reason`, the reason codes) is part
+of the read's wire form, so it lives in :mod:`mibs.verdict` (the backend parses
+it without importing ``agent``) and is re-exported here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
-ReasonCode = Literal[
-    "not_a_printer",
-    "model_not_supported",
-    "lifetime_count_missing",
-    "lifetime_count_over_max",
-    "serial_missing",
-    "serial_duplicate",
-    "no_supplies_contact",
-    "agent_below_minimum",
-    "failed_health_check",
-    "already_managed",
-    "management_pending",
+from mibs.verdict import REASON_CODES, Reason, ReasonCode, Verdict, verdict_json_schema
+
+__all__ = [
+    "REASON_CODES",
+    "DeviceReport",
+    "FleetFlag",
+    "FleetReport",
+    "ModelGroupGap",
+    "OnboardingMethod",
+    "Reason",
+    "ReasonCode",
+    "SiteSummary",
+    "Verdict",
+    "verdict_json_schema",
 ]
-
-#: Every reason code in the order reasons are listed on a verdict.
-REASON_CODES: tuple[ReasonCode, ...] = get_args(ReasonCode)
 
 OnboardingMethod = Literal["technician_visit", "self_entitlement"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Reason(_Frozen):
-    """One reason a device is not eligible: a stable code and a human sentence."""
-
-    code: ReasonCode
-    message: str = Field(min_length=1)
-    check: str | None = Field(
-        default=None, description="Which health check failed (failed_health_check only)."
-    )
-
-    @model_serializer(mode="wrap")
-    def _drop_empty_check(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if data.get("check") is None:
-            data.pop("check", None)
-        return data
-
-
-class Verdict(_Frozen):
-    """The eligibility of one device under one policy version."""
-
-    eligible: bool
-    reasons: tuple[Reason, ...] = ()
-    policy_version: str
-
-    @property
-    def codes(self) -> tuple[ReasonCode, ...]:
-        return tuple(reason.code for reason in self.reasons)
 
 
 class FleetFlag(_Frozen):
@@ -124,13 +89,3 @@ class SiteSummary(_Frozen):
 class FleetReport(_Frozen):
     devices: tuple[DeviceReport, ...]
     summary: SiteSummary
-
-
-def verdict_json_schema() -> dict[str, Any]:
-    """JSON Schema of a verdict's JSON form (the ``"eligibility"`` object of a read).
-
-    For the read schema's owner to embed; every top-level key is always written.
-    """
-    schema = Verdict.model_json_schema()
-    schema["required"] = ["eligible", "reasons", "policy_version"]
-    return schema

@@ -17,6 +17,7 @@ from uploader.config import MqttSettings
 from uploader.envelope import Signer
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher, run_publisher
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 
 
@@ -40,7 +41,7 @@ async def _main(args: argparse.Namespace) -> None:
     submitted = 0
     while submitted < args.submit:
         size = min(args.batch, args.submit - submitted)
-        outbox.submit_many([("read", {"n": submitted + i}) for i in range(size)])
+        outbox.submit_many([JsonMessage("read", {"n": submitted + i}) for i in range(size)])
         submitted += size
         publisher.notify()
         await asyncio.sleep(0.002)

@@ -16,6 +16,7 @@ from uploader.config import MqttSettings
 from uploader.envelope import Signer, Verifier
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 
 
@@ -110,7 +111,7 @@ class RunningAgent:
     def submit(self, count: int) -> None:
         start = len(self.submitted)
         messages = self.outbox.submit_many(
-            [("read", {"page_count": 1000 + start + i}) for i in range(count)]
+            [JsonMessage("read", {"page_count": 1000 + start + i}) for i in range(count)]
         )
         self.submitted.extend(m.sequence for m in messages)
         self.publisher.notify()

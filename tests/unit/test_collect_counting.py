@@ -15,6 +15,7 @@ from agent.metrics import Metrics
 from collectors.base import WalkResult
 from collectors.credentials import Credential
 from collectors.poller import SYS_OBJECT_ID
+from mibs.messages import AgentMessage
 from mibs.models import Identity
 from mibs.values import Oid, Value, is_under, parse_oid
 
@@ -66,8 +67,8 @@ class ListSink:
     def __init__(self) -> None:
         self.messages: list[tuple[str, Mapping[str, Any]]] = []
 
-    async def submit(self, kind: str, body: Mapping[str, Any]) -> None:
-        self.messages.append((kind, body))
+    async def submit(self, message: AgentMessage) -> None:
+        self.messages.append((message.kind, message.to_body()))
 
 
 async def test_overlapping_reads_count_each_request_once(tmp_path: Path) -> None:

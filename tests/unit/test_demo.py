@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from agent.collect import read_body
 from agent.config import AgentConfig
 from agent.demo import broker as broker_module
 from agent.demo import embedded as embedded_module
 from agent.demo.broker import config_text
 from agent.demo.embedded import start_embedded_broker
 from agent.demo.fleet import DEMO_FLEET, to_snmprec
-from agent.demo.run import DEFAULT_POLICY, BrokerInfo, agent_config, read_from_body
+from agent.demo.run import DEFAULT_POLICY, BrokerInfo, agent_config
 from agent.demo.sim import DemoError
 from agent.eligibility.fleet import evaluate_fleet
 from agent.eligibility.policy import load_policy
 from mibs.decode import decode_read
+from mibs.messages import ReadMessage, parse_body
 from mibs.models import PrinterRead
 from mibs.snmprec import load_varbinds
 
@@ -73,8 +73,11 @@ def test_generated_agent_config_is_valid_and_points_at_the_demo_parts(
 
 def test_read_body_round_trips_to_the_read() -> None:
     read = demo_reads()[1]
-    body = read_body(read, device_id="sn:hp:PHBQA12346", purpose="meters", verdict=None)
-    assert read_from_body(body) == read
+    message = ReadMessage.of(read, device_id="sn:hp:PHBQA12346", purpose="meters", verdict=None)
+    parsed = parse_body("read", message.to_body())
+    assert parsed == message
+    assert isinstance(parsed, ReadMessage)
+    assert parsed.model_dump(include=set(PrinterRead.model_fields)) == read.model_dump()
 
 
 def test_mosquitto_config_is_loopback_only_with_raised_queue_limit(tmp_path: Path) -> None:

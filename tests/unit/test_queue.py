@@ -30,6 +30,7 @@ from uploader.errors import (
     UploadError,
 )
 from uploader.keys import AgentKey
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,9 +58,11 @@ def _assert_chain_links(tokens: list[str], *, first_sequence: int = 1) -> None:
 
 
 def test_submit_is_signed_sequenced_and_chained(outbox: Outbox) -> None:
-    first = outbox.submit("read", {"lifetime_page_count": 10})
-    second = outbox.submit("event", {"event": "device_found"})
-    batch = outbox.submit_many([("status", {"ok": True}), ("read", {"lifetime_page_count": 11})])
+    first = outbox.submit(JsonMessage("read", {"lifetime_page_count": 10}))
+    second = outbox.submit(JsonMessage("event", {"event": "device_found"}))
+    batch = outbox.submit_many(
+        [JsonMessage("status", {"ok": True}), JsonMessage("read", {"lifetime_page_count": 11})]
+    )
     assert [m.sequence for m in (first, second, *batch)] == [1, 2, 3, 4]
     assert VERIFIER.verify(second.token).prev_hash == envelope_hash(first.token)
     pending = outbox.pending(10)
@@ -70,7 +73,7 @@ def test_submit_is_signed_sequenced_and_chained(outbox: Outbox) -> None:
 
 
 def test_pending_is_oldest_first_and_limited(outbox: Outbox) -> None:
-    sent = outbox.submit_many([("read", {"n": n}) for n in range(10)])
+    sent = outbox.submit_many([JsonMessage("read", {"n": n}) for n in range(10)])
     assert [m.sequence for m in outbox.pending(3)] == [1, 2, 3]
     outbox.ack([sent[0].message_id, sent[2].message_id])
     assert [m.sequence for m in outbox.pending(3)] == [2, 4, 5]
@@ -78,7 +81,7 @@ def test_pending_is_oldest_first_and_limited(outbox: Outbox) -> None:
 
 
 def test_ack_removes_only_known_ids_and_is_idempotent(outbox: Outbox) -> None:
-    sent = outbox.submit_many([("read", {"n": n}) for n in range(5)])
+    sent = outbox.submit_many([JsonMessage("read", {"n": n}) for n in range(5)])
     outbox.ack([sent[1].message_id, "not-a-message-id"])
     outbox.ack([sent[1].message_id])
     assert outbox.depth() == 4
@@ -90,7 +93,7 @@ def test_ack_removes_only_known_ids_and_is_idempotent(outbox: Outbox) -> None:
 
 
 def test_ack_of_many_ids_in_one_call(outbox: Outbox) -> None:
-    sent = outbox.submit_many([("status", {"n": n}) for n in range(1_200)])
+    sent = outbox.submit_many([JsonMessage("status", {"n": n}) for n in range(1_200)])
     outbox.ack([m.message_id for m in sent[:1_100]])
     assert outbox.depth() == 100
 
@@ -98,18 +101,18 @@ def test_ack_of_many_ids_in_one_call(outbox: Outbox) -> None:
 def test_state_survives_reopen_and_the_chain_continues(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     with Outbox(path, SIGNER) as box:
-        sent = box.submit_many([("read", {"n": n}) for n in range(3)])
+        sent = box.submit_many([JsonMessage("read", {"n": n}) for n in range(3)])
         box.ack([m.message_id for m in sent])  # everything acknowledged
     with Outbox(path, SIGNER) as box:
         assert box.depth() == 0
-        after = box.submit("read", {"n": 3})
+        after = box.submit(JsonMessage("read", {"n": 3}))
     assert after.sequence == 4
     assert VERIFIER.verify(after.token).prev_hash == envelope_hash(sent[-1].token)
 
 
 def test_oldest_age(outbox: Outbox) -> None:
     assert outbox.oldest_age() is None
-    message = outbox.submit("read", {})
+    message = outbox.submit(JsonMessage("read", {}))
     later = message.created_at + timedelta(seconds=90)
     assert outbox.oldest_age(now=later) == pytest.approx(90.0)
     age = outbox.oldest_age()
@@ -122,7 +125,7 @@ def test_closed_outbox_refuses_reuse(tmp_path: Path) -> None:
     box.close()
     box.close()  # idempotent
     for call in (
-        lambda: box.submit("read", {}),
+        lambda: box.submit(JsonMessage("read", {})),
         lambda: box.pending(1),
         lambda: box.ack(["x"]),
         box.depth,
@@ -141,7 +144,7 @@ def test_a_second_owner_is_refused(outbox: Outbox) -> None:
 def test_another_agent_id_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     with Outbox(path, SIGNER) as box:
-        box.submit("read", {})
+        box.submit(JsonMessage("read", {}))
     with pytest.raises(QueueError, match="belongs to agent 'agent-q'"):
         Outbox(path, Signer(KEY, "agent-other"))
 
@@ -149,10 +152,10 @@ def test_another_agent_id_is_refused(tmp_path: Path) -> None:
 def test_a_rotated_key_continues_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     with Outbox(path, SIGNER) as box:
-        first = box.submit("read", {})
+        first = box.submit(JsonMessage("read", {}))
     new_key = AgentKey.generate()
     with Outbox(path, Signer(new_key, "agent-q")) as box:
-        second = box.submit("read", {})
+        second = box.submit(JsonMessage("read", {}))
     both = Verifier(
         {
             KEY.key_id: OKPKey.import_key(KEY.public_jwk()),
@@ -166,7 +169,7 @@ def test_a_rotated_key_continues_the_chain(tmp_path: Path) -> None:
 def test_concurrent_submits_from_threads_keep_one_chain(outbox: Outbox) -> None:
     def worker(name: str) -> None:
         for n in range(50):
-            outbox.submit("read", {"worker": name, "n": n})
+            outbox.submit(JsonMessage("read", {"worker": name, "n": n}))
 
     threads = [threading.Thread(target=worker, args=(f"t{i}",)) for i in range(4)]
     for thread in threads:
@@ -181,22 +184,22 @@ def test_concurrent_submits_from_threads_keep_one_chain(outbox: Outbox) -> None:
 
 def test_bounds_refuse_non_billing_first_and_never_drop(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "outbox.db", SIGNER, max_messages=20)  # billing reserve: 1
-    box.submit_many([("read", {"n": n}) for n in range(19)])
+    box.submit_many([JsonMessage("read", {"n": n}) for n in range(19)])
     with pytest.raises(QueueFull, match="event messages") as info:
-        box.submit("event", {"event": "supply_low"})
+        box.submit(JsonMessage("event", {"event": "supply_low"}))
     assert (info.value.depth, info.value.max_messages) == (19, 20)
     with pytest.raises(QueueFull):
-        box.submit("status", {})
-    last_read = box.submit("read", {"n": 19})  # reads may use the reserve
+        box.submit(JsonMessage("status", {}))
+    last_read = box.submit(JsonMessage("read", {"n": 19}))  # reads may use the reserve
     with pytest.raises(QueueFull, match="billing reads"):
-        box.submit("read", {"n": 20})
+        box.submit(JsonMessage("read", {"n": 20}))
     assert box.depth() == 20
     pending = box.pending(100)
     assert [m.sequence for m in pending] == list(range(1, 21))  # nothing dropped, no holes
     assert last_read.sequence == 20
 
     box.ack([pending[0].message_id, pending[1].message_id])
-    resumed = box.submit("event", {"event": "supply_low"})
+    resumed = box.submit(JsonMessage("event", {"event": "supply_low"}))
     assert resumed.sequence == 21  # refused submits consumed no sequence number
     assert VERIFIER.verify(resumed.token).prev_hash == envelope_hash(last_read.token)
     box.close()
@@ -204,26 +207,26 @@ def test_bounds_refuse_non_billing_first_and_never_drop(tmp_path: Path) -> None:
 
 def test_a_batch_is_all_or_nothing(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "outbox.db", SIGNER, max_messages=5)
-    box.submit_many([("read", {})] * 3)
+    box.submit_many([JsonMessage("read", {})] * 3)
     with pytest.raises(QueueFull):
-        box.submit_many([("read", {})] * 3)
+        box.submit_many([JsonMessage("read", {})] * 3)
     assert box.depth() == 3
-    assert [m.sequence for m in box.submit_many([("read", {})] * 2)] == [4, 5]
+    assert [m.sequence for m in box.submit_many([JsonMessage("read", {})] * 2)] == [4, 5]
     box.close()
 
 
 def test_nearly_full_is_logged_once_per_crossing(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "outbox.db", SIGNER, max_messages=10, warn_ratio=0.5)
     with structlog.testing.capture_logs() as logs:
-        sent = box.submit_many([("read", {})] * 4)
+        sent = box.submit_many([JsonMessage("read", {})] * 4)
         assert not box.nearly_full
-        sent += box.submit_many([("read", {})] * 3)
+        sent += box.submit_many([JsonMessage("read", {})] * 3)
         assert box.nearly_full
         box.ack([m.message_id for m in sent[:4]])
         assert not box.nearly_full
-        box.submit_many([("read", {})] * 2)
+        box.submit_many([JsonMessage("read", {})] * 2)
         with pytest.raises(QueueFull):
-            box.submit_many([("event", {})] * 5)
+            box.submit_many([JsonMessage("event", {})] * 5)
     events = [entry["event"] for entry in logs]
     assert events.count("outbox.nearly_full") == 2
     assert "outbox.recovered" in events
@@ -266,7 +269,7 @@ def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
 def test_damaged_pages_are_reported(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     with Outbox(path, SIGNER) as box:
-        box.submit_many([("read", {"pad": "x" * 500, "n": n}) for n in range(200)])
+        box.submit_many([JsonMessage("read", {"pad": "x" * 500, "n": n}) for n in range(200)])
     assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
     data = bytearray(path.read_bytes())
     page_size = 4096
@@ -280,7 +283,7 @@ def test_damaged_pages_are_reported(tmp_path: Path) -> None:
 def test_chain_state_disagreeing_with_messages_is_corrupt(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     with Outbox(path, SIGNER) as box:
-        box.submit_many([("read", {})] * 3)
+        box.submit_many([JsonMessage("read", {})] * 3)
     with sqlite3.connect(path) as db:
         db.execute("UPDATE chain SET sequence = 2")
     db.close()
@@ -310,10 +313,11 @@ from pathlib import Path
 from uploader.envelope import Signer
 from uploader.errors import QueueError
 from uploader.keys import AgentKey
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 try:
     box = Outbox(Path({path!r}), Signer(AgentKey.generate(), "agent-q"))
-    box.submit("read", {{}})
+    box.submit(JsonMessage("read", {{}}))
 except QueueError as exc:
     print(type(exc).__name__, exc)
     sys.exit(3)
@@ -364,12 +368,13 @@ import structlog
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from uploader.envelope import Signer
 from uploader.keys import AgentKey
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 box = Outbox(Path(sys.argv[1]), Signer(AgentKey.load(Path(sys.argv[2])), "agent-q"))
 n = 0
 while True:
     n += 1
-    batch = box.submit_many([("read", {"n": n, "pad": "x" * 300})] * (1 + n % 3))
+    batch = box.submit_many([JsonMessage("read", {"n": n, "pad": "x" * 300})] * (1 + n % 3))
     if n % 5 == 0:
         box.ack([m.message_id for m in box.pending(2)])
     print(batch[-1].sequence, flush=True)
@@ -408,7 +413,10 @@ def test_kill_9_mid_submit_never_loses_or_forks(tmp_path: Path) -> None:
             pending = box.pending(100_000)
             assert pending[-1].sequence == chain_sequence
             _assert_chain_links([m.token for m in pending], first_sequence=pending[0].sequence)
-            assert box.submit("status", {"round": round_number}).sequence == chain_sequence + 1
+            assert (
+                box.submit(JsonMessage("status", {"round": round_number})).sequence
+                == chain_sequence + 1
+            )
 
 
 # -- disk full ---------------------------------------------------------------
@@ -448,17 +456,17 @@ def _fill(directory: Path) -> Path:
 def test_disk_full_is_clear_writes_nothing_and_recovers(small_disk: Path) -> None:
     path = small_disk / "outbox.db"
     box = Outbox(path, SIGNER)
-    before = box.submit_many([("read", {"n": n}) for n in range(20)])
+    before = box.submit_many([JsonMessage("read", {"n": n}) for n in range(20)])
     filler = _fill(small_disk)
     body: dict[str, Any] = {"pad": "y" * 3000}
     for _ in range(3):
         with pytest.raises(QueueDiskFull, match="disk is full") as info:
-            box.submit("read", body)
+            box.submit(JsonMessage("read", body))
         assert info.value.path == path
     assert box.depth() == 20
     filler.unlink()
 
-    after = box.submit("read", body)
+    after = box.submit(JsonMessage("read", body))
     assert after.sequence == 21
     assert VERIFIER.verify(after.token).prev_hash == envelope_hash(before[-1].token)
     box.close()
@@ -480,22 +488,23 @@ structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 from uploader.envelope import Signer
 from uploader.errors import QueueError
 from uploader.keys import AgentKey
+from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # get EFBIG instead of being killed
 box = Outbox(Path(sys.argv[1]), Signer(AgentKey.load(Path(sys.argv[2])), "agent-q"))
-box.submit_many([("read", {"n": n}) for n in range(20)])
+box.submit_many([JsonMessage("read", {"n": n}) for n in range(20)])
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, hard))
 accepted = 0
 try:
     while True:
-        box.submit("read", {"pad": "y" * 3000})
+        box.submit(JsonMessage("read", {"pad": "y" * 3000}))
         accepted += 1
 except QueueError as exc:
     print("refused", type(exc).__name__, exc)
 depth = box.depth()
 resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-print("resumed", box.submit("read", {"after": True}).sequence, depth, 20 + accepted)
+print("resumed", box.submit(JsonMessage("read", {"after": True})).sequence, depth, 20 + accepted)
 box.close()
 """
 

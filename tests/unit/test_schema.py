@@ -112,8 +112,8 @@ def test_schema_refuses(mutate: Any, why: str) -> None:
 
 
 def test_uploaded_read_with_verdict_device_id_and_purpose_validates() -> None:
-    from agent.collect import read_body
     from agent.eligibility.models import Reason, Verdict
+    from mibs.messages import ReadMessage
 
     read = PrinterRead.model_validate(_sample())
     verdict = Verdict(
@@ -121,7 +121,9 @@ def test_uploaded_read_with_verdict_device_id_and_purpose_validates() -> None:
         reasons=(Reason(code="lifetime_count_over_max", message="over the maximum"),),
         policy_version="2026.11",
     )
-    body = read_body(read, device_id="sn:hp:CNB1234567", purpose="meters", verdict=verdict)
+    body = ReadMessage.of(
+        read, device_id="sn:hp:CNB1234567", purpose="meters", verdict=verdict
+    ).to_body()
     _validator().validate(body)
     broken = copy.deepcopy(body)
     broken["eligibility"]["reasons"][0]["code"] = "not_a_reason"

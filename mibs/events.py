@@ -1,0 +1,126 @@
+"""The events the agent uploads (envelope kind ``event``): one frozen model per event kind.
+
+Every event is a flat JSON object naming its kind in ``"event"`` and the device
+in ``"device_id"`` and ``"address"``; the rest depends on the kind. :data:`Event`
+is the union of every kind, discriminated on ``event``: the agent builds one of
+these models and hands it to the outbox (the models satisfy the uploader's
+``Outgoing`` protocol: ``kind`` and ``to_body()``), and the reference backend
+parses a received body back with :func:`parse_event` (an unknown kind or a
+missing or extra field is refused there, as ``bad_schema``).
+
+Adding an event kind is a one-model change in this module:
+
+1. write the model, a subclass of :class:`EventBase` with the literal name::
+
+       class SupplyReplaced(EventBase):
+           \"\"\"A supply's level went back up: it was replaced.\"\"\"
+
+           event: Literal["supply_replaced"] = "supply_replaced"
+           supply_index: int
+
+2. add it to the :data:`Event` union at the bottom of the module.
+
+Then ``python -m agent.schema`` regenerates ``docs/schema/event.schema.json``
+(a unit test fails while it is stale) and the new kind is known to the agent,
+the outbox, the backend and the schema. Field names are the wire names; a
+field that may be unknown is ``X | None`` and is written as ``null``, never
+left out.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, JsonValue, TypeAdapter
+
+from mibs.models import Frozen, SupplyState
+from mibs.verdict import ReasonCode
+
+__all__ = [
+    "EVENT_ADAPTER",
+    "DeviceFound",
+    "DeviceMoved",
+    "DuplicateSerial",
+    "EligibilityChanged",
+    "Event",
+    "EventBase",
+    "SupplyLow",
+    "parse_event",
+]
+
+
+class EventBase(Frozen):
+    """Fields every event carries; subclasses add ``event`` (their name) and their own."""
+
+    kind: ClassVar[Literal["event"]] = "event"
+
+    device_id: str = Field(description="Stable device id, as in the read's device_id.")
+    address: str = Field(description="The device's address when the event happened.")
+
+    def to_body(self) -> dict[str, JsonValue]:
+        """The JSON object uploaded as the envelope body."""
+        body: dict[str, JsonValue] = self.model_dump(mode="json")
+        return body
+
+
+class _Sighting(EventBase):
+    """What discovery saw of the device (any of it may be unknown)."""
+
+    serial: str | None
+    vendor: str | None
+    model: str | None
+
+
+class DeviceFound(_Sighting):
+    """Discovery found a printer the inventory did not know."""
+
+    event: Literal["device_found"] = "device_found"
+
+
+class DeviceMoved(_Sighting):
+    """A known printer answered at another address."""
+
+    event: Literal["device_moved"] = "device_moved"
+    moved_from: str = Field(description="The address the device had before.")
+
+
+class DuplicateSerial(_Sighting):
+    """Another device reports the same serial number (it breaks billing by serial)."""
+
+    event: Literal["duplicate_serial"] = "duplicate_serial"
+
+
+class EligibilityChanged(EventBase):
+    """A device's verdict (eligible, or its reason codes) changed since its previous read."""
+
+    event: Literal["eligibility_changed"] = "eligibility_changed"
+    eligible: bool
+    was_eligible: bool
+    reasons: tuple[ReasonCode, ...] = Field(description="Reason codes of the new verdict.")
+    policy_version: str
+
+
+class SupplyLow(EventBase):
+    """A supply became low, empty (consumable) or full (waste receptacle)."""
+
+    event: Literal["supply_low"] = "supply_low"
+    supply_index: int = Field(description="prtMarkerSuppliesIndex.")
+    description: str | None
+    type: str
+    colorant: str | None
+    state: SupplyState
+    percent: float | None
+
+
+#: Every event kind, discriminated on ``event``. Add a new model here.
+Event = Annotated[
+    DeviceFound | DeviceMoved | DuplicateSerial | EligibilityChanged | SupplyLow,
+    Field(discriminator="event"),
+]
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(body: object) -> Event:
+    """The event a received body holds; ``pydantic.ValidationError`` when it is none."""
+    return EVENT_ADAPTER.validate_python(body)
