@@ -20,13 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mibs.events import EVENT_ADAPTER
+from mibs.events import EVENT_ADAPTER, EVENT_SCHEMA_VERSION
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
 from mibs.verdict import verdict_json_schema
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:fleet-agent:schema:read:{READ_SCHEMA_VERSION}"
-EVENT_SCHEMA_ID = f"urn:fleet-agent:schema:event:{READ_SCHEMA_VERSION}"
+EVENT_SCHEMA_ID = f"urn:fleet-agent:schema:event:{EVENT_SCHEMA_VERSION}"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema" / "read.schema.json"
 EVENTS_PATH = DEFAULT_PATH.with_name("event.schema.json")
 

@@ -38,6 +38,7 @@ from mibs.verdict import ReasonCode
 
 __all__ = [
     "EVENT_ADAPTER",
+    "EVENT_SCHEMA_VERSION",
     "DeviceFound",
     "DeviceMoved",
     "DuplicateSerial",
@@ -47,6 +48,10 @@ __all__ = [
     "SupplyLow",
     "parse_event",
 ]
+
+#: Version of the event body format (docs/schema/event.schema.json); a new event kind
+#: or a new optional field bumps the minor number, a removed or retyped field the major.
+EVENT_SCHEMA_VERSION = "1.0"
 
 
 class EventBase(Frozen):
