@@ -82,7 +82,34 @@ class Counters(Frozen):
     copy_color: int | None = None
     fax: int | None = None
     scan: int | None = None
-    duplex: int | None = None
+    duplex: int | None = Field(default=None, description="Two-sided impressions.")
+    impressions: int | None = Field(
+        default=None, description="Total impressions (one side of a sheet marked once)."
+    )
+    sheets: int | None = Field(default=None, description="Sheets (media units) used.")
+    duplex_sheets: int | None = Field(default=None, description="Sheets printed on both sides.")
+    large: int | None = Field(
+        default=None, description="Impressions on large media (A3, 11x17 or larger)."
+    )
+    small: int | None = Field(default=None, description="Impressions on small media (A4, Letter).")
+    large_mono: int | None = None
+    large_color: int | None = None
+    color_tier_1: int | None = Field(
+        default=None,
+        description="Colour impressions of the lowest coverage tier (Xerox colour level 1, "
+        "HP coverage category 1).",
+    )
+    color_tier_2: int | None = None
+    color_tier_3: int | None = Field(
+        default=None, description="Colour impressions of the highest coverage tier."
+    )
+    a4_equivalent: int | None = Field(
+        default=None, description="A4-equivalent impressions (HP FutureSmart equivalent count)."
+    )
+    a4_equivalent_mono: int | None = None
+    a4_equivalent_color: int | None = None
+    fax_mono: int | None = Field(default=None, description="Monochrome fax impressions.")
+    scan_images: int | None = Field(default=None, description="Images scanned, all services.")
     unit: str | None = Field(default=None, description="prtMarkerCounterUnit of the total.")
 
 
@@ -100,6 +127,21 @@ CounterName = Literal[
     "fax",
     "scan",
     "duplex",
+    "impressions",
+    "sheets",
+    "duplex_sheets",
+    "large",
+    "small",
+    "large_mono",
+    "large_color",
+    "color_tier_1",
+    "color_tier_2",
+    "color_tier_3",
+    "a4_equivalent",
+    "a4_equivalent_mono",
+    "a4_equivalent_color",
+    "fax_mono",
+    "scan_images",
 ]
 
 
