@@ -1,4 +1,12 @@
-"""``fleet-agent``: the command line. One sub-command per module in ``agent.commands``."""
+"""``fleet-agent``: the command line. One sub-command per module in ``agent.commands``.
+
+Start-up is lazy: :data:`COMMANDS` names each sub-command's module and one-line
+help, so ``fleet-agent --help`` (and a mistyped command) imports no command
+module and none of the heavy libraries they use (pysnmp, aiomqtt, rich,
+pydantic models...). Only the module of the command being run is imported, and
+it registers its full parser. ``tests/unit/test_cli.py`` checks that this table
+says what the modules register.
+"""
 
 from __future__ import annotations
 
@@ -6,52 +14,96 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol, cast
+from typing import NamedTuple, Protocol, cast
 
-from agent import __version__
 from agent.errors import FleetAgentError
 from collectors.errors import SnmpError
 from uploader.errors import UploadError
 
-# Each module registers one or more sub-commands; order is the order of --help.
-COMMAND_MODULES: tuple[str, ...] = (
-    "agent.commands.scan",
-    "agent.commands.discover",
-    "agent.commands.inventory",
-    "agent.commands.config",
-    "agent.commands.keys",
-    "agent.commands.eligibility",
-    "agent.commands.ingest",
-    "agent.commands.run",
-    "agent.commands.demo",
-)
+
+class Command(NamedTuple):
+    module: str
+    help: str
+
+
+# Order is the order of --help.
+COMMANDS: dict[str, Command] = {
+    "scan": Command("agent.commands.scan", "read every printer among the targets once"),
+    "discover": Command(
+        "agent.commands.discover", "sweep addresses for printers and record them in the inventory"
+    ),
+    "inventory": Command("agent.commands.inventory", "list the devices discovery has found"),
+    "config": Command("agent.commands.config", "check or print the configuration"),
+    "keys": Command("agent.commands.keys", "create or show the agent's signing key"),
+    "eligibility": Command(
+        "agent.commands.eligibility", "managed-print eligibility report of a site"
+    ),
+    "ingest": Command(
+        "agent.commands.ingest", "reference backend consumer: verify and store signed reads"
+    ),
+    "run": Command("agent.commands.run", "run the daemon (discovery, reads, upload)"),
+    "status": Command("agent.commands.run", "summarise what the running daemon is doing"),
+    "demo": Command(
+        "agent.commands.demo",
+        "run the whole pipeline once against simulated printers and a local broker",
+    ),
+}
 
 Handler = Callable[[argparse.Namespace], int]
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (FleetAgentError, SnmpError, UploadError)
 
 
 class _CommandModule(Protocol):
     def register(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _version() -> str:
+    from agent import __version__  # importlib.metadata: only when asked
+
+    return f"fleet-agent {__version__}"
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kw: object) -> None:
+        print(_version())
+        parser.exit()
+
+
+def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
+    """The parser with the full sub-parser of ``command`` (``"*"``: of every command).
+
+    The other commands get a placeholder that carries only their name and help.
+    """
     parser = argparse.ArgumentParser(
         prog="fleet-agent",
         description="Open, vendor-neutral printer fleet collector.",
     )
-    parser.add_argument("--version", action="version", version=f"fleet-agent {__version__}")
+    parser.add_argument(
+        "--version", nargs=0, action=_VersionAction, help="show program's version number and exit"
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        module = cast(_CommandModule, importlib.import_module(name))
+    wanted = [entry.module for name, entry in COMMANDS.items() if command in ("*", name)]
+    for module_name in dict.fromkeys(wanted):  # each module once, in --help order
+        module = cast(_CommandModule, importlib.import_module(module_name))
         module.register(subparsers)
+    for name, entry in COMMANDS.items():
+        if name not in subparsers.choices:
+            subparsers.add_parser(name, help=entry.help)
     return parser
 
 
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (FleetAgentError, SnmpError, UploadError)
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named on the command line (top-level options take no value)."""
+    for token in argv:
+        if not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_of(arguments))
+    args = parser.parse_args(arguments)
     handler = cast(Handler | None, getattr(args, "handler", None))
     if handler is None:
         parser.print_help(sys.stderr)

@@ -32,13 +32,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import __version__
 from agent.collect import Collector, EligibilityInputs, OutboxSink, load_eligibility
-from agent.commands.keys import key_path
 from agent.config import AgentConfig, load_config
 from agent.errors import FleetAgentError
-from agent.inventory import Inventory, inventory_path
+from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.metrics import Metrics, MetricsServer
 from agent.sdnotify import SystemdNotifier
+from agent.state import inventory_path, key_path, outbox_path
 from collectors.snmp import SnmpTransport
 from uploader.envelope import Signer
 from uploader.keys import AgentKey
@@ -47,7 +47,6 @@ from uploader.queue import Outbox
 
 log = structlog.get_logger("agent.daemon")
 
-OUTBOX_FILE = "outbox.db"
 JOBS = ("discovery", "meters", "supplies")
 
 
@@ -317,7 +316,7 @@ class Daemon:
             key = load_or_create_key(config.state_dir)
             self._outbox = stack.enter_context(
                 Outbox(
-                    config.state_dir / OUTBOX_FILE,
+                    outbox_path(config.state_dir),
                     Signer(key, config.agent_id),
                     max_messages=config.upload.queue_max_messages,
                 )

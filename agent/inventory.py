@@ -19,7 +19,6 @@ billing imports.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,13 +29,11 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.config import DEFAULT_STATE_DIR
 from agent.errors import FleetAgentError
+from agent.state import STATE_DIR_ENV
 from mibs.models import Identity, PrinterRead
 
 SCHEMA_VERSION = 2
-INVENTORY_FILE = "inventory.db"
-STATE_DIR_ENV = "FLEET_AGENT_STATE_DIR"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -104,16 +101,6 @@ class DiscoveryOutcome(_Frozen):
     new: bool
     moved_from: str | None = None
     duplicate_serial: bool = False
-
-
-def default_state_dir() -> Path:
-    """``$FLEET_AGENT_STATE_DIR`` when set and non-empty, else the configured default."""
-    value = os.environ.get(STATE_DIR_ENV, "")
-    return Path(value) if value else DEFAULT_STATE_DIR
-
-
-def inventory_path(state_dir: Path) -> Path:
-    return state_dir / INVENTORY_FILE
 
 
 def _now() -> datetime:

@@ -37,7 +37,7 @@ from agent.commands._snmp_options import (
     settings_from_args,
 )
 from agent.errors import UsageError
-from agent.inventory import DiscoveryOutcome, Inventory, default_state_dir, inventory_path
+from agent.inventory import DiscoveryOutcome, Inventory
 from agent.logging import configure_logging
 from agent.output import (
     OutputFormat,
@@ -47,6 +47,7 @@ from agent.output import (
     print_table,
     write_line,
 )
+from agent.state import default_state_dir, inventory_path
 from collectors.credentials import Credential, SnmpSettings
 from collectors.discovery import (
     DEFAULT_MAX_IN_FLIGHT,

@@ -24,8 +24,9 @@ from agent.eligibility.policy import load_policy
 from agent.eligibility.reads import parse_reads
 from agent.eligibility.report import ReportFormat, write_report
 from agent.errors import ConfigError, UsageError
-from agent.inventory import Inventory, inventory_path
+from agent.inventory import Inventory
 from agent.logging import configure_logging
+from agent.state import inventory_path
 from mibs.models import PrinterRead
 
 _log = structlog.get_logger(__name__)

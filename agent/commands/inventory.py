@@ -20,8 +20,9 @@ from typing import Any, TextIO
 from rich.table import Table
 
 from agent.errors import UsageError
-from agent.inventory import Inventory, InventoryDevice, default_state_dir, inventory_path
+from agent.inventory import Inventory, InventoryDevice
 from agent.output import OutputError, address_key, json_line, print_table, write_line
+from agent.state import default_state_dir, inventory_path
 
 CSV_COLUMNS = (
     "device_id",

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import TextIO
 
+from agent.config import DEFAULT_STATE_DIR
+from agent.state import STATE_DIR_ENV, default_state_dir, key_path
 from uploader.keys import AgentKey
-
-DEFAULT_STATE_DIR = Path("/var/lib/fleet-agent")
-STATE_DIR_ENV = "FLEET_AGENT_STATE_DIR"
-KEY_FILE_NAME = "agent.key"
-
-
-def default_state_dir() -> Path:
-    """``$FLEET_AGENT_STATE_DIR`` if set and non-empty, else ``/var/lib/fleet-agent``."""
-    value = os.environ.get(STATE_DIR_ENV, "")
-    return Path(value) if value else DEFAULT_STATE_DIR
-
-
-def key_path(state_dir: Path) -> Path:
-    return state_dir / KEY_FILE_NAME
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

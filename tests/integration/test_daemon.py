@@ -22,7 +22,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.daemon import load_or_create_key
-from agent.inventory import Inventory, inventory_path
+from agent.inventory import Inventory
+from agent.state import inventory_path
 from tests.support.daemon import (
     FLEET_AGENT,
     DaemonRunner,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon import OUTBOX_FILE, load_or_create_key
+from agent.daemon import load_or_create_key
+from agent.state import OUTBOX_FILE
 from tests.support.daemon import DaemonRunner, Event, agent_config, start_printers
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import start_consumer, unique_prefix
