@@ -10,7 +10,8 @@ Messages (the ``body`` of the signed envelope, see docs/schema/) are typed:
 * ``read``: :class:`mibs.messages.ReadMessage`, the read exactly as
   ``fleet-agent scan --format json`` prints it, plus ``device_id``, ``purpose``
   (``meters`` or ``supplies``) and ``eligibility`` when a policy is configured.
-* ``event``: one model of the :data:`mibs.events.Event` union.
+* ``event``: one model of the :data:`mibs.events.Event` union (meter anomalies:
+  :func:`mibs.meter_anomalies.anomaly_event`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from mibs.events import (
     SupplyLow,
 )
 from mibs.messages import AgentMessage, Purpose, ReadMessage
+from mibs.meter_anomalies import anomaly_event, read_anomalies
 from mibs.models import PrinterRead
 from uploader.queue import Outbox
 
@@ -335,8 +337,19 @@ class Collector:
             )
         message = ReadMessage.of(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
         await self._sink.submit(message)  # durable before the read counts as collected
-        self._inventory.record_read(device.device_id, read)
+        previous = self._inventory.record_read(device.device_id, read)
+        if previous is not None:
+            await self._anomaly_events(device.device_id, previous, read)
         await self._change_events(device, read, verdict)
+
+    async def _anomaly_events(
+        self, device_id: str, previous: PrinterRead, read: PrinterRead
+    ) -> None:
+        """Meter anomalies since the device's previous read, each a signed event."""
+        billing = self.eligibility.policy.billing if self.eligibility is not None else None
+        for anomaly in read_anomalies(previous, read, billing):
+            log.warning("meter.anomaly", anomaly=anomaly.kind, detail=anomaly.describe())
+            await self._sink.submit(anomaly_event(anomaly, device_id, read))
 
     async def _change_events(
         self, device: InventoryDevice, read: PrinterRead, verdict: Verdict | None

@@ -287,11 +287,18 @@ class Inventory:
 
     # --- reads ---------------------------------------------------------------------
 
-    def record_read(self, device_id: str, read: PrinterRead) -> None:
-        """Keep the last read of ``device_id``, and its first one (the start page count)."""
+    def record_read(self, device_id: str, read: PrinterRead) -> PrinterRead | None:
+        """Keep the last read of ``device_id``, and its first one (the start page count).
+
+        Returns the last read kept before this one (None for the first read, or one that
+        no longer validates): what meter anomalies are detected against.
+        """
         text = read.model_dump_json()
         db = self._conn()
         with _transaction(db):
+            row = db.execute(
+                "SELECT last_read FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
             cursor = db.execute(
                 "UPDATE devices SET last_read_at = ?, last_read = ?, "
                 "first_read = COALESCE(first_read, ?), "
@@ -300,6 +307,12 @@ class Inventory:
             )
         if cursor.rowcount == 0:
             raise InventoryError(f"inventory {self.path}: no device {device_id!r}")
+        if row is None or row["last_read"] is None:
+            return None
+        try:
+            return PrinterRead.model_validate_json(row["last_read"])
+        except ValueError:  # kept by an older agent: nothing to compare with
+            return None
 
     def stored_reads(self) -> list[PrinterRead]:
         """The first and the last read of every device that was read (oldest first).

@@ -29,6 +29,7 @@ left out.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, JsonValue, TypeAdapter
@@ -45,13 +46,16 @@ __all__ = [
     "EligibilityChanged",
     "Event",
     "EventBase",
+    "ImplausibleJump",
+    "MeterBackwards",
+    "SerialChanged",
     "SupplyLow",
     "parse_event",
 ]
 
 #: Version of the event body format (docs/schema/event.schema.json); a new event kind
 #: or a new optional field bumps the minor number, a removed or retyped field the major.
-EVENT_SCHEMA_VERSION = "1.0"
+EVENT_SCHEMA_VERSION = "1.1"
 
 
 class EventBase(Frozen):
@@ -117,9 +121,50 @@ class SupplyLow(EventBase):
     percent: float | None
 
 
+class _MeterAnomaly(EventBase):
+    """A meter anomaly between the device's previous read and this one
+    (:mod:`mibs.meter_anomalies`): flagged, never billed silently."""
+
+    serial: str | None = Field(description="The serial in the later read.")
+    meter: str | None = Field(description="The device meter (counters name); null for serials.")
+    previous_at: datetime = Field(description="collected_at of the earlier read.")
+    at: datetime = Field(description="collected_at of the later read.")
+    previous: int | str | None = Field(description="Value (or serial) in the earlier read.")
+    current: int | str | None = Field(description="Value (or serial) in the later read.")
+    limit: int | None = Field(
+        description="implausible_jump: the most pages the engine could print; else null."
+    )
+    detail: str = Field(description="A sentence for people.")
+
+
+class MeterBackwards(_MeterAnomaly):
+    """A meter is lower than in the previous read (reset, board swap, firmware)."""
+
+    event: Literal["meter_backwards"] = "meter_backwards"
+
+
+class ImplausibleJump(_MeterAnomaly):
+    """A printed-page meter grew more than the engine could print since the previous read."""
+
+    event: Literal["implausible_jump"] = "implausible_jump"
+
+
+class SerialChanged(_MeterAnomaly):
+    """The serial number behind one device id changed."""
+
+    event: Literal["serial_changed"] = "serial_changed"
+
+
 #: Every event kind, discriminated on ``event``. Add a new model here.
 Event = Annotated[
-    DeviceFound | DeviceMoved | DuplicateSerial | EligibilityChanged | SupplyLow,
+    DeviceFound
+    | DeviceMoved
+    | DuplicateSerial
+    | EligibilityChanged
+    | SupplyLow
+    | MeterBackwards
+    | ImplausibleJump
+    | SerialChanged,
     Field(discriminator="event"),
 ]
 

@@ -205,6 +205,17 @@ class Status(Frozen):
     alerts: list[Alert] = Field(default_factory=list)
 
 
+ReadSource = Literal["device", "manual"]
+
+
+class ManualEntry(Frozen):
+    """Who entered a manual meter read, when, and why (``source: manual`` reads only)."""
+
+    entered_by: str = Field(min_length=1, description="Who read the meters off the device.")
+    reason: str = Field(min_length=1, description="Why the read is manual.")
+    entered_at: datetime = Field(description="When the read was entered into the agent.")
+
+
 class PrinterRead(Frozen):
     """One complete read of one printer."""
 
@@ -219,3 +230,10 @@ class PrinterRead(Frozen):
     supplies: list[Supply] = Field(default_factory=list)
     status: Status = Field(default_factory=Status)
     problems: list[Problem] = Field(default_factory=list)
+    source: ReadSource = Field(
+        default="device",
+        description="device: read over SNMP; manual: meters a person entered (meter add/import).",
+    )
+    manual: ManualEntry | None = Field(
+        default=None, description="Who entered a manual read and why; null for device reads."
+    )

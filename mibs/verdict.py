@@ -26,6 +26,7 @@ ReasonCode = Literal[
     "model_not_supported",
     "lifetime_count_missing",
     "lifetime_count_over_max",
+    "billing_meter_missing",
     "serial_missing",
     "serial_duplicate",
     "no_supplies_contact",

@@ -32,9 +32,10 @@ from agent.eligibility.models import (
     SiteSummary,
     Verdict,
 )
-from agent.eligibility.policy import Policy, normalise
+from agent.eligibility.policy import Policy
 from agent.eligibility.rules import DeviceFacts, evaluate
 from mibs.identity import stable_device_id
+from mibs.modelmatch import normalise
 from mibs.models import Identity, PrinterRead
 
 DeviceIdFunction = Callable[[Identity], str | None]

@@ -8,9 +8,8 @@ is a commented example.
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
 from packaging.version import InvalidVersion, Version
 from pydantic import (
@@ -24,6 +23,8 @@ from pydantic import (
 
 from agent.eligibility.contacts import Contact
 from agent.yamlconf import load_model, parse_yaml, validate
+from mibs.metering import BillingPolicy
+from mibs.modelmatch import ModelMatch, Name, normalise
 from mibs.status import ERROR_BITS
 from mibs.supplies import SUPPLY_TYPES
 
@@ -50,14 +51,7 @@ ErrorStateName = Literal[
 ]
 #: PrtAlertSeverityLevelTC (RFC 3805): other(1), critical(3), warning(4),
 #: warningBinaryChangeEvent(5).
-#: A non-empty name after stripping whitespace (a blank list entry is a mistake, not a wildcard).
-Name = Annotated[str, Field(min_length=1)]
 AlertSeverity = Literal["other", "critical", "warning", "warning_binary_change_event"]
-
-
-def normalise(text: str) -> str:
-    """Case-folded, whitespace collapsed: how names are compared."""
-    return " ".join(text.casefold().split())
 
 
 def _version_text(value: object, what: str) -> object:
@@ -75,40 +69,12 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
-class ModelRule(_Frozen):
+class ModelRule(ModelMatch):
     """Supported models of one vendor: exact names and/or shell-style patterns."""
 
-    vendor: str = Field(min_length=1, description="Vendor name or pattern, case-insensitive.")
-    names: tuple[Name, ...] = Field(default=(), description="Exact model names.")
-    patterns: tuple[Name, ...] = Field(
-        default=(), description="Shell-style patterns (*, ?, [..]), case-insensitive."
-    )
     max_lifetime_pages: PositiveInt | None = Field(
         default=None, description="Overrides the global maximum for these models."
     )
-
-    @model_validator(mode="after")
-    def _needs_a_model(self) -> Self:
-        if not self.names and not self.patterns:
-            raise ValueError("give at least one model in names or patterns")
-        return self
-
-    def matches(self, vendor: str, model: str) -> bool:
-        vendor_n, model_n = normalise(vendor), normalise(model)
-        if not fnmatchcase(vendor_n, normalise(self.vendor)):
-            return False
-        candidates = {model_n}
-        for prefix in (vendor_n, normalise(self.vendor)):
-            if model_n.startswith(prefix + " "):
-                candidates.add(model_n[len(prefix) + 1 :])
-        names = {normalise(name) for name in self.names}
-        if candidates & names:
-            return True
-        return any(
-            fnmatchcase(candidate, normalise(pattern))
-            for candidate in candidates
-            for pattern in self.patterns
-        )
 
 
 class HealthPolicy(_Frozen):
@@ -158,6 +124,10 @@ class Policy(_Frozen):
     pending: tuple[Name, ...] = Field(default=(), description="Device ids or serials pending.")
     technician_visit_threshold: PositiveInt = Field(
         default=10, description="More eligible devices than this: technician visit."
+    )
+    billing: BillingPolicy | None = Field(
+        default=None,
+        description="Contract meter types and the meter checks of the billing export.",
     )
 
     @field_validator("version", mode="before")

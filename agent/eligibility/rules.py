@@ -19,7 +19,8 @@ from packaging.version import InvalidVersion, Version
 from agent import __version__
 from agent.eligibility.contacts import Contact
 from agent.eligibility.models import Reason, ReasonCode, Verdict
-from agent.eligibility.policy import Policy, normalise
+from agent.eligibility.policy import Policy
+from mibs.modelmatch import normalise
 from mibs.models import PrinterRead, Supply
 
 
@@ -143,6 +144,22 @@ def lifetime_count_over_max(facts: DeviceFacts) -> list[Reason]:
         else (f"the contract's maximum of {limit:,}")
     )
     return [_reason("lifetime_count_over_max", f"Lifetime page count {total:,} is over {whose}.")]
+
+
+def billing_meter_missing(facts: DeviceFacts) -> list[Reason]:
+    billing = facts.policy.billing
+    if billing is None:
+        return []
+    meters = facts.read.counters.model_dump(by_alias=True)
+    missing = billing.missing_meters(facts.vendor, facts.model, meters)
+    return [
+        _reason(
+            "billing_meter_missing",
+            f"The device does not report {', '.join(needs)}, which the contract meter type "
+            f"{name} ({billing.meter_types_for(facts.vendor, facts.model)[name].text}) needs.",
+        )
+        for name, needs in missing.items()
+    ]
 
 
 def serial_missing(facts: DeviceFacts) -> list[Reason]:
@@ -327,6 +344,7 @@ RULES: tuple[tuple[ReasonCode, Rule], ...] = (
     ("model_not_supported", model_not_supported),
     ("lifetime_count_missing", lifetime_count_missing),
     ("lifetime_count_over_max", lifetime_count_over_max),
+    ("billing_meter_missing", billing_meter_missing),
     ("serial_missing", serial_missing),
     ("serial_duplicate", serial_duplicate),
     ("no_supplies_contact", no_supplies_contact),
