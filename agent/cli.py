@@ -16,9 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, cast
 
-from agent.errors import FleetAgentError
-from collectors.errors import SnmpError
-from uploader.errors import UploadError
+from fleet_errors import FleetAgentError, describe, exit_code, known_error
 
 
 class Command(NamedTuple):
@@ -50,7 +48,6 @@ COMMANDS: dict[str, Command] = {
 }
 
 Handler = Callable[[argparse.Namespace], int]
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (FleetAgentError, SnmpError, UploadError)
 
 
 class _CommandModule(Protocol):
@@ -113,9 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fleet-agent: interrupted", file=sys.stderr)
         return 130
-    except KNOWN_ERRORS as exc:
-        print(f"fleet-agent {args.command}: {exc}", file=sys.stderr)
-        return int(getattr(exc, "exit_code", 1))
+    except (FleetAgentError, ExceptionGroup) as exc:
+        if known_error(exc) is None:  # a bug among the failures: crash loudly, traceback
+            raise
+        print(f"fleet-agent {args.command}: {describe(exc)}", file=sys.stderr)
+        return exit_code(exc)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -326,6 +326,9 @@ class Collector:
         await self._deliver(device, read, purpose)
 
     async def _deliver(self, device: InventoryDevice, read: PrinterRead, purpose: Purpose) -> None:
+        for problem in read.problems:
+            if problem.reason == "decoder_error":  # our bug, already logged with its traceback
+                self._metrics.decoder_errors.labels(part=problem.field).inc()
         verdict = None
         if self.eligibility is not None:
             verdict = evaluate_read(

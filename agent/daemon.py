@@ -40,6 +40,7 @@ from agent.metrics import Metrics, MetricsServer
 from agent.sdnotify import SystemdNotifier
 from agent.state import inventory_path, key_path, outbox_path
 from collectors.snmp import SnmpTransport
+from fleet_errors import describe, known_error
 from uploader.envelope import Signer
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
@@ -170,9 +171,10 @@ class Daemon:
             raise
         except Exception as exc:  # a crash in a job is logged and survived: the daemon goes on
             state.failures += 1
-            state.last_error = f"{type(exc).__name__}: {exc}"
+            # One sentence naming the device or file, exception groups unwrapped.
+            state.last_error = describe(exc, types=True)
             self.metrics.job_runs.labels(job=name, outcome="error").inc()
-            log.exception("job.failed", error=state.last_error)
+            log.exception("job.failed", error=state.last_error, ours=known_error(exc) is not None)
         else:
             state.last_success = datetime.now(UTC)
             state.last_error = None

@@ -1,38 +1,36 @@
-"""The error tree, documented at its root.
+"""The agent's own errors, in the one tree rooted at :class:`fleet_errors.FleetAgentError`.
 
-``FleetAgentError`` is the root of what the agent raises on purpose. Each
-package keeps its own base so that it does not import ``agent``:
-
-* ``mibs``: decoders do not raise for device garbage; they record a
-  ``mibs.models.Problem`` and the read survives.
-* ``collectors.errors.SnmpError``: a request failed (timeout, auth, protocol).
-* ``uploader.errors.UploadError``: queue, signing or broker trouble.
-* ``agent.errors.FleetAgentError``: configuration and usage errors, below.
-
-The CLI turns any of these into one line on stderr and a non-zero exit;
-anything else is a bug and crashes loudly with a traceback.
+The tree, and why it lives in its own dependency-free module, is documented in
+:mod:`fleet_errors`. ``FleetAgentError``, ``LocalError`` and ``RemoteError`` are
+re-exported here for the agent's modules.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 
-class FleetAgentError(Exception):
-    """Root of the agent's own errors."""
+from fleet_errors import FleetAgentError, LocalError, RemoteError
 
-    exit_code = 1
+__all__ = ["ConfigError", "FleetAgentError", "LocalError", "RemoteError", "UsageError"]
 
 
-class UsageError(FleetAgentError):
+class UsageError(LocalError):
     """A command-line argument is wrong; the message names it."""
 
     exit_code = 2
 
 
-class ConfigError(FleetAgentError):
+class ConfigError(LocalError):
     """A configuration or policy file is wrong; the message names file, line and field."""
 
     exit_code = 2
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
-        super().__init__(message)
-        self.path = path
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, line=line, field=field)

@@ -29,7 +29,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict
 
-from agent.errors import FleetAgentError
+from agent.errors import LocalError
 from agent.state import STATE_DIR_ENV
 from mibs.models import Identity, PrinterRead
 
@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS addresses_device ON addresses(device_id);
 """
 
 
-class InventoryError(FleetAgentError):
+class InventoryError(LocalError):
     """The inventory file cannot be opened or is not ours; the message names the file."""
 
 

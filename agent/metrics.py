@@ -37,6 +37,12 @@ class Metrics:
             "fleet_agent_reads", "Device reads by outcome.", ["kind", "outcome"], registry=r
         )
         self.snmp_requests = Counter("fleet_agent_snmp_requests", "SNMP requests sent.", registry=r)
+        self.decoder_errors = Counter(
+            "fleet_agent_decoder_errors",
+            "Read parts lost to a bug in our decoders (logged as decode.decoder_error).",
+            ["part"],
+            registry=r,
+        )
         self.snmp_timeouts = Counter(
             "fleet_agent_snmp_timeouts", "SNMP requests that got no answer.", registry=r
         )

@@ -16,13 +16,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from agent.errors import FleetAgentError
+from agent.errors import LocalError
 from mibs.models import PrinterRead, Supply
 
 OutputFormat = Literal["table", "json"]
 
 
-class OutputError(FleetAgentError):
+class OutputError(LocalError):
     """Standard output could not be written (closed pipe, full disk, read-only descriptor)."""
 
 

@@ -27,12 +27,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from uploader.errors import UploadError
+from fleet_errors import LocalError
 
 __all__ = ["AgentState", "SqlStore", "StoreError", "StoredMessage", "open_store"]
 
 
-class StoreError(UploadError):
+class StoreError(LocalError):
     """The consumer's store cannot be opened or written; names the store."""
 
 

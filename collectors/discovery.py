@@ -41,6 +41,7 @@ from collectors.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from collectors.poller import read_printer
 from collectors.ratelimit import TokenBucket, unlimited
 from collectors.udp_session import Pace, SnmpPortClosed, UdpSnmpSession
+from fleet_errors import leaves
 from mibs.enterprises import enterprise_of
 from mibs.identity import (
     HR_DEVICE_DESCR,
@@ -230,7 +231,7 @@ class Sweep:
                 for number in range(workers):
                     group.create_task(worker(), name=f"discovery-worker-{number}")
         except BaseExceptionGroup as failure:
-            raise _first_leaf(failure) from None
+            raise leaves(failure)[0] from None  # the error a worker raised (output closed, ...)
         self.stats.finished = time.monotonic()
         _log().info(
             "discovery.completed",
@@ -331,14 +332,6 @@ class Sweep:
             refusals=refusals,
             read=read,
         )
-
-
-def _first_leaf(failure: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error a worker raised (output closed, inventory unwritable): the CLI reports it."""
-    leaf: BaseException = failure
-    while isinstance(leaf, BaseExceptionGroup):
-        leaf = leaf.exceptions[0]
-    return leaf
 
 
 def _sys_oid(varbinds: Mapping[Oid, Value]) -> Oid | None:

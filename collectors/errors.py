@@ -1,20 +1,22 @@
-"""Errors raised by the SNMP side.
+"""Errors raised by the SNMP side: the device's fault (:class:`fleet_errors.RemoteError`).
 
-Root of this package's tree is :class:`SnmpError`. A device that answers
-garbage is *not* an exception here: decoders record it as a ``Problem`` on the
-read. These exceptions mean the request itself failed.
+:class:`SnmpError` is this package's branch of the one tree. A device that
+answers garbage for a field is *not* an exception here: decoders record it as
+a ``Problem`` on the read. These exceptions mean the request itself failed.
 """
 
 from __future__ import annotations
 
+from fleet_errors import RemoteError
 
-class SnmpError(Exception):
+
+class SnmpError(RemoteError):
     """An SNMP request to ``address`` failed."""
 
+    address: str
+
     def __init__(self, message: str, *, address: str, oid: str | None = None) -> None:
-        super().__init__(message)
-        self.address = address
-        self.oid = oid
+        super().__init__(message, address=address, oid=oid)
 
 
 class SnmpTimeout(SnmpError):

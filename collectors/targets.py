@@ -26,6 +26,8 @@ import socket
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from fleet_errors import LocalError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Largest sweep accepted without ``allow_huge``: four /16 blocks.
@@ -36,11 +38,11 @@ ABSOLUTE_LIMIT = 2**32
 _MESSAGE_PPS = 100
 
 
-class TargetError(ValueError):
+class TargetError(LocalError):
     """A target or exclusion spec is unusable; ``spec`` is the offending text."""
 
     def __init__(self, message: str, *, spec: str) -> None:
-        super().__init__(f"target {spec!r}: {message}")
+        super().__init__(f"target {spec!r}: {message}", field="targets")
         self.spec = spec
 
 

@@ -3,14 +3,20 @@
 Each part (identity, counters, supplies, status) has its own pure decoder.
 A device that answers strangely costs a field: decoders record ``Problem``s
 and carry on. Should a decoder itself fail on some input (our bug, not the
-device's), only that part is lost: :func:`decode_read` records a Problem with
-reason ``decoder_error`` naming the part and the exception, and the rest of
-the read survives. Unit tests call the part decoders directly, so such bugs
-still fail loudly there.
+device's), only that part is lost, but loudly: the exception is logged with
+its traceback as ``decode.decoder_error`` (logger ``mibs.decode``, with the
+``part``), the read records a Problem with reason ``decoder_error`` naming the
+part and the exception, and the rest of the read survives. The daemon counts
+those problems in ``fleet_agent_decoder_errors_total``.
+
+This package imports only the standard library and pydantic, so the log line
+goes through the standard ``logging`` module; the agent's logging set-up
+(``agent.logging``) renders it through structlog like every other event.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -25,11 +31,14 @@ from mibs.values import IndexedVarbinds, Varbinds
 
 T = TypeVar("T")
 
+_log = logging.getLogger("mibs.decode")
+
 
 def _guarded(part: str, problems: list[Problem], fallback: T, run: Callable[[], T]) -> T:
     try:
         return run()
-    except Exception as exc:  # one part's decoder bug must not cost the read
+    except Exception as exc:  # our bug: loud in the log, but it must not cost the whole read
+        _log.error("decode.decoder_error", exc_info=True, extra={"part": part})
         problems.append(
             Problem(
                 field=part,

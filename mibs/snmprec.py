@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fleet_errors import LocalError
 from mibs.values import Oid, Value, parse_oid
 
 # BER tag -> kind, from RFC 2578 (SMIv2) application types.
@@ -26,10 +27,13 @@ class Record:
     value: Value | None  # None for NULL
 
 
-class SnmprecError(ValueError):
+class SnmprecError(LocalError):
+    """A line of a .snmprec recording is malformed; ``line`` is its number."""
+
+    line: int
+
     def __init__(self, message: str, *, line: int) -> None:
-        super().__init__(f"line {line}: {message}")
-        self.line = line
+        super().__init__(f"line {line}: {message}", line=line)
 
 
 def _parse_value(tag: int, hexed: bool, raw: str, line: int) -> Value | None:

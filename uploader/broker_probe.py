@@ -18,27 +18,31 @@ import ssl
 import struct
 from pathlib import Path
 
+from fleet_errors import LocalError, RemoteError
 from uploader.config import MqttSettings
-from uploader.errors import UploadError
 
 
-class MqttConfigError(UploadError):
+class MqttConfigError(LocalError):
     """A TLS file named in the MQTT settings is missing or unreadable; names field and file."""
 
+    field: str
+    path: Path
+
     def __init__(self, message: str, *, field: str, path: Path) -> None:
-        super().__init__(message)
-        self.field = field
-        self.path = path
+        super().__init__(message, field=field, path=path)
 
 
-class BrokerUnavailable(UploadError):
+class BrokerUnavailable(RemoteError):
     """The broker could not be reached or refused us; ``reason`` says why in plain words."""
 
+    reason: str
+
     def __init__(self, *, host: str, port: int, reason: str) -> None:
-        super().__init__(f"MQTT broker {host}:{port}: {reason}")
+        super().__init__(
+            f"MQTT broker {host}:{port}: {reason}", address=f"{host}:{port}", reason=reason
+        )
         self.host = host
         self.port = port
-        self.reason = reason
 
 
 # MQTT 3.1.1 CONNACK return codes (OASIS MQTT 3.1.1, section 3.2.2.3).

@@ -1,4 +1,4 @@
-"""Errors of the upload side. Root: :class:`UploadError`.
+"""Errors of the upload side, in the one tree rooted at :class:`fleet_errors.FleetAgentError`.
 
 * :class:`KeyFileError`: an agent key or public key file is missing, unreadable
   or not an Ed25519 key; names the file.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+
+from fleet_errors import LocalError, RemoteError
 
 RejectReason = Literal[
     "malformed",  # not a compact JWS, bad base64url, header not a JSON object, too large
@@ -37,33 +39,32 @@ REJECT_REASONS: tuple[RejectReason, ...] = (
 )
 
 
-class UploadError(Exception):
-    """Queue, signing, key or broker trouble; the message names the file or broker."""
-
-
-class KeyFileError(UploadError):
+class KeyFileError(LocalError):
     """A key file is missing, unreadable, malformed or would be overwritten."""
 
+    path: Path
+
     def __init__(self, message: str, *, path: Path) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
+        super().__init__(f"{path}: {message}", path=path)
 
 
-class EnvelopeRejected(UploadError):
-    """A token failed verification. ``reason`` is one of :data:`REJECT_REASONS`."""
+class EnvelopeRejected(RemoteError):
+    """A received token failed verification. ``reason`` is one of :data:`REJECT_REASONS`."""
+
+    reason: RejectReason
 
     def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(f"envelope rejected ({reason}): {detail}")
-        self.reason: RejectReason = reason
+        super().__init__(f"envelope rejected ({reason}): {detail}", reason=reason)
         self.detail = detail
 
 
-class QueueError(UploadError):
+class QueueError(LocalError):
     """The durable outbox cannot be used; the message names the file."""
 
+    path: Path
+
     def __init__(self, message: str, *, path: Path) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = path
+        super().__init__(f"{path}: {message}", path=path)
 
 
 class QueueCorrupt(QueueError):

@@ -33,7 +33,7 @@ from agent.eligibility.scanning import (
     verdict_table,
     with_eligibility,
 )
-from agent.errors import FleetAgentError, UsageError
+from agent.errors import UsageError
 from agent.logging import configure_logging
 from agent.output import (
     OutputFormat,
@@ -48,6 +48,7 @@ from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from collectors.poller import read_printer
 from collectors.targets import TargetError, parse_targets
+from fleet_errors import known_error
 from mibs.models import PrinterRead
 
 DEFAULT_CONCURRENCY = 32
@@ -174,29 +175,16 @@ async def run_scan(
             for number in range(concurrency):
                 group.create_task(worker(), name=f"scan-worker-{number}")
     except BaseExceptionGroup as failure:
-        _raise_known(failure)
+        error = known_error(failure)  # a worker's deliberate error: the CLI reports one line
+        if error is None:
+            raise
+        raise error from None
     return summary
 
 
 def _cut_short(read: PrinterRead) -> bool:
     """The read stopped early (silence or deadline), so "not a printer" is not known."""
     return any(problem.reason in ("timeout", "deadline") for problem in read.problems)
-
-
-def _raise_known(failure: BaseExceptionGroup[BaseException]) -> None:
-    """Unwrap a worker's deliberate error (output closed, ...) so the CLI reports it as one line."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [failure]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, BaseExceptionGroup):
-            stack.extend(item.exceptions)
-        else:
-            leaves.append(item)
-    known = [leaf for leaf in leaves if isinstance(leaf, FleetAgentError | SnmpError)]
-    if known and len(known) == len(leaves):
-        raise known[0] from None
-    raise failure
 
 
 async def _scan(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from agent.demo import process as processes
 from agent.demo.fleet import PrinterSpec, to_snmprec
-from agent.errors import FleetAgentError
+from agent.errors import LocalError
 from collectors._pysnmp_types import PduKind
 from collectors._pysnmp_wire import encode_request
 
@@ -29,7 +29,7 @@ COMMUNITY = "public"
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)
 
 
-class DemoError(FleetAgentError):
+class DemoError(LocalError):
     """A part of the demo could not be set up; the message says what to install or free."""
 
 

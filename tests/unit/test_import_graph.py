@@ -9,7 +9,9 @@ still a dependency) becomes an edge to the module it names. Then:
 * ``mibs`` imports nothing of ours; ``uploader`` nothing of ``agent``,
   ``collectors``, ``mibs`` or ``backend``; ``backend`` nothing of ``agent`` or
   ``collectors``; ``collectors`` nothing of ``agent``, ``uploader`` or
-  ``backend``; and no package imports ``agent`` (the composition root);
+  ``backend``; and no package imports ``agent`` (the composition root). The one
+  exception is ``fleet_errors``, the root of the error tree: it imports only the
+  standard library, so any package may import it;
 * ``agent.daemon`` imports no command module, and ``agent.cli`` imports the
   command modules only by name, when a command runs.
 """
@@ -24,13 +26,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("agent", "mibs", "collectors", "uploader", "backend")
+PACKAGES = ("agent", "mibs", "collectors", "uploader", "backend", "fleet_errors")
+#: ``fleet_errors`` is the error tree's root: standard library only, so every package may
+#: import it without depending on another package (it imports nothing of ours).
 ALLOWED: dict[str, frozenset[str]] = {
-    "mibs": frozenset(),
-    "uploader": frozenset(),
-    "collectors": frozenset({"mibs"}),
-    "backend": frozenset({"mibs", "uploader"}),
-    "agent": frozenset({"mibs", "collectors", "uploader", "backend"}),
+    "fleet_errors": frozenset(),
+    "mibs": frozenset({"fleet_errors"}),
+    "uploader": frozenset({"fleet_errors"}),
+    "collectors": frozenset({"mibs", "fleet_errors"}),
+    "backend": frozenset({"mibs", "uploader", "fleet_errors"}),
+    "agent": frozenset({"mibs", "collectors", "uploader", "backend", "fleet_errors"}),
 }
 
 
@@ -112,6 +117,22 @@ EDGES = [edge for module, path in MODULES.items() for edge in _imports(module, p
 
 def _top(name: str) -> str:
     return name.partition(".")[0]
+
+
+def test_the_error_root_depends_on_nothing_of_ours() -> None:
+    assert [str(e) for e in EDGES if e.source == "fleet_errors"] == []
+    tree = ast.parse((ROOT / "fleet_errors" / "__init__.py").read_text(encoding="utf-8"))
+    imported = {
+        (node.module or "").partition(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name.partition(".")[0]
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert imported <= {"__future__", "collections", "contextlib", "pathlib"}
 
 
 def test_the_graph_is_read_from_every_module() -> None:

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from uploader.errors import KeyFileError, UploadError
+from fleet_errors import LocalError
+from uploader.errors import KeyFileError
 from uploader.keys import AgentKey, load_public_key, load_public_keys
 
 # RFC 8037 appendix A.1 (private key) and A.3 (its RFC 7638 thumbprint).
@@ -98,7 +99,7 @@ def test_load_missing_file_names_it_and_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="keys init") as info:
         AgentKey.load(path)
     assert str(path) in str(info.value)
-    assert isinstance(info.value, UploadError)
+    assert isinstance(info.value, LocalError)
 
 
 def test_load_garbage_is_a_clear_error(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 import structlog
 from joserfc.jwk import OKPKey
 
+from fleet_errors import LocalError
 from uploader.envelope import ChainTracker, Signer, Verifier, envelope_hash
 from uploader.errors import (
     QueueClosed,
@@ -27,7 +28,6 @@ from uploader.errors import (
     QueueError,
     QueueFull,
     QueueLocked,
-    UploadError,
 )
 from uploader.keys import AgentKey
 from uploader.outgoing import JsonMessage
@@ -254,7 +254,7 @@ def test_garbage_file_is_corrupt_and_named(tmp_path: Path) -> None:
     with pytest.raises(QueueCorrupt) as info:
         Outbox(path, SIGNER)
     assert str(path) in str(info.value)
-    assert isinstance(info.value, UploadError)
+    assert isinstance(info.value, LocalError)
 
 
 def test_a_foreign_sqlite_database_is_refused(tmp_path: Path) -> None:
