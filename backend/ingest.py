@@ -13,6 +13,12 @@ verifies each envelope against the registered public keys and classifies it:
   chain break (``prev_hash`` is not the hash of the previous envelope) or an
   agent restart (sequence 1 again: the agent lost its outbox).
 
+A stored ``read`` or ``event`` body is parsed with the agent's own models
+(:func:`mibs.messages.parse_body`: the read schema and the event union). A
+signed body that does not follow them is still stored (it is signed billing
+data: never dropped) but counted as ``off_schema`` and logged as
+``ingest.body_off_schema`` naming the field.
+
 :func:`run_ingest` is the MQTT shell: a shared subscription
 (``$share/{group}/{prefix}/+/+/reads`` and ``events``, ``status``) so several
 consumers split the load, a persistent session, reconnect with backoff. Each
@@ -35,9 +41,10 @@ from datetime import UTC, datetime
 from typing import Literal
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
+from mibs.messages import parse_body
 from uploader.config import (
     KIND_BY_TOPIC_LEVEL,
     PRESENCE_OFFLINE,
@@ -89,6 +96,7 @@ class IngestSummary(BaseModel):
     chain_breaks: int
     restarts: int
     presence: int
+    off_schema: int = 0
 
 
 @dataclass
@@ -102,6 +110,18 @@ class _Counters:
     chain_breaks: int = 0
     restarts: int = 0
     presence: int = 0
+    off_schema: int = 0
+
+
+def body_problem(envelope: Envelope) -> str | None:
+    """Why ``envelope``'s body does not follow its kind's model (``None`` when it does)."""
+    try:
+        parse_body(envelope.kind, envelope.body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        return f"{envelope.kind} body: {where}: {first['msg']}"
+    return None
 
 
 def subscription_topics(topic_prefix: str, group: str | None) -> list[str]:
@@ -149,6 +169,7 @@ class Ingestor:
             chain_breaks=c.chain_breaks,
             restarts=c.restarts,
             presence=c.presence,
+            off_schema=c.off_schema,
         )
 
     def _topic_parts(self, topic: str) -> tuple[str, str, str] | None:
@@ -233,6 +254,16 @@ class Ingestor:
                 agent_id=agent_id,
             )
         batch.put_agent_state(new_state)
+        off_schema = body_problem(envelope)
+        if off_schema is not None:
+            self._counters.off_schema += 1
+            log.warning(
+                "ingest.body_off_schema",
+                agent_id=agent_id,
+                sequence=sequence,
+                kind=envelope.kind,
+                detail=off_schema,
+            )
         batch.insert_message(
             StoredMessage(
                 message_id=envelope.message_id,

@@ -74,7 +74,7 @@ class FleetAgentError(Exception):
     exit_code: int = 1
     address: str | None = None
     oid: str | None = None
-    path: Path | None = None
+    path: str | Path | None = None  # as the caller named it
     line: int | None = None
     field: str | None = None
     reason: str | None = None
@@ -97,7 +97,7 @@ class FleetAgentError(Exception):
         if oid is not None:
             self.oid = oid
         if path is not None:
-            self.path = Path(path)
+            self.path = path
         if line is not None:
             self.line = line
         if field is not None:

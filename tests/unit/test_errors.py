@@ -65,7 +65,7 @@ def test_errors_carry_their_context_as_attributes() -> None:
     snmp = SnmpProtocolError("tooBig", address="192.0.2.7", oid="1.3.6.1.2.1.43")
     assert (snmp.address, snmp.oid) == ("192.0.2.7", "1.3.6.1.2.1.43")
     config = ConfigError("agent.yaml:3: snmp.timeout: too big", path="agent.yaml", line=3)
-    assert (config.path, config.line, config.exit_code) == (Path("agent.yaml"), 3, 2)
+    assert (config.path, config.line, config.exit_code) == ("agent.yaml", 3, 2)
     assert SnmprecError("bad hex value", line=7).line == 7
     full = QueueFull("full", path=Path("outbox.db"), depth=10, max_messages=10)
     assert (full.path, full.depth) == (Path("outbox.db"), 10)

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from agent.cli import main
 from backend.ingest import Ingestor
 from backend.store import SqlStore, StoreError, open_store
+from mibs.events import DeviceFound
+from mibs.messages import ReadMessage, parse_body
+from mibs.models import Counters, Identity, PrinterRead
 from uploader.envelope import Signer, Verifier, envelope_hash
 from uploader.keys import AgentKey
 
 PREFIX = "unit/fleet"
 AGENT = "agent-1"
 READS = f"{PREFIX}/site-a/{AGENT}/reads"
+EVENTS = f"{PREFIX}/site-a/{AGENT}/events"
 
 
 class Chain:
@@ -27,7 +34,7 @@ class Chain:
         self.sequence = 0
         self.last_hash: str | None = None
 
-    def next(self, body: dict[str, int] | None = None, kind: str = "read") -> bytes:
+    def next(self, body: dict[str, Any] | None = None, kind: str = "read") -> bytes:
         self.sequence += 1
         message = self.signer.sign(
             kind=kind,  # type: ignore[arg-type]
@@ -255,3 +262,38 @@ def test_ingest_cli_usage_errors_name_the_option(
     assert "--store 'mysql://db'" in capsys.readouterr().err
     assert main([*base[:-1], str(tmp_path / "absent")]) == 1
     assert "public key directory does not exist" in capsys.readouterr().err
+
+
+def test_bodies_are_parsed_with_the_agents_models_and_off_schema_ones_kept(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    read = ReadMessage.of(
+        PrinterRead(
+            address="192.0.2.7",
+            collected_at=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+            identity=Identity(serial="CNB1"),
+            counters=Counters(total=1234),
+        ),
+        device_id="sn:hp:CNB1",
+        purpose="meters",
+        verdict=None,
+    )
+    event = DeviceFound(
+        device_id="sn:hp:CNB1", address="192.0.2.7", serial="CNB1", vendor="HP", model=None
+    )
+    chain = Chain(key)
+    with capture_logs() as logs:
+        outcomes = ingestor.handle_batch(
+            [
+                (READS, chain.next(read.to_body())),
+                (EVENTS, chain.next(event.to_body(), kind="event")),
+                (READS, chain.next({"pages": 10})),
+            ]
+        )
+    assert [o.kind for o in outcomes] == ["stored"] * 3  # signed data is never dropped
+    assert ingestor.summary().off_schema == 1
+    [warning] = [e for e in logs if e["event"] == "ingest.body_off_schema"]
+    assert (warning["sequence"], warning["kind"]) == (3, "read")
+    assert warning["detail"].startswith("read body: ")
+    row = store.execute("SELECT body FROM messages WHERE sequence = 1").fetchone()
+    assert parse_body("read", json.loads(row[0])) == read
