@@ -33,12 +33,10 @@ from agent.eligibility.policy import Policy, load_policy
 from agent.eligibility.rules import evaluate_read
 from agent.inventory import Inventory, InventoryDevice
 from agent.metrics import Metrics
-from collectors.credentials import Credential
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
-from collectors.errors import SnmpError, SnmpTimeout
-from collectors.poller import read_printer
-from collectors.snmp import SnmpTransport
+from collectors.reader import ReadOutcome, read_device
 from collectors.targets import parse_targets
+from collectors.transport import SnmpTransport
 from mibs.events import (
     DeviceFound,
     DeviceMoved,
@@ -49,6 +47,7 @@ from mibs.events import (
 from mibs.messages import AgentMessage, Purpose, ReadMessage
 from mibs.meter_anomalies import anomaly_event, read_anomalies
 from mibs.models import PrinterRead
+from mibs.plan import full_read_plan
 from uploader.queue import Outbox
 
 log = structlog.get_logger("agent.collect")
@@ -193,9 +192,7 @@ class Collector:
                 rate=settings.rate,
                 max_in_flight=min(settings.max_in_flight, self.config.snmp.concurrency),
             ),
-            v3_sessions=lambda address, credential, snmp: transport.session(
-                address, credential, settings=snmp
-            ),
+            transport=transport,
             known_profiles=self._inventory.known_profiles(),
         )
         started = self._clock()
@@ -250,12 +247,6 @@ class Collector:
         self._metrics.snmp_timeouts.inc(max(0, timeouts - self._snmp_counted[1]))
         self._snmp_counted = (sent, timeouts)
 
-    def _credential(self, name: str | None) -> Credential | None:
-        for credential in self.config.snmp.credentials:
-            if credential.name == name:
-                return credential
-        return None
-
     async def read_all(self, purpose: Purpose, *, fresh_for: float = 0.0) -> CycleStats:
         """Read every known printer once, ``snmp.concurrency`` at a time.
 
@@ -296,36 +287,53 @@ class Collector:
 
     async def _read_one(self, device: InventoryDevice, purpose: Purpose, stats: CycleStats) -> None:
         assert device.address is not None
-        credential = self._credential(device.credential_profile) or self.config.snmp.credentials[0]
         structlog.contextvars.bind_contextvars(device_id=device.device_id, address=device.address)
         try:
             async with self._limit:
                 try:
-                    session = self._transport.session(device.address, credential)
-                    read = await read_printer(session, deadline=self.config.snmp.read_deadline)
+                    outcome = await read_device(
+                        device.address,
+                        self.config.snmp.credentials,
+                        full_read_plan(),
+                        self.config.snmp.read_deadline,
+                        sessions=self._transport,
+                        remembered=device.credential_profile,
+                        clock=self._clock,
+                    )
                 finally:
                     self._count_snmp()
-        except SnmpTimeout:
-            stats.silent += 1
-            self._metrics.reads.labels(kind=purpose, outcome="silent").inc()
-            log.warning("read.silent", profile=credential.name)
-            return
-        except SnmpError as exc:
-            stats.failed += 1
-            self._metrics.reads.labels(kind=purpose, outcome="error").inc()
-            log.warning("read.failed", profile=credential.name, error=str(exc))
-            return
+            self._count_outcome(outcome, purpose, stats)
         finally:
             structlog.contextvars.unbind_contextvars("device_id", "address")
+        if outcome.read is not None:
+            await self._deliver(device, outcome.read, purpose, profile=outcome.profile)
+
+    def _count_outcome(self, outcome: ReadOutcome, purpose: Purpose, stats: CycleStats) -> None:
+        """Stats, the reads metric and the log line of one read, in the reasons' own words."""
+        read = outcome.read
+        if read is None:
+            if outcome.kind == "silent":
+                stats.silent += 1
+            else:
+                stats.failed += 1
+            metric = "silent" if outcome.kind == "silent" else "error"
+            self._metrics.reads.labels(kind=purpose, outcome=metric).inc()
+            log.warning(
+                f"read.{outcome.kind}",
+                reason=outcome.reason,
+                profiles=[c.name for c in self.config.snmp.credentials],
+                error=outcome.detail or None,
+            )
+            return
         if read.problems:
             stats.partial += 1
         else:
             stats.ok += 1
-        outcome = "partial" if read.problems else "ok"
-        self._metrics.reads.labels(kind=purpose, outcome=outcome).inc()
-        await self._deliver(device, read, purpose)
+        self._metrics.reads.labels(kind=purpose, outcome="partial" if read.problems else "ok").inc()
 
-    async def _deliver(self, device: InventoryDevice, read: PrinterRead, purpose: Purpose) -> None:
+    async def _deliver(
+        self, device: InventoryDevice, read: PrinterRead, purpose: Purpose, *, profile: str | None
+    ) -> None:
         for problem in read.problems:
             if problem.reason == "decoder_error":  # our bug, already logged with its traceback
                 self._metrics.decoder_errors.labels(part=problem.field).inc()
@@ -340,7 +348,7 @@ class Collector:
             )
         message = ReadMessage.of(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
         await self._sink.submit(message)  # durable before the read counts as collected
-        previous = self._inventory.record_read(device.device_id, read)
+        previous = self._inventory.record_read(device.device_id, read, credential_profile=profile)
         if previous is not None:
             await self._anomaly_events(device.device_id, previous, read)
         await self._change_events(device, read, verdict)

@@ -39,7 +39,7 @@ from agent.logging import configure_logging
 from agent.metrics import Metrics, MetricsServer
 from agent.sdnotify import SystemdNotifier
 from agent.state import inventory_path, key_path, outbox_path
-from collectors.snmp import SnmpTransport
+from collectors.transport import SnmpTransport
 from fleet_errors import describe, known_error
 from uploader.envelope import Signer
 from uploader.keys import AgentKey

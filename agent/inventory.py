@@ -287,9 +287,12 @@ class Inventory:
 
     # --- reads ---------------------------------------------------------------------
 
-    def record_read(self, device_id: str, read: PrinterRead) -> PrinterRead | None:
+    def record_read(
+        self, device_id: str, read: PrinterRead, *, credential_profile: str | None = None
+    ) -> PrinterRead | None:
         """Keep the last read of ``device_id``, and its first one (the start page count).
 
+        ``credential_profile``, the profile that answered, is remembered for the next read.
         Returns the last read kept before this one (None for the first read, or one that
         no longer validates): what meter anomalies are detected against.
         """
@@ -302,8 +305,16 @@ class Inventory:
             cursor = db.execute(
                 "UPDATE devices SET last_read_at = ?, last_read = ?, "
                 "first_read = COALESCE(first_read, ?), "
-                "lifetime_pages = COALESCE(?, lifetime_pages) WHERE device_id = ?",
-                (_text(read.collected_at), text, text, read.counters.total, device_id),
+                "lifetime_pages = COALESCE(?, lifetime_pages), "
+                "credential_profile = COALESCE(?, credential_profile) WHERE device_id = ?",
+                (
+                    _text(read.collected_at),
+                    text,
+                    text,
+                    read.counters.total,
+                    credential_profile,
+                    device_id,
+                ),
             )
         if cursor.rowcount == 0:
             raise InventoryError(f"inventory {self.path}: no device {device_id!r}")

@@ -2,7 +2,7 @@
 
 Starts ``bench/replay_responder.py`` (a separate process, so its CPU is not
 counted as ours) serving recordings on many loopback addresses, then reads them
-all with the agent's own code path (``SnmpTransport`` + ``read_printer``, as
+all with the agent's own code path (``SnmpTransport`` + ``read_device``, as
 ``fleet-agent scan`` does) and reports:
 
 * reads/s over the fleet, with ``--concurrency`` devices in flight;
@@ -43,9 +43,10 @@ import structlog
 from pydantic import SecretStr
 
 from collectors.credentials import Credential, SnmpSettings
-from collectors.poller import read_printer
-from collectors.snmp import SnmpTransport
+from collectors.reader import read_device
+from collectors.transport import SnmpTransport
 from mibs.models import PrinterRead
+from mibs.plan import full_read_plan
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -114,8 +115,16 @@ async def read_round(
 
     async def one(address: str) -> None:
         async with semaphore:
-            session = transport.session(address, credential, settings=settings)
-            reads.append(await read_printer(session, deadline=settings.read_deadline))
+            outcome = await read_device(
+                address,
+                [credential],
+                full_read_plan(),
+                settings.read_deadline,
+                sessions=transport,
+                settings=settings,
+            )
+            if outcome.read is not None:
+                reads.append(outcome.read)
 
     sent = transport.requests_sent
     wall, cpu = time.perf_counter(), time.process_time()

@@ -29,9 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from collectors._pysnmp_types import PduKind
-from collectors._pysnmp_wire import decode_request, encode_response, encode_varbind
-from collectors._snmp_ber import END_OF_MIB_VIEW, NO_SUCH_INSTANCE, encode_value, tlv
+from collectors.ber import END_OF_MIB_VIEW, NO_SUCH_INSTANCE, encode_value, tlv
+from collectors.snmp_message import PduKind, decode_request, encode_response, encode_varbind
 from mibs.snmprec import parse_snmprec
 from mibs.values import Oid
 

@@ -338,7 +338,7 @@ def profile_summary(collapsed: str, top: int = 15) -> dict[str, Any]:
     stages: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     stage_markers = {
-        "snmp read (read_printer)": "read_printer",
+        "snmp read (read_session)": "read_session",
         "decode (decode_read)": "decode_read",
         "sign + outbox (submit_many)": "submit_many",
         "inventory record_read": "record_read",

@@ -1,7 +1,7 @@
 """The narrow seam between polling logic and the SNMP library.
 
 Everything above this seam (poller, discovery) speaks plain OIDs and values
-from :mod:`mibs.values`; only :mod:`collectors.snmp` implements it with pysnmp,
+from :mod:`mibs.values`; only :mod:`collectors.transport` implements it with pysnmp,
 and tests may implement it with a fake.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from mibs.reasons import Reason
 from mibs.values import Oid, Value
 
 
@@ -23,7 +24,7 @@ class WalkResult:
     """
 
     rows: dict[Oid, list[tuple[Oid, Value]]] = field(default_factory=dict)
-    failed: dict[Oid, str] = field(default_factory=dict)
+    failed: dict[Oid, Reason] = field(default_factory=dict)
 
 
 class SnmpSession(Protocol):

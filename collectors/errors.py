@@ -8,11 +8,13 @@ a ``Problem`` on the read. These exceptions mean the request itself failed.
 from __future__ import annotations
 
 from fleet_errors import RemoteError
+from mibs.reasons import Reason
 
 
 class SnmpError(RemoteError):
-    """An SNMP request to ``address`` failed."""
+    """An SNMP request to ``address`` failed; ``reason`` is the word reads and logs use."""
 
+    reason: Reason = "protocol_error"
     address: str
 
     def __init__(self, message: str, *, address: str, oid: str | None = None) -> None:
@@ -22,10 +24,26 @@ class SnmpError(RemoteError):
 class SnmpTimeout(SnmpError):
     """No answer within timeout x retries."""
 
+    reason: Reason = "timeout"
+
+
+class SnmpPortClosed(SnmpTimeout):
+    """The host answered ICMP port-unreachable: no SNMP agent listens there."""
+
+    reason: Reason = "port_closed"
+
 
 class SnmpAuthError(SnmpError):
     """SNMPv3 authentication, privacy or user failure (or, for v1/v2c, a silent wrong community)."""
 
+    reason: Reason = "auth_failed"
+
 
 class SnmpProtocolError(SnmpError):
     """The agent answered with an error-status, or an unusable PDU."""
+
+
+class SnmpUnresolvable(SnmpProtocolError):
+    """The host name does not resolve."""
+
+    reason: Reason = "unresolvable"

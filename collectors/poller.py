@@ -28,6 +28,7 @@ from collectors.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from mibs.decode import decode_read
 from mibs.models import PrinterRead, Problem
 from mibs.plan import PlanItem, PollPlan, base_plan, vendor_plan
+from mibs.reasons import Reason
 from mibs.values import Oid, Value, format_oid, is_under
 
 Clock = Callable[[], datetime]
@@ -41,7 +42,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _reason(exc: SnmpError) -> str:
+def _reason(exc: SnmpError) -> Reason:
     if isinstance(exc, SnmpTimeout):
         return "timeout"
     if isinstance(exc, SnmpAuthError):
@@ -65,7 +66,7 @@ class _ReadState:
         for item in items:
             self.pending.pop(item, None)
 
-    def fail(self, items: Sequence[PlanItem], reason: str, detail: str | None = None) -> None:
+    def fail(self, items: Sequence[PlanItem], reason: Reason, detail: str | None = None) -> None:
         for item in items:
             self.problems.append(
                 Problem(field=item.name, oid=format_oid(item.oid), reason=reason, detail=detail)

@@ -61,8 +61,3 @@ class TokenBucket:
 def default_burst(rate: float) -> float:
     """A twentieth of a second's worth of packets, at least one: smooth, yet cheap to schedule."""
     return max(1.0, rate / 20)
-
-
-async def unlimited() -> None:
-    """The pace function when no budget is set."""
-    return None

@@ -49,7 +49,6 @@ from collections.abc import Callable, Mapping
 from datetime import date
 
 from mibs.models import Problem, Supply, SupplyState
-from mibs.plan import PlanItem, PollPlan
 from mibs.text import decode_text, normalise_serial
 from mibs.values import Oid, Value, Varbinds, column, format_oid
 
@@ -78,15 +77,13 @@ _XEROX_SUFFIX = re.compile(r",\s*PN\s*(?P<pn>[^;,]*?)\s*;\s*SN\s*(?P<sn>\S*)\s*$
 _PART_TOKEN = re.compile(r"^(?=.*\d)[A-Z]{0,5}-?\d[0-9A-Z]*(?:[-/][0-9A-Z]+)*$")
 
 
-def cartridge_plan(enterprise: int | None) -> PollPlan:
-    """The vendor cartridge columns and scalars to ask the maker behind ``enterprise``."""
-    if enterprise == HP:
-        columns = (HP_SERIAL, HP_FIRST_INSTALL, HP_PAGES_PRINTED)
-        return PollPlan(columns=tuple(PlanItem("supplies", oid) for oid in columns))
-    if enterprise == BROTHER:
-        scalars = (BROTHER_MAINTENANCE, BROTHER_NEXTCARE)
-        return PollPlan(scalars=tuple(PlanItem("supplies", oid) for oid in scalars))
-    return PollPlan()
+#: Vendor cartridge columns to walk and scalars to GET (:func:`mibs.plan.cartridge_plan`).
+CARTRIDGE_COLUMNS: Mapping[int, tuple[Oid, ...]] = {
+    HP: (HP_SERIAL, HP_FIRST_INSTALL, HP_PAGES_PRINTED),
+}
+CARTRIDGE_SCALARS: Mapping[int, tuple[Oid, ...]] = {
+    BROTHER: (BROTHER_MAINTENANCE, BROTHER_NEXTCARE),
+}
 
 
 def parse_description(description: str | None) -> tuple[str | None, str | None]:

@@ -47,7 +47,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mibs.models import CounterName, Counters, Problem
-from mibs.plan import PlanItem, PollPlan
 from mibs.values import Oid, Value, Varbinds, column, format_oid
 from mibs.vendor_counters import VENDOR_SCALARS, VENDOR_TABLES
 
@@ -103,35 +102,20 @@ _PWG_IMPRESSIONS: Mapping[int, Mapping[Oid, CounterName]] = {
     _FAX_IN: {IC_IMPRESSION_TOTAL: "fax"},
 }
 
-COUNTER_COLUMNS: tuple[PlanItem, ...] = (
-    PlanItem("counters.total", PRT_MARKER_DEFAULT_INDEX),
-    PlanItem("counters.unit", PRT_MARKER_COUNTER_UNIT),
-    PlanItem("counters.total", PRT_MARKER_LIFE_COUNT),
-    PlanItem("counters.power_on", PRT_MARKER_POWER_ON_COUNT),
-    PlanItem("counters", IC_KEY_SERVICE_TYPE),
-    PlanItem("counters", IC_IMPRESSION_TOTAL),
-    PlanItem("counters", IC_IMPRESSION_MONO),
-    PlanItem("counters", IC_IMPRESSION_FULL_COLOR),
-    PlanItem("counters.scan", IC_IMAGE_TOTAL),
-    PlanItem("counters.duplex", IC_TWO_SIDED_TOTAL),
+#: The standard counter columns to walk, with the read field each one feeds
+#: (:mod:`mibs.plan` turns them into plan items).
+COUNTER_COLUMNS: tuple[tuple[str, Oid], ...] = (
+    ("counters.total", PRT_MARKER_DEFAULT_INDEX),
+    ("counters.unit", PRT_MARKER_COUNTER_UNIT),
+    ("counters.total", PRT_MARKER_LIFE_COUNT),
+    ("counters.power_on", PRT_MARKER_POWER_ON_COUNT),
+    ("counters", IC_KEY_SERVICE_TYPE),
+    ("counters", IC_IMPRESSION_TOTAL),
+    ("counters", IC_IMPRESSION_MONO),
+    ("counters", IC_IMPRESSION_FULL_COLOR),
+    ("counters.scan", IC_IMAGE_TOTAL),
+    ("counters.duplex", IC_TWO_SIDED_TOTAL),
 )
-
-
-def vendor_counter_plan(enterprise: int | None) -> PollPlan:
-    """Scalars to GET and typed tables to walk for this vendor's meters (empty if none)."""
-    if enterprise is None:
-        return PollPlan()
-    scalars = tuple(
-        PlanItem(f"counters.{entry.counter}", oid)
-        for entry in VENDOR_SCALARS.get(enterprise, ())
-        for oid in entry.oids
-    )
-    columns = tuple(
-        PlanItem("counters", oid)
-        for table in VENDOR_TABLES.get(enterprise, ())
-        for oid in (table.type_column, table.value_column)
-    )
-    return PollPlan(scalars=scalars, columns=columns)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from mibs.counters import CounterResult, decode_counters
 from mibs.enterprises import enterprise_of
-from mibs.identity import SYS_OBJECT_ID, decode_identity, printer_index
+from mibs.identity import SYS_OBJECT_ID, classify_device, decode_identity, printer_index
 from mibs.models import Counters, Identity, PrinterRead, Problem, Status, Supply
 from mibs.status import decode_status
 from mibs.supplies import decode_supplies
@@ -108,5 +108,33 @@ def decode_read(
         counter_sources=dict(counters.sources),
         supplies=supplies,
         status=status,
+        problems=problems,
+    )
+
+
+def decode_identity_read(
+    address: str,
+    collected_at: datetime,
+    varbinds: Varbinds,
+    *,
+    transport_problems: Sequence[Problem] = (),
+) -> PrinterRead:
+    """A read that carries only the identity (discovery's plan): no counters, no supplies.
+
+    ``identity.is_printer`` is :func:`mibs.identity.classify_device`'s verdict,
+    which also counts a printer maker's sysObjectID.
+    """
+    problems: list[Problem] = list(transport_problems)
+    varbinds = IndexedVarbinds(varbinds)
+    no_identity: tuple[Identity, list[Problem]] = (Identity(), [])
+    identity, found = _guarded("identity", problems, no_identity, lambda: decode_identity(varbinds))
+    problems.extend(found)
+    if classify_device(varbinds) == "printer" and not identity.is_printer:
+        identity = identity.model_copy(update={"is_printer": True})
+    return PrinterRead(
+        address=address,
+        collected_at=collected_at,
+        identity=identity,
+        counters=Counters(),
         problems=problems,
     )

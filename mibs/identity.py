@@ -44,6 +44,7 @@ from mibs.enterprises import (
     strip_maker_prefix,
 )
 from mibs.models import Identity, Problem
+from mibs.reasons import Reason
 from mibs.text import decode_text_detail, format_mac, normalise_serial
 from mibs.values import Oid, Value, Varbinds, column, format_oid
 from mibs.vendors_ids import (
@@ -139,7 +140,7 @@ class _Reader:
         self.varbinds = varbinds
         self.problems: list[Problem] = []
 
-    def problem(self, field: str, oid: Oid | None, reason: str, detail: str) -> None:
+    def problem(self, field: str, oid: Oid | None, reason: Reason, detail: str) -> None:
         self.problems.append(
             Problem(field=field, oid=format_oid(oid) if oid else None, reason=reason, detail=detail)
         )

@@ -13,6 +13,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mibs.reasons import Reason
+
 READ_SCHEMA_VERSION = "1.1"
 
 
@@ -31,7 +33,9 @@ class Problem(Frozen):
 
     field: str = Field(description="Dotted name of the affected field, e.g. 'counters.total'.")
     oid: str | None = Field(description="The OID concerned, dotted, when there is one.")
-    reason: str = Field(description="Stable machine-readable reason, e.g. 'wrong_type'.")
+    reason: Reason = Field(
+        description="Stable machine-readable reason, e.g. 'wrong_type' (see mibs.reasons)."
+    )
     detail: str | None = Field(default=None, description="Human explanation with the raw value.")
 
 

@@ -17,15 +17,21 @@ Three plans:
 * :func:`vendor_plan`: what only this maker's private MIB has (identity
   fallbacks, meters, private supply levels and cartridge data), asked
   once the sysObjectID is known.
+
+This module is the one place a plan is assembled: the decoder modules export
+their OIDs as data and import nothing from here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from mibs import identity, status, vendors_ids
+from mibs import cartridges, counters, identity, status, supplies, vendors_ids
 from mibs.enterprises import GENERIC_AGENTS, enterprise_of
-from mibs.values import Oid
+from mibs.values import Oid, Value, Varbinds
+from mibs.vendor_counters import VENDOR_SCALARS, VENDOR_TABLES
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,68 @@ class PollPlan:
 
     def __add__(self, other: PollPlan) -> PollPlan:
         return PollPlan(self.scalars + other.scalars, self.columns + other.columns)
+
+    @property
+    def empty(self) -> bool:
+        return not self.scalars and not self.columns
+
+
+Stage = Callable[[Varbinds], PollPlan]
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """A whole device read: stages asked in order, each chosen from what the ones before answered.
+
+    ``kind`` says how the varbinds are decoded: ``full`` into a complete read,
+    ``identity`` into the identity alone (discovery).
+    """
+
+    kind: Literal["full", "identity"]
+    stages: tuple[Stage, ...]
+
+
+def _sys_object_id(varbinds: Varbinds) -> Oid | None:
+    value: Value | None = varbinds.get(identity.SYS_OBJECT_ID)
+    return value if isinstance(value, tuple) else None
+
+
+def full_read_plan() -> ReadPlan:
+    """Identity, counters, supplies and status: the base plan, then the maker's own OIDs."""
+    return ReadPlan(
+        "full", (lambda _: base_plan(), lambda varbinds: vendor_plan(_sys_object_id(varbinds)))
+    )
+
+
+#: Walked first by discovery: enough to tell a printer from any other SNMP device.
+CLASSIFY_COLUMNS: tuple[Oid, ...] = (identity.HR_DEVICE_TYPE, identity.PRT_GENERAL_SERIAL)
+
+
+def identity_read_plan() -> ReadPlan:
+    """Discovery's read: who is this, and is it a printer? Printers only get the rest.
+
+    The system scalars (the probe), then hrDeviceType and prtGeneralSerialNumber; a
+    printer (:func:`mibs.identity.classify_device`) then gets the rest of
+    :func:`identity_plan`, the maker's private identity OIDs and the hrDeviceDescr of
+    its printer row.
+    """
+    first = PollPlan(
+        scalars=_system_scalars(),
+        columns=tuple(PlanItem("identity", oid) for oid in CLASSIFY_COLUMNS),
+    )
+    return ReadPlan("identity", (lambda _: first, _printer_identity))
+
+
+def _printer_identity(varbinds: Varbinds) -> PollPlan:
+    if identity.classify_device(varbinds) != "printer":
+        return PollPlan()
+    columns = tuple(item for item in _identity_columns() if item.oid not in CLASSIFY_COLUMNS)
+    enterprise = enterprise_of(_sys_object_id(varbinds))
+    scalars = [PlanItem("identity", item.oid) for item in identity.vendor_identity_oids(enterprise)]
+    index = identity.printer_index(varbinds)
+    if index is not None:
+        scalars.append(PlanItem("identity.hr_device_descr", identity.HR_DEVICE_DESCR + (index,)))
+    return PollPlan(scalars=tuple(scalars), columns=columns)
 
 
 def _system_scalars() -> tuple[PlanItem, ...]:
@@ -66,10 +134,6 @@ def identity_plan() -> PollPlan:
 
 def base_plan() -> PollPlan:
     """Everything standard: identity, status, alerts, counters and supplies."""
-    # counters and supplies import PlanItem from here: import them at call time.
-    from mibs.counters import COUNTER_COLUMNS
-    from mibs.supplies import SUPPLY_COLUMNS
-
     columns = (
         *_identity_columns(),
         PlanItem("identity.hr_device_descr", identity.HR_DEVICE_DESCR),
@@ -87,11 +151,7 @@ def base_plan() -> PollPlan:
 
 
 def vendor_plan(sys_object_id: Oid | None) -> PollPlan:
-    """The private identity scalars and meters of the maker behind ``sys_object_id``."""
-    from mibs.cartridges import cartridge_plan
-    from mibs.counters import vendor_counter_plan
-    from mibs.supplies import vendor_supply_plan
-
+    """The maker's private identity, meters, supply levels and cartridge data, by sysObjectID."""
     enterprise = enterprise_of(sys_object_id)
     if enterprise is None or enterprise in GENERIC_AGENTS:
         return PollPlan()
@@ -112,6 +172,50 @@ def vendor_plan(sys_object_id: Oid | None) -> PollPlan:
         + vendor_counter_plan(enterprise)
         + vendor_supply_plan(enterprise)
         + cartridge_plan(enterprise)
+    )
+
+
+COUNTER_COLUMNS: tuple[PlanItem, ...] = tuple(
+    PlanItem(name, oid) for name, oid in counters.COUNTER_COLUMNS
+)
+SUPPLY_COLUMNS: tuple[PlanItem, ...] = tuple(
+    PlanItem("supplies", oid) for oid in supplies.SUPPLY_COLUMNS
+)
+
+
+def vendor_counter_plan(enterprise: int | None) -> PollPlan:
+    """Scalars to GET and typed tables to walk for this vendor's meters (empty if none)."""
+    if enterprise is None:
+        return PollPlan()
+    scalars = tuple(
+        PlanItem(f"counters.{entry.counter}", oid)
+        for entry in VENDOR_SCALARS.get(enterprise, ())
+        for oid in entry.oids
+    )
+    columns = tuple(
+        PlanItem("counters", oid)
+        for table in VENDOR_TABLES.get(enterprise, ())
+        for oid in (table.type_column, table.value_column)
+    )
+    return PollPlan(scalars=scalars, columns=columns)
+
+
+def vendor_supply_plan(enterprise: int | None) -> PollPlan:
+    """Vendor supply columns to walk besides :data:`SUPPLY_COLUMNS` (Ricoh's private table)."""
+    if enterprise == supplies.RICOH:
+        return PollPlan(
+            columns=tuple(PlanItem("supplies", oid) for oid in supplies.RICOH_PRIVATE_COLUMNS)
+        )
+    return PollPlan()
+
+
+def cartridge_plan(enterprise: int | None) -> PollPlan:
+    """The vendor cartridge columns and scalars to ask the maker behind ``enterprise``."""
+    columns = cartridges.CARTRIDGE_COLUMNS.get(enterprise) if enterprise is not None else None
+    scalars = cartridges.CARTRIDGE_SCALARS.get(enterprise) if enterprise is not None else None
+    return PollPlan(
+        scalars=tuple(PlanItem("supplies", oid) for oid in scalars or ()),
+        columns=tuple(PlanItem("supplies", oid) for oid in columns or ()),
     )
 
 

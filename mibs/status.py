@@ -17,6 +17,7 @@ alert code is not a device error); values outside a *closed* enumeration
 from __future__ import annotations
 
 from mibs.models import Alert, Problem, Status
+from mibs.reasons import Reason
 from mibs.text import decode_text
 from mibs.values import Oid, Value, Varbinds, column, format_oid
 
@@ -216,7 +217,7 @@ ALERT_CODE: dict[int, str] = {
 }
 
 
-def _problem(field: str, oid: Oid, reason: str, detail: str) -> Problem:
+def _problem(field: str, oid: Oid, reason: Reason, detail: str) -> Problem:
     return Problem(field=field, oid=format_oid(oid), reason=reason, detail=detail)
 
 

@@ -39,7 +39,8 @@ data itself shows the quirk; each sets ``Supply.quirk``:
   ``ricoh_toner`` on ``…367.3.2.1.2.24.1.1.5``) -> state ``low``.
 * ``ricoh_private_level`` (Ricoh 367): a standard level without an amount
   (-2/-3) is replaced by the private table's percent for the same supply
-  name; see :func:`vendor_supply_plan` for the extra columns to walk.
+  name; :data:`RICOH_PRIVATE_COLUMNS` are the extra columns to walk
+  (:func:`mibs.plan.vendor_plan` asks for them).
 * ``brother_level_code`` (Brother 2435): with MaxCapacity -2 and a level in
   0..3 the level is a status code, not an amount (LibreNMS
   ``get_toner_levels``: 0 full, 1 near empty, 2 empty, 3 very low; issues
@@ -61,7 +62,7 @@ from dataclasses import dataclass
 from mibs.cartridges import with_cartridge_identity
 from mibs.counters import printer_row_index
 from mibs.models import Problem, Supply, SupplyClass, SupplyState
-from mibs.plan import PlanItem, PollPlan
+from mibs.reasons import Reason
 from mibs.text import decode_text
 from mibs.values import Oid, Value, Varbinds, column, format_oid
 
@@ -91,9 +92,10 @@ _ROW_COLUMNS = (
     LEVEL,
 )
 
-SUPPLY_COLUMNS: tuple[PlanItem, ...] = tuple(
-    PlanItem("supplies", oid) for oid in (*_ROW_COLUMNS, COLORANT_VALUE)
-)
+#: The standard supply columns to walk (:mod:`mibs.plan` turns them into plan items).
+SUPPLY_COLUMNS: tuple[Oid, ...] = (*_ROW_COLUMNS, COLORANT_VALUE)
+#: Ricoh's private toner table (name, level), walked for Ricoh printers only.
+RICOH_PRIVATE_COLUMNS: tuple[Oid, ...] = (RICOH_TONER_NAME, RICOH_TONER_LEVEL)
 
 # RFC 3805 / IANA-PRINTER-MIB PrtMarkerSuppliesTypeTC, in snake_case.
 SUPPLY_TYPES: Mapping[int, str] = {
@@ -287,7 +289,7 @@ def _enum(
     code = _int(value)
     if code is not None and code in table:
         return table[code]
-    reason = "wrong_type" if code is None else "unknown_enum"
+    reason: Reason = "wrong_type" if code is None else "unknown_enum"
     problems.append(
         Problem(
             field=f"supplies.{index}", oid=format_oid(oid), reason=reason, detail=f"{value!r:.80}"
@@ -328,21 +330,6 @@ def decode_supplies(
         supplies, varbinds, enterprise=enterprise, state_of=_state_from_remaining
     )
     return supplies, problems + found
-
-
-def vendor_supply_plan(enterprise: int | None) -> PollPlan:
-    """Vendor supply columns to walk besides :data:`SUPPLY_COLUMNS` (Ricoh's private table).
-
-    Cartridge identity tables are :func:`mibs.cartridges.cartridge_plan`.
-    """
-    if enterprise == RICOH:
-        return PollPlan(
-            columns=(
-                PlanItem("supplies", RICOH_TONER_NAME),
-                PlanItem("supplies", RICOH_TONER_LEVEL),
-            )
-        )
-    return PollPlan()
 
 
 def _with_ricoh_private_levels(supplies: list[Supply], varbinds: Varbinds) -> list[Supply]:

@@ -5,6 +5,11 @@ turns them into credential profiles in the order they are tried, and
 ``settings_from_args(args)`` into :class:`SnmpSettings`. Every mistake becomes a
 :class:`UsageError` naming the option; keys never appear in a message.
 
+With ``--config FILE`` the agent configuration's credential profiles and SNMP
+settings are used (``--profile NAME`` picks one profile); options given on the
+command line win over the file, and what neither gives keeps the defaults of
+:class:`agent.config.SnmpConfig`, the daemon's (:func:`snmp_config_from_args`).
+
 Profile order: the SNMPv3 user first when one is given (it is the one the
 operator went to the trouble of configuring), then each ``--community`` in the
 order given. Without ``--v3-user`` and ``--community`` the single community
@@ -17,12 +22,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import SecretStr, ValidationError
 
 from agent.errors import UsageError
 from collectors.credentials import AuthProtocol, Credential, PrivProtocol, SnmpSettings
+
+if TYPE_CHECKING:
+    from agent.config import AgentConfig, SnmpConfig
 
 DEFAULT_COMMUNITY = "public"
 DEFAULT_AUTH_PROTOCOL = "SHA256"
@@ -51,7 +59,7 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help="wait for an answer (2); discover: each retry waits 1.5x longer",
+        help="wait for an answer (2); each retry waits 1.5x longer",
     )
     group.add_argument("--retries", type=int, default=None, metavar="N", help="retries (1)")
     group.add_argument(
@@ -215,3 +223,64 @@ def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | N
         default=None,
         help="table on a terminal, JSON lines otherwise (default)",
     )
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and ``--profile NAME``: the daemon's credentials and SNMP settings."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="agent config: its credential profiles and SNMP settings",
+    )
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="NAME",
+        help="use only this credential profile of --config",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig | None:
+    """The agent configuration named by ``--config`` (its errors name file and line)."""
+    path: Path | None = getattr(args, "config", None)
+    if path is None:
+        if getattr(args, "profile", None) is not None:
+            raise UsageError("--profile needs --config (the file that defines the profiles)")
+        return None
+    from agent.config import load_config
+
+    return load_config(path)
+
+
+def snmp_config_from_args(
+    args: argparse.Namespace, config: AgentConfig | None, **overrides: Any
+) -> SnmpConfig:
+    """Command line over ``config.snmp`` over the defaults: one merge for scan and discover.
+
+    ``overrides`` are command-specific options already read (``concurrency``,
+    ``read_deadline``); ``None`` values are left to the file or the defaults.
+    """
+    from agent.config import SnmpConfig
+
+    base = config.snmp if config is not None else SnmpConfig()
+    own_credentials = args.community is not None or args.v3_user is not None
+    if config is not None and not own_credentials:
+        credentials = list(config.snmp.credentials)
+        wanted: str | None = getattr(args, "profile", None)
+        if wanted is not None:
+            credentials = [c for c in credentials if c.name == wanted]
+            if not credentials:
+                names = ", ".join(c.name for c in config.snmp.credentials)
+                raise UsageError(f"--profile {wanted}: no such profile in {args.config} ({names})")
+    else:
+        if getattr(args, "profile", None) is not None:
+            raise UsageError(
+                "--profile picks a profile of --config; not with --community/--v3-user"
+            )
+        credentials = credentials_from_args(args)
+    given = settings_from_args(args).model_dump(exclude_unset=True)
+    given.update({key: value for key, value in overrides.items() if value is not None})
+    given["credentials"] = credentials
+    return base.model_copy(update=given)

@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,11 +30,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agent.commands._snmp_options import (
+    add_config_options,
     add_snmp_options,
     add_target_options,
     bounded,
-    credentials_from_args,
-    settings_from_args,
+    config_from_args,
+    snmp_config_from_args,
 )
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory
@@ -56,7 +57,6 @@ from collectors.discovery import (
     DiscoveryOptions,
     Sweep,
     SweepStats,
-    V3Sessions,
 )
 from collectors.targets import TargetError, TargetSet, parse_targets
 
@@ -84,17 +84,9 @@ class Plan:
     read_printers: bool = False
 
 
-def _from_config(path: Path | None) -> AgentConfig | None:
-    if path is None:
-        return None
-    from agent.config import load_config
-
-    return load_config(path)
-
-
 def build_plan(args: argparse.Namespace) -> Plan:
     """Command line over configuration over defaults; :class:`UsageError` names the option."""
-    config = _from_config(args.config)
+    config: AgentConfig | None = config_from_args(args)
     specs: list[str] = list(args.targets)
     exclude: list[str] = list(args.exclude)
     allow_huge: bool = args.allow_huge
@@ -115,15 +107,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
         option = "--exclude" if exc.spec in exclude else "TARGET"
         raise UsageError(f"{option}: {exc}") from None
 
-    own_credentials = args.community is not None or args.v3_user is not None
-    if config is not None and not own_credentials:
-        credentials = list(config.snmp.credentials)
-    else:
-        credentials = credentials_from_args(args)
-    settings = settings_from_args(args)
-    if config is not None:
-        given = settings.model_dump(exclude_unset=True)
-        settings = config.snmp.transport_settings().model_copy(update=given)
+    snmp = snmp_config_from_args(args, config)
+    credentials, settings = list(snmp.credentials), snmp.transport_settings()
     state_dir = args.state_dir or (config.state_dir if config is not None else default_state_dir())
     options = DiscoveryOptions(
         rate=None if rate == 0 else (DEFAULT_RATE if rate is None else rate),
@@ -240,22 +225,17 @@ async def _sweep(
     on_printer: Callable[[AddressResult, DiscoveryOutcome], None],
     stream: TextIO,
 ) -> SweepStats:
+    from collectors.transport import SnmpTransport
+
     started = datetime.now(UTC)
-    async with AsyncExitStack() as stack:
-        v3_sessions: V3Sessions | None = None
-        if any(c.version == "v3" for c in plan.credentials):
-            from collectors.snmp import SnmpTransport
-
-            transport = await stack.enter_async_context(SnmpTransport(plan.settings))
-            v3_sessions = _v3_opener(transport)
-
+    async with SnmpTransport(plan.settings) as transport:
         sweep = Sweep(
             plan.targets,
             plan.credentials,
             plan.settings,
+            transport=transport,
             options=plan.options,
             total=plan.targets.count,
-            v3_sessions=v3_sessions,
             known_profiles=inventory.known_profiles(),
             read_printers=plan.read_printers,
         )
@@ -284,13 +264,6 @@ async def _sweep(
                 ticker.cancel()
 
 
-def _v3_opener(transport: Any) -> V3Sessions:
-    def open_session(address: str, credential: Credential, settings: SnmpSettings) -> Any:
-        return transport.session(address, credential, settings=settings)
-
-    return open_session
-
-
 async def _tick(tick: Callable[[], None], interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -304,7 +277,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     add_target_options(parser, default_help="discovery.targets of --config")
-    parser.add_argument("--config", type=Path, default=None, metavar="FILE", help="agent config")
+    add_config_options(parser)
     parser.add_argument(
         "--rate",
         type=bounded(float, 0, 100_000),

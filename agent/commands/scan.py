@@ -13,18 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
 from agent.commands._snmp_options import (
+    add_config_options,
     add_snmp_options,
     add_target_options,
     bounded,
-    credentials_from_args,
-    settings_from_args,
+    config_from_args,
+    snmp_config_from_args,
 )
 from agent.eligibility.policy import Policy
 from agent.eligibility.scanning import (
@@ -43,15 +44,15 @@ from agent.output import (
     printer_table,
     write_line,
 )
-from collectors.base import SnmpSession
-from collectors.credentials import Credential, SnmpSettings
-from collectors.errors import SnmpAuthError, SnmpError, SnmpTimeout
-from collectors.poller import read_printer
+from collectors.reader import SessionSource, read_device
 from collectors.targets import TargetError, parse_targets
 from fleet_errors import known_error
 from mibs.models import PrinterRead
+from mibs.plan import full_read_plan
 
-DEFAULT_CONCURRENCY = 32
+if TYPE_CHECKING:
+    from agent.config import SnmpConfig
+
 _log = structlog.get_logger(__name__)
 
 
@@ -90,65 +91,37 @@ class ScanSummary:
         return ", ".join(parts)
 
 
-@dataclass(frozen=True)
-class _Miss:
-    kind: str  # "silent", "refused" or "failed"
-    detail: str = ""
-
-
-class SessionFactory(Protocol):
-    """What scan needs of :class:`collectors.snmp.SnmpTransport`."""
-
-    def session(
-        self, address: str, credential: Credential, *, settings: SnmpSettings | None = None
-    ) -> SnmpSession: ...
-
-
-async def read_address(
-    transport: SessionFactory,
-    address: str,
-    credentials: Sequence[Credential],
-    settings: SnmpSettings,
-) -> PrinterRead | _Miss:
-    """Try each credential in order; the first that gets an answer wins."""
-    miss = _Miss("silent")
-    for credential in credentials:
-        session = transport.session(address, credential, settings=settings)
-        try:
-            return await read_printer(session, deadline=settings.read_deadline)
-        except SnmpTimeout:
-            continue  # silent, or a v1/v2c community the device ignores
-        except SnmpAuthError as exc:
-            miss = _Miss("refused", str(exc))
-        except SnmpError as exc:
-            miss = _Miss("failed", str(exc))
-    return miss
-
-
 Emit = Callable[[PrinterRead], None]
 Note = Callable[[str], None]
 
 
 async def run_scan(
-    transport: SessionFactory,
+    transport: SessionSource,
     addresses: Iterable[str],
-    credentials: Sequence[Credential],
-    settings: SnmpSettings,
+    snmp: SnmpConfig,
     *,
-    concurrency: int,
     emit: Emit,
     note: Note,
 ) -> ScanSummary:
-    """Read every address with at most ``concurrency`` devices in flight."""
+    """Read every address with at most ``snmp.concurrency`` devices in flight."""
     summary = ScanSummary()
     pending: Iterator[str] = iter(addresses)
+    settings = snmp.transport_settings()
 
     async def worker() -> None:
         for address in pending:
             summary.addresses += 1
             with structlog.contextvars.bound_contextvars(address=address):
-                outcome = await read_address(transport, address, credentials, settings)
-            if isinstance(outcome, _Miss):
+                outcome = await read_device(
+                    address,
+                    snmp.credentials,
+                    full_read_plan(),
+                    snmp.read_deadline,
+                    sessions=transport,
+                    settings=settings,
+                )
+            read = outcome.read
+            if read is None:
                 if outcome.kind == "silent":
                     summary.silent += 1
                 elif outcome.kind == "refused":
@@ -158,21 +131,21 @@ async def run_scan(
                     summary.failed += 1
                     note(f"{address}: {outcome.detail}")
                 continue
-            if not outcome.identity.is_printer and _cut_short(outcome):
+            if not read.identity.is_printer and _cut_short(read):
                 summary.incomplete += 1
                 note(f"{address}: answered, then fell silent before it could be identified")
                 continue
-            if not outcome.identity.is_printer:
+            if not read.identity.is_printer:
                 summary.not_printers += 1
-                what = outcome.identity.sys_descr or outcome.identity.sys_object_id or "?"
+                what = read.identity.sys_descr or read.identity.sys_object_id or "?"
                 note(f"{address}: answers SNMP but is not a printer ({what[:60]}), skipped")
                 continue
             summary.printers += 1
-            emit(outcome)
+            emit(read)
 
     try:
         async with asyncio.TaskGroup() as group:
-            for number in range(concurrency):
+            for number in range(snmp.concurrency):
                 group.create_task(worker(), name=f"scan-worker-{number}")
     except BaseExceptionGroup as failure:
         error = known_error(failure)  # a worker's deliberate error: the CLI reports one line
@@ -188,26 +161,12 @@ def _cut_short(read: PrinterRead) -> bool:
 
 
 async def _scan(
-    addresses: Iterable[str],
-    credentials: Sequence[Credential],
-    settings: SnmpSettings,
-    *,
-    concurrency: int,
-    emit: Emit,
-    note: Note,
+    addresses: Iterable[str], snmp: SnmpConfig, *, emit: Emit, note: Note
 ) -> ScanSummary:
-    from collectors.snmp import SnmpTransport
+    from collectors.transport import SnmpTransport
 
-    async with SnmpTransport(settings) as transport:
-        return await run_scan(
-            transport,
-            addresses,
-            credentials,
-            settings,
-            concurrency=concurrency,
-            emit=emit,
-            note=note,
-        )
+    async with SnmpTransport(snmp.transport_settings()) as transport:
+        return await run_scan(transport, addresses, snmp, emit=emit, note=note)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -220,17 +179,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--concurrency",
         type=bounded(int, 1, 4096),
-        default=DEFAULT_CONCURRENCY,
+        default=None,
         metavar="N",
-        help=f"devices read at once (default {DEFAULT_CONCURRENCY})",
+        help="devices read at once (default: snmp.concurrency, 64)",
     )
     parser.add_argument(
         "--deadline",
         type=bounded(float, 0.1, 600),
         default=None,
         metavar="SECONDS",
-        help="cap on one device's whole read (default 30)",
+        help="cap on one device's whole read, every profile tried (default 30)",
     )
+    add_config_options(parser)
     add_snmp_options(parser)
     add_policy_option(parser)
     parser.set_defaults(handler=run)
@@ -239,10 +199,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout if stdout is not None else sys.stdout
     configure_logging("warning", stream=sys.stderr)
-    credentials = credentials_from_args(args)
-    settings = settings_from_args(args)
-    if args.deadline is not None:
-        settings = SnmpSettings(**(settings.model_dump() | {"read_deadline": args.deadline}))
+    snmp = snmp_config_from_args(
+        args, config_from_args(args), concurrency=args.concurrency, read_deadline=args.deadline
+    )
     try:
         targets = parse_targets(args.targets, exclude=args.exclude, allow_huge=args.allow_huge)
     except TargetError as exc:
@@ -263,16 +222,8 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         else:
             table_rows.append(read)
 
-    result = asyncio.run(
-        _scan(
-            targets,
-            credentials,
-            settings,
-            concurrency=min(args.concurrency, max(len(targets), 1)),
-            emit=emit,
-            note=note,
-        )
-    )
+    snmp = snmp.model_copy(update={"concurrency": min(snmp.concurrency, max(len(targets), 1))})
+    result = asyncio.run(_scan(targets, snmp, emit=emit, note=note))
     if output == "table":
         table = printer_table(table_rows) if policy is None else verdict_table(table_rows, policy)
         print_table(out, table)

@@ -22,8 +22,7 @@ from pathlib import Path
 from agent.demo import process as processes
 from agent.demo.fleet import PrinterSpec, to_snmprec
 from agent.errors import LocalError
-from collectors._pysnmp_types import PduKind
-from collectors._pysnmp_wire import encode_request
+from collectors.snmp_message import PduKind, encode_request
 
 COMMUNITY = "public"
 SYS_OBJECT_ID = (1, 3, 6, 1, 2, 1, 1, 2, 0)

@@ -13,8 +13,8 @@ from pydantic import SecretStr
 
 from collectors.credentials import Credential, SnmpSettings
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep
-from collectors.snmp import SnmpTransport
 from collectors.targets import parse_targets
+from collectors.transport import SnmpTransport
 from tests.integration.test_discovery import common_port, printer_snmprec
 from tests.support.snmpsim import SnmpSim, V3User, start_snmpsim
 from tests.support.udp_counter import UdpCounterFactory
@@ -120,7 +120,7 @@ async def test_failing_v3_profiles_move_on_to_the_next(v3_printer: SnmpSim) -> N
             profiles,
             settings,
             options=DiscoveryOptions(rate=None),
-            v3_sessions=lambda a, c, s: transport.session(a, c, settings=s),
+            transport=transport,
         )
         await sweep.run(results.append)
     (result,) = results

@@ -9,7 +9,7 @@ import pytest
 
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpProtocolError
-from collectors.snmp import SnmpTransport
+from collectors.transport import SnmpTransport
 from tests.support.hostile import (
     COUNTER32,
     COUNTER64,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from collectors._pysnmp_v2c import RECEIVE_BUFFER, raise_receive_buffer
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpTimeout
-from collectors.snmp import SnmpTransport
+from collectors.transport import SnmpTransport
+from collectors.udp import RECEIVE_BUFFER, raise_receive_buffer
 from mibs.snmprec import load_varbinds
 from mibs.values import Oid, Value, is_under, parse_oid
 from tests.support.snmpsim import SnmpSimFactory, copy_recordings

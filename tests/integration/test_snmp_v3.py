@@ -16,7 +16,7 @@ import pytest
 
 from collectors.credentials import AuthProtocol, Credential, PrivProtocol, SnmpSettings
 from collectors.errors import SnmpAuthError, SnmpTimeout
-from collectors.snmp import SnmpTransport
+from collectors.transport import SnmpTransport
 from mibs.snmprec import load_varbinds
 from mibs.values import Oid, Value, is_under, parse_oid
 from tests.support.snmpsim import SnmpSim, SnmpSimFactory, copy_recordings

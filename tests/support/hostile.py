@@ -32,16 +32,16 @@ from typing import Any, Protocol
 
 import pytest
 
-from collectors._pysnmp_types import PduKind
-from collectors._pysnmp_wire import (
+from collectors.ber import INTEGER, NULL_VALUE, OBJECT_IDENTIFIER, OCTET_STRING
+from collectors.ber import encode_value as encode_ber_value
+from collectors.snmp_message import (
+    PduKind,
     Request,
     WireError,
     decode_request,
     encode_response,
     encode_varbind,
 )
-from collectors._snmp_ber import INTEGER, NULL_VALUE, OBJECT_IDENTIFIER, OCTET_STRING
-from collectors._snmp_ber import encode_value as encode_ber_value
 
 Oid = tuple[int, ...]
 

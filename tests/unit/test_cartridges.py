@@ -25,12 +25,11 @@ from mibs.cartridges import (
     BROTHER_MAINTENANCE,
     HP_FIRST_INSTALL,
     brother_records,
-    cartridge_plan,
     parse_description,
 )
 from mibs.decode import decode_read
 from mibs.models import PrinterRead
-from mibs.plan import vendor_plan
+from mibs.plan import cartridge_plan, vendor_plan
 from mibs.snmprec import load_varbinds
 from mibs.values import format_oid, parse_oid
 

@@ -13,8 +13,9 @@ from agent.config import AgentConfig, SnmpConfig, UploadConfig
 from agent.inventory import Inventory
 from agent.metrics import Metrics
 from collectors.base import WalkResult
-from collectors.credentials import Credential
-from collectors.poller import SYS_OBJECT_ID
+from collectors.credentials import Credential, SnmpSettings
+from collectors.udp import Pace
+from mibs.identity import SYS_OBJECT_ID
 from mibs.messages import AgentMessage
 from mibs.models import Identity
 from mibs.values import Oid, Value, is_under, parse_oid
@@ -36,7 +37,14 @@ class CountingTransport:
         self.timeouts = 0
         self.silent = silent
 
-    def session(self, address: str, credential: Credential) -> Session:
+    def session(
+        self,
+        address: str,
+        credential: Credential,
+        *,
+        settings: SnmpSettings | None = None,
+        pace: Pace | None = None,
+    ) -> Session:
         return Session(self, address)
 
 
@@ -112,7 +120,14 @@ class TrackingTransport(CountingTransport):
         self.active = 0
         self.peak = 0
 
-    def session(self, address: str, credential: Credential) -> Session:
+    def session(
+        self,
+        address: str,
+        credential: Credential,
+        *,
+        settings: SnmpSettings | None = None,
+        pace: Pace | None = None,
+    ) -> Session:
         transport = self
 
         class Tracked(Session):

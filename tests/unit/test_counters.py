@@ -6,7 +6,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mibs.counters import (
-    COUNTER_COLUMNS,
     IC_IMAGE_TOTAL,
     IC_IMPRESSION_FULL_COLOR,
     IC_IMPRESSION_MONO,
@@ -20,8 +19,8 @@ from mibs.counters import (
     PRT_MARKER_POWER_ON_COUNT,
     CounterResult,
     decode_counters,
-    vendor_counter_plan,
 )
+from mibs.plan import COUNTER_COLUMNS, vendor_counter_plan
 from mibs.values import Oid, Value, format_oid, parse_oid
 
 LIFE = PRT_MARKER_LIFE_COUNT

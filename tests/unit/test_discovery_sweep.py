@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from pydantic import SecretStr
 
-from collectors.base import SnmpSession, WalkResult
+from collectors.base import WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep
-from collectors.errors import SnmpAuthError, SnmpTimeout
-from collectors.udp_session import Pace, SnmpPortClosed
+from collectors.errors import SnmpAuthError, SnmpPortClosed, SnmpTimeout
+from collectors.udp import Pace
 from mibs.values import Oid, Value, is_under, parse_oid
 
 PRINTER_TYPE = parse_oid("1.3.6.1.2.1.25.3.1.5")
@@ -62,17 +61,34 @@ class Net:
     peak: int = 0
     paced: int = 0
 
+    def session(
+        self,
+        address: str,
+        credential: Credential,
+        *,
+        settings: SnmpSettings | None = None,
+        pace: Pace | None = None,
+    ) -> _Session:
+        self.tries.append((address, credential.name))
+        return _Session(self, address, credential, pace)
+
 
 class _Session:
-    def __init__(self, net: Net, address: str, credential: Credential, pace: Pace) -> None:
+    def __init__(self, net: Net, address: str, credential: Credential, pace: Pace | None) -> None:
         self.address = address
         self._net, self._credential, self._pace = net, credential, pace
 
     async def _check(self) -> Device:
-        await self._pace()
-        self._net.paced += 1
+        if self._pace is not None:
+            await self._pace()
+            self._net.paced += 1
         device = self._net.devices.get(self.address)
-        await asyncio.sleep(0.001)
+        self._net.in_flight += 1
+        self._net.peak = max(self._net.peak, self._net.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+        finally:
+            self._net.in_flight -= 1
         if device is None:
             raise SnmpTimeout("silent", address=self.address)
         if device.closed:
@@ -97,22 +113,6 @@ class _Session:
         )
 
 
-def _opener(net: Net):  # type: ignore[no-untyped-def]
-    @asynccontextmanager
-    async def open_session(
-        address: str, credential: Credential, settings: SnmpSettings, pace: Pace
-    ) -> AsyncIterator[SnmpSession]:
-        net.tries.append((address, credential.name))
-        net.in_flight += 1
-        net.peak = max(net.peak, net.in_flight)
-        try:
-            yield _Session(net, address, credential, pace)
-        finally:
-            net.in_flight -= 1
-
-    return open_session
-
-
 async def _sweep(
     net: Net,
     targets: Sequence[str],
@@ -134,7 +134,7 @@ async def _sweep(
         SnmpSettings(),
         options=options or DiscoveryOptions(rate=None),
         known_profiles=known,
-        open_session=_opener(net),
+        transport=net,
         read_printers=read_printers,
     )
     await sweep.run(collect)
@@ -212,7 +212,7 @@ async def test_in_flight_is_capped_and_targets_are_pulled_lazily() -> None:
         SnmpSettings(),
         options=DiscoveryOptions(rate=None, max_in_flight=16),
         total=500,
-        open_session=_opener(net),
+        transport=net,
     )
     seen: list[str] = []
 
@@ -239,9 +239,9 @@ async def test_every_request_is_paced_by_the_bucket() -> None:
     assert sweep.bucket.granted == net.paced > 2
 
 
-def test_v3_without_a_transport_is_refused() -> None:
-    with pytest.raises(ValueError, match="v3"):
-        Sweep(["10.0.0.1"], [V3_WRONG], SnmpSettings())
+def test_a_sweep_without_profiles_is_refused() -> None:
+    with pytest.raises(ValueError, match="credential"):
+        Sweep(["10.0.0.1"], [], SnmpSettings(), transport=Net({}))
 
 
 async def test_identification_alone_reads_no_meters_but_read_printers_does() -> None:
@@ -262,7 +262,7 @@ async def test_an_error_in_the_result_handler_surfaces_as_itself() -> None:
         [V2C_GOOD],
         SnmpSettings(),
         options=DiscoveryOptions(rate=None),
-        open_session=_opener(net),
+        transport=net,
     )
 
     def broken(result: AddressResult) -> None:

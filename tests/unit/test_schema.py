@@ -41,7 +41,9 @@ def _sample() -> dict[str, Any]:
                 state="ok",
             )
         ],
-        problems=[Problem(field="counters.color", oid="1.3.6.1.2.1.43.10.2.1.4.1.2", reason="x")],
+        problems=[
+            Problem(field="counters.color", oid="1.3.6.1.2.1.43.10.2.1.4.1.2", reason="missing")
+        ],
     )
     return read.model_dump(mode="json")
 

@@ -19,14 +19,20 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from collectors._pysnmp_convert import to_raw, varbind_to_raw
-from collectors._pysnmp_session import BulkMemory, Session
-from collectors._pysnmp_types import PduKind, RawValue, Response, Special
-from collectors._pysnmp_walk import ColumnWalk
-from collectors._pysnmp_wire import WireError, decode_response, encode_request
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpProtocolError, SnmpTimeout
-from collectors.snmp import SnmpTransport
+from collectors.snmp_message import (
+    PduKind,
+    RawValue,
+    Response,
+    Special,
+    WireError,
+    decode_response,
+    encode_request,
+)
+from collectors.transport import SnmpTransport
+from collectors.v3 import to_raw, varbind_to_raw
+from collectors.walk import BulkMemory, ColumnWalk, Session
 from mibs.values import Oid, Value
 
 # -- pysnmp values -> plain -----------------------------------------------------------

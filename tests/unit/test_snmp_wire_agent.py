@@ -14,10 +14,11 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api
 
-from collectors import _snmp_ber as ber
-from collectors._pysnmp_types import PduKind, Special
-from collectors._pysnmp_wire import (
+from collectors import ber
+from collectors.snmp_message import (
+    PduKind,
     Request,
+    Special,
     WireError,
     decode_request,
     decode_response,

@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mibs.models import Problem, Supply
+from mibs.plan import SUPPLY_COLUMNS, vendor_plan, vendor_supply_plan
 from mibs.supplies import (
     COLORANT_INDEX,
     COLORANT_VALUE,
@@ -15,13 +16,11 @@ from mibs.supplies import (
     RICOH_TONER_LEVEL,
     RICOH_TONER_NAME,
     SUPPLY_CLASS,
-    SUPPLY_COLUMNS,
     SUPPLY_TYPE,
     SUPPLY_TYPES,
     SUPPLY_UNIT,
     decode_supplies,
     supply_display_name,
-    vendor_supply_plan,
 )
 from mibs.values import Oid, Value, format_oid
 
@@ -182,6 +181,9 @@ def test_ricoh_minus_100_is_near_empty_only_on_ricoh() -> None:
 def test_ricoh_private_table_fills_levels_the_standard_table_does_not_give() -> None:
     assert {i.oid for i in vendor_supply_plan(367).columns} == {RICOH_TONER_NAME, RICOH_TONER_LEVEL}
     assert vendor_supply_plan(11).columns == ()
+    # the poll plan of a Ricoh printer asks for the private table (it once did not)
+    ricoh_plan = vendor_plan((1, 3, 6, 1, 4, 1, 367, 1))
+    assert {RICOH_TONER_NAME, RICOH_TONER_LEVEL} <= {i.oid for i in ricoh_plan.columns}
     varbinds = {
         **row(1, level=-3, description=b"Black Toner"),
         **row(2, level=-3, description=b"Cyan Toner"),

@@ -3,7 +3,7 @@
 Only the subset SNMP messages need (RFC 1157 section 4, RFC 3416 section 3):
 one-octet tags, definite lengths of at most four length octets, two's-complement
 INTEGERs and base-128 OBJECT IDENTIFIER arcs. The message layouts built from
-these pieces are in :mod:`collectors._pysnmp_wire`; the test and benchmark
+these pieces are in :mod:`collectors.snmp_message`; the test and benchmark
 responders build their answers from the same pieces.
 """
 

@@ -22,25 +22,129 @@ from typing import Protocol
 
 import structlog
 
-from collectors._pysnmp_types import (
+from collectors.base import WalkResult
+from collectors.credentials import SnmpSettings
+from collectors.errors import SnmpProtocolError, SnmpTimeout
+from collectors.snmp_message import (
     NO_SUCH_NAME,
     TOO_BIG,
     PduKind,
+    RawVarbind,
     Response,
     Special,
     error_status_name,
 )
-from collectors._pysnmp_walk import TIMEOUT, ColumnWalk
-from collectors._pysnmp_walk import TOO_BIG as TOO_BIG_REASON
-from collectors.base import WalkResult
-from collectors.credentials import SnmpSettings
-from collectors.errors import SnmpProtocolError, SnmpTimeout
-from mibs.values import Oid, Value, format_oid
+from mibs.reasons import Reason, error_status_reason
+from mibs.values import Oid, Value, format_oid, is_under
 
 _log = structlog.get_logger(__name__)
 
 GET_BATCH = 24  # varbinds per GET/GETNEXT: ~24 printer strings stay under ~1,400 bytes
 BULK_VARBINDS = 40  # varbinds per GETBULK answer (columns x repetitions)
+
+
+MAX_ROWS_PER_COLUMN = 10_000  # far beyond any printer table; stops an endless responder
+
+# Why a column failed: the reason codes that land in WalkResult.failed.
+NOT_INCREASING: Reason = "not_increasing"
+BAD_INDEX: Reason = "bad_index"
+UNEXPECTED_EXCEPTION: Reason = "unexpected_exception"
+TOO_MANY_ROWS: Reason = "too_many_rows"
+SHORT_RESPONSE: Reason = "short_response"
+NO_PROGRESS: Reason = "no_progress"
+TIMEOUT: Reason = "timeout"
+TOO_BIG_REASON: Reason = "too_big"
+
+
+@dataclass
+class _Cursor:
+    prefix: Oid
+    last: Oid
+    rows: list[tuple[Oid, Value]] = field(default_factory=list)
+    open: bool = True
+
+
+class ColumnWalk:
+    def __init__(self, columns: Sequence[Oid]) -> None:
+        self._cursors: dict[Oid, _Cursor] = {}
+        for prefix in columns:
+            if prefix not in self._cursors:
+                self._cursors[prefix] = _Cursor(prefix=prefix, last=prefix)
+        self._failed: dict[Oid, Reason] = {}
+
+    @property
+    def open_columns(self) -> list[Oid]:
+        return [c.prefix for c in self._cursors.values() if c.open]
+
+    def next_oids(self, columns: Sequence[Oid]) -> list[Oid]:
+        """The OIDs to send GETNEXT/GETBULK for: each column's last OID."""
+        return [self._cursors[prefix].last for prefix in columns]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(len(c.rows) for c in self._cursors.values())
+
+    def finish(self, prefix: Oid) -> None:
+        """The column ended normally (v1 noSuchName on GETNEXT means end of MIB)."""
+        self._cursors[prefix].open = False
+
+    def fail(self, prefix: Oid, reason: Reason) -> None:
+        cursor = self._cursors[prefix]
+        if cursor.open:
+            cursor.open = False
+            self._failed[prefix] = reason
+
+    def fail_open(self, reason: Reason) -> None:
+        for prefix in self.open_columns:
+            self.fail(prefix, reason)
+
+    def feed(self, columns: Sequence[Oid], varbinds: Sequence[RawVarbind], *, bulk: bool) -> None:
+        """One answer to a request for ``columns`` (in request order).
+
+        GETNEXT answers carry one varbind per column; GETBULK answers carry
+        rows of ``len(columns)`` varbinds, possibly truncated by the agent.
+        """
+        width = len(columns)
+        before = [(self._cursors[p].last, self._cursors[p].open) for p in columns]
+        for position, (oid, value) in enumerate(varbinds):
+            if not bulk and position >= width:
+                break
+            self._accept(self._cursors[columns[position % width]], oid, value)
+        if not bulk and len(varbinds) < width:
+            for prefix in columns[len(varbinds) :]:
+                self.fail(prefix, SHORT_RESPONSE)
+        after = [(self._cursors[p].last, self._cursors[p].open) for p in columns]
+        if before == after:
+            for prefix in columns:
+                self.fail(prefix, NO_PROGRESS)
+
+    def _accept(self, cursor: _Cursor, oid: Oid, value: Value | Special) -> None:
+        if not cursor.open:
+            return
+        if value is Special.BAD_NAME:
+            self.fail(cursor.prefix, BAD_INDEX)
+            return
+        if value is Special.END_OF_MIB_VIEW or not is_under(oid, cursor.prefix):
+            cursor.open = False
+            return
+        if oid <= cursor.last:
+            self.fail(cursor.prefix, NOT_INCREASING)
+            return
+        cursor.last = oid
+        if value is Special.NO_SUCH_OBJECT or value is Special.NO_SUCH_INSTANCE:
+            self.fail(cursor.prefix, UNEXPECTED_EXCEPTION)
+            return
+        if isinstance(value, Special):
+            return  # NULL / unsupported type: the row is absent, the walk goes on
+        cursor.rows.append((oid, value))
+        if len(cursor.rows) > MAX_ROWS_PER_COLUMN:
+            self.fail(cursor.prefix, TOO_MANY_ROWS)
+
+    def result(self) -> WalkResult:
+        return WalkResult(
+            rows={prefix: list(c.rows) for prefix, c in self._cursors.items()},
+            failed=dict(self._failed),
+        )
 
 
 class Requester(Protocol):
@@ -205,7 +309,7 @@ class Session:
                 return
             walk.fail(batch[0], TOO_BIG_REASON)
             return
-        reason = f"error_status:{error_status_name(status)}"
+        reason = error_status_reason(error_status_name(status))
         if 1 <= index <= len(batch):
             prefix = batch[index - 1]
             if status == NO_SUCH_NAME and not bulk:

@@ -16,20 +16,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
+from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.carrier.error import CarrierError
 from pysnmp.entity.rfc3413 import cmdgen
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as v3
 from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
-from pysnmp.proto import errind
+from pysnmp.proto import errind, rfc1905
 from pysnmp.proto.rfc1902 import Null, ObjectName
 
-from collectors._pysnmp_convert import varbind_to_raw
-from collectors._pysnmp_types import PduKind, Response
-from collectors._pysnmp_v2c import Counters, literal_family, raise_receive_buffer
 from collectors.credentials import Credential
-from collectors.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
+from collectors.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout, SnmpUnresolvable
+from collectors.snmp_message import PduKind, RawValue, RawVarbind, Response, Special
+from collectors.udp import Counters, literal_family, raise_receive_buffer
 from mibs.values import Oid, format_oid
 
 _log = structlog.get_logger(__name__)
@@ -62,6 +62,44 @@ _AUTH_FAILURES: dict[type[errind.ErrorIndication], str] = {
     errind.UnsupportedAuthProtocol: "authentication protocol refused (unsupportedAuthProtocol)",
     errind.UnsupportedPrivProtocol: "privacy protocol refused (unsupportedPrivProtocol)",
 }
+
+
+_EXCEPTIONS: tuple[tuple[type[Any], Special], ...] = (
+    (rfc1905.NoSuchObject, Special.NO_SUCH_OBJECT),
+    (rfc1905.NoSuchInstance, Special.NO_SUCH_INSTANCE),
+    (rfc1905.EndOfMibView, Special.END_OF_MIB_VIEW),
+)
+
+
+def to_raw(value: Any) -> RawValue:
+    """One pysnmp value as ``int``, ``bytes``, OID tuple, or a :class:`Special` marker."""
+    for kind, special in _EXCEPTIONS:
+        if isinstance(value, kind):
+            return special
+    if isinstance(value, univ.Null):
+        return Special.NULL
+    if not getattr(value, "isValue", False):
+        return Special.UNSUPPORTED
+    if isinstance(value, univ.Integer):
+        return int(value)
+    if isinstance(value, univ.OctetString):
+        return bytes(value.asOctets())
+    if isinstance(value, univ.ObjectIdentifier):
+        return tuple(value.asTuple())
+    return Special.UNSUPPORTED
+
+
+def to_oid(name: Any) -> Oid | None:
+    if isinstance(name, univ.ObjectIdentifier) and name.isValue:
+        return tuple(name.asTuple())
+    return None
+
+
+def varbind_to_raw(name: Any, value: Any) -> RawVarbind:
+    oid = to_oid(name)
+    if oid is None:
+        return (), Special.BAD_NAME
+    return oid, to_raw(value)
 
 
 def user_data(credential: Credential) -> Any:
@@ -102,7 +140,7 @@ def _resolve(  # noqa: PLR0917 - the positional signature pysnmp calls back with
 
 
 class V3Engine:
-    """Owns the pysnmp engine; one per :class:`collectors.snmp.SnmpTransport`."""
+    """Owns the pysnmp engine; one per :class:`collectors.transport.SnmpTransport`."""
 
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
@@ -119,12 +157,14 @@ class V3Engine:
     def count_timeout(self) -> None:
         self._counters.timeouts += 1
 
-    @property
-    def engine(self) -> Any:
+    async def engine(self) -> Any:
+        """The pysnmp engine, built in a worker thread on first use (it loads MIB modules)."""
         if self._closed:
             raise RuntimeError("SnmpTransport is closed; build a new one")
         if self._engine is None:
-            self._engine = v3.SnmpEngine()
+            engine = await asyncio.to_thread(v3.SnmpEngine)
+            if self._engine is None:  # another request may have built one meanwhile
+                self._engine = engine
         return self._engine
 
     def user(self, credential: Credential) -> Any:
@@ -146,7 +186,7 @@ class V3Engine:
             try:
                 found = await cls.create((address, port), timeout=attempt_timeout, retries=retries)
             except PySnmpError as exc:  # the resolver failed
-                raise SnmpProtocolError(
+                raise SnmpUnresolvable(
                     f"{address}: cannot resolve ({exc})", address=address
                 ) from exc
             self._targets[key] = found
@@ -182,7 +222,7 @@ class V3Engine:
 
 
 class V3Requester:
-    """The :class:`collectors._pysnmp_session.Requester` for one v3 device."""
+    """The :class:`collectors.walk.Requester` for one v3 device."""
 
     def __init__(
         self,
@@ -214,7 +254,7 @@ class V3Requester:
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
     ) -> Response:
         target = await self._target_for()
-        engine = self._owner.engine
+        engine = await self._owner.engine()
         # hlapi's get_cmd/next_cmd/bulk_cmd would resolve every OID through the MIB
         # view (about 12% of the CPU) and next_cmd would reject a non-increasing
         # answer for the whole PDU; the single-run generators take OIDs as they are.

@@ -1,9 +1,22 @@
 """SNMPv1/v2c requests over one unconnected UDP socket per address family.
 
-Cheaper than any engine: no per-target registration, request-ids matched in a
-dict, answers accepted only from the address the request went to, timeouts and
-retries run by asyncio (no polling timer). Cancelling a request (the poller's
-read deadline) just forgets its request-id, so the client stays usable.
+The only v1/v2c client: the daemon's polls, ``scan`` and the discovery sweep all
+go through it. Cheaper than any engine: no per-target registration, request-ids
+matched in a dict, answers accepted only from the address the request went to,
+timeouts and retries run by asyncio (no polling timer). Cancelling a request
+(the reader's deadline) just forgets its request-id, so the client stays usable.
+
+* **Retries back off**: attempt n waits ``timeout * 1.5**n`` for its answer, so
+  a busy or waking printer gets more time and a congested path is not hammered
+  at a fixed rate. A retransmission reuses the request-id: a late answer to an
+  earlier attempt is as good as the answer to the last.
+* **Pacing**: a session may carry a ``pace`` coroutine (the sweep's token
+  bucket); every packet, retries included, awaits it first.
+* **Closed ports**: the sockets ask for ICMP errors (``IP_RECVERR``) and read
+  the kernel's error queue, whose entries name the destination the refused
+  datagram went to; every request in flight to that address and port fails at
+  once with :class:`SnmpPortClosed` (no agent listens there) instead of
+  waiting out its retries.
 """
 
 from __future__ import annotations
@@ -18,14 +31,26 @@ from typing import cast
 
 import structlog
 
-from collectors._pysnmp_types import PduKind, Response
-from collectors._pysnmp_wire import VERSION_NUMBERS, WireError, decode_response, encode_request
-from collectors.errors import SnmpProtocolError, SnmpTimeout
+from collectors.errors import SnmpPortClosed, SnmpTimeout, SnmpUnresolvable
+from collectors.snmp_message import (
+    VERSION_NUMBERS,
+    PduKind,
+    Response,
+    WireError,
+    decode_response,
+    encode_request,
+)
 from mibs.values import Oid, format_oid
 
 _log = structlog.get_logger(__name__)
 
 RECEIVE_BUFFER = 4 * 1024 * 1024  # 200 requests in flight overflow the default (STACK_NOTES)
+#: Each retransmission waits this much longer than the attempt before it.
+RETRY_BACKOFF = 1.5
+# Linux ip(7) / ipv6(7): queue ICMP errors on unconnected sockets too (not in the socket module).
+_IP_RECVERR, _IPV6_RECVERR = 11, 25
+
+Pace = Callable[[], Awaitable[None]]
 
 
 def raise_receive_buffer(sock: socket.socket) -> int:
@@ -43,6 +68,19 @@ def raise_receive_buffer(sock: socket.socket) -> int:
     except OSError as exc:
         _log.debug("snmp.socket.rcvbuf_refused", reason=str(exc))
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
+def _ask_for_icmp_errors(sock: socket.socket, family: int) -> bool:
+    level, option = (
+        (socket.IPPROTO_IPV6, _IPV6_RECVERR)
+        if family == socket.AF_INET6
+        else (socket.IPPROTO_IP, _IP_RECVERR)
+    )
+    try:
+        sock.setsockopt(level, option, 1)
+    except OSError:
+        return False  # not Linux: a closed port then looks like silence
+    return True
 
 
 @dataclass
@@ -64,26 +102,32 @@ class _Pending:
         self.community = community
 
 
-class DatagramClient(asyncio.DatagramProtocol):
-    """One socket, many requests in flight; built inside the running loop."""
+class UdpClient(asyncio.DatagramProtocol):
+    """One socket of one address family, many requests in flight; built inside the running loop."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: Counters, sock: socket.socket) -> None:
         self._counters = counters
+        self._sock = sock
         self._pending: dict[int, _Pending] = {}
         self._next_id = random.randrange(1, 1 << 30)
         self._transport: asyncio.DatagramTransport | None = None
 
     @classmethod
-    async def open(cls, family: int, counters: Counters) -> DatagramClient:
-        loop = asyncio.get_running_loop()
-        _, client = await loop.create_datagram_endpoint(lambda: cls(counters), family=family)
+    async def open(cls, family: int, counters: Counters) -> UdpClient:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            raise_receive_buffer(sock)
+            _ask_for_icmp_errors(sock, family)
+            loop = asyncio.get_running_loop()
+            _, client = await loop.create_datagram_endpoint(lambda: cls(counters, sock), sock=sock)
+        except BaseException:
+            sock.close()
+            raise
         return client
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            raise_receive_buffer(sock)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -117,7 +161,25 @@ class DatagramClient(asyncio.DatagramProtocol):
         pending.future.set_result(response)
 
     def error_received(self, exc: Exception) -> None:
-        _log.debug("snmp.socket.error", reason=str(exc))
+        """An ICMP error arrived: find out which destination it was for from the error queue."""
+        while True:
+            try:
+                _, _, _, destination = self._sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                break  # no error queue (not Linux): nothing more to learn
+            if isinstance(exc, ConnectionRefusedError) and destination:
+                self._refused(str(destination[0]), int(destination[1]))
+        if not isinstance(exc, ConnectionRefusedError):
+            _log.debug("snmp.socket.error", reason=str(exc))
+
+    def _refused(self, host: str, port: int) -> None:
+        for pending in self._pending.values():
+            if pending.host == host and pending.port == port and not pending.future.done():
+                pending.future.set_exception(
+                    SnmpPortClosed("ICMP port unreachable: no SNMP agent", address=host)
+                )
 
     def _request_id(self) -> int:
         self._next_id = self._next_id + 1 if self._next_id < (1 << 31) - 1 else 1
@@ -136,6 +198,7 @@ class DatagramClient(asyncio.DatagramProtocol):
         attempt_timeout: float,
         retries: int,
         address: str,
+        pace: Pace | None = None,
     ) -> Response:
         if self._transport is None:
             raise RuntimeError("SnmpTransport is closed; build a new one")
@@ -153,10 +216,17 @@ class DatagramClient(asyncio.DatagramProtocol):
             future, host, port, VERSION_NUMBERS[version], community
         )
         self._counters.requests_sent += 1
+        window = attempt_timeout
         try:
-            for _attempt in range(retries + 1):
+            for attempt in range(retries + 1):
+                if attempt:
+                    window *= RETRY_BACKOFF
+                if pace is not None:
+                    await pace()
+                if self._transport is None:
+                    raise RuntimeError("SnmpTransport is closed; build a new one")
                 self._transport.sendto(message, (host, port))
-                done, _ = await asyncio.wait((future,), timeout=attempt_timeout)
+                done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()
         finally:
@@ -165,7 +235,8 @@ class DatagramClient(asyncio.DatagramProtocol):
                 future.cancel()
         self._counters.timeouts += 1
         raise SnmpTimeout(
-            f"{address}: no answer to {kind.value} after {retries + 1} x {attempt_timeout:g} s",
+            f"{address}: no answer to {kind.value} after {retries + 1} attempts "
+            f"(first waited {attempt_timeout:g} s, each retry {RETRY_BACKOFF:g}x longer)",
             address=address,
             oid=format_oid(oids[0]) if oids else None,
         )
@@ -188,17 +259,17 @@ async def resolve(host: str, port: int) -> tuple[int, str]:
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
-        raise SnmpProtocolError(f"{host}: cannot resolve ({exc})", address=host) from exc
+        raise SnmpUnresolvable(f"{host}: cannot resolve ({exc})", address=host) from exc
     family, _, _, _, sockaddr = infos[0]
     return int(family), str(sockaddr[0])
 
 
-class V2cRequester:
-    """The :class:`collectors._pysnmp_session.Requester` for one v1/v2c device."""
+class UdpRequester:
+    """The :class:`collectors.walk.Requester` for one v1/v2c device."""
 
     def __init__(
         self,
-        client_for: Callable[[int], Awaitable[DatagramClient]],
+        client_for: Callable[[int], Awaitable[UdpClient]],
         *,
         address: str,
         port: int,
@@ -206,8 +277,10 @@ class V2cRequester:
         community: bytes,
         timeout: float,
         retries: int,
+        pace: Pace | None = None,
     ) -> None:
         self._client_for = client_for
+        self._pace = pace
         self._address = address
         self._port = port
         self._version = version
@@ -234,4 +307,5 @@ class V2cRequester:
             attempt_timeout=self._timeout,
             retries=self._retries,
             address=self._address,
+            pace=self._pace,
         )

@@ -1,4 +1,4 @@
-"""read_printer over a fake SnmpSession: the plan is executed, failures become problems."""
+"""The reader over fake sessions: plans executed, failures become problems, profiles in order."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from datetime import UTC, datetime
 
 import jsonschema
 import pytest
+from pydantic import SecretStr
 
 from agent.schema import read_schema
 from collectors.base import WalkResult
-from collectors.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout
-from collectors.poller import SYS_OBJECT_ID, read_printer
-from mibs.plan import base_plan, vendor_plan
+from collectors.credentials import Credential, SnmpSettings
+from collectors.errors import SnmpAuthError, SnmpPortClosed, SnmpProtocolError, SnmpTimeout
+from collectors.reader import read_device, read_session
+from collectors.udp import Pace
+from mibs.identity import SYS_OBJECT_ID
+from mibs.plan import base_plan, full_read_plan, vendor_plan
 from mibs.values import Oid, Value, format_oid, is_under, parse_oid
 
 ADDRESS = "192.0.2.7"
@@ -92,7 +96,7 @@ def _clock() -> datetime:
 
 async def test_reads_a_printer_in_few_requests() -> None:
     session = FakeSession(dict(PRINTER))
-    read = await read_printer(session, deadline=5, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     assert read.address == ADDRESS
     assert read.collected_at == NOW
     assert read.identity.serial == "CNB1234567"
@@ -110,7 +114,7 @@ async def test_reads_a_printer_in_few_requests() -> None:
 async def test_vendor_plan_follows_sys_object_id() -> None:
     extra = vendor_plan(HP_LASERJET)
     session = FakeSession(dict(PRINTER))
-    await read_printer(session, deadline=5, clock=_clock)
+    await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     asked = {oid for _, oids in session.requests for oid in oids}
     assert {item.oid for item in extra.scalars + extra.columns} <= asked
     base = base_plan()
@@ -120,7 +124,7 @@ async def test_vendor_plan_follows_sys_object_id() -> None:
 async def test_no_sys_object_id_means_no_vendor_requests() -> None:
     varbinds = {oid: v for oid, v in PRINTER.items() if oid != SYS_OBJECT_ID}
     session = FakeSession(varbinds)
-    read = await read_printer(session, deadline=5, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     assert len(session.requests) == 2  # base GET + base walk only
     assert read.counters.total == 48213
 
@@ -128,13 +132,15 @@ async def test_no_sys_object_id_means_no_vendor_requests() -> None:
 async def test_a_device_that_never_answers_raises_timeout() -> None:
     session = FakeSession(dict(PRINTER), silent=True)
     with pytest.raises(SnmpTimeout):
-        await read_printer(session, deadline=5, clock=_clock)
+        await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     assert len(session.requests) == 1  # the probe GET, nothing after it
 
 
 async def test_a_refused_credential_raises_auth_error() -> None:
     with pytest.raises(SnmpAuthError):
-        await read_printer(FakeSession(dict(PRINTER), refuse=True), deadline=5, clock=_clock)
+        await read_session(
+            FakeSession(dict(PRINTER), refuse=True), full_read_plan(), deadline=5, clock=_clock
+        )
 
 
 async def test_a_failed_column_is_a_problem_on_its_field_and_the_rest_survives() -> None:
@@ -142,7 +148,7 @@ async def test_a_failed_column_is_a_problem_on_its_field_and_the_rest_survives()
     columns = {item.oid: item for item in base_plan().columns}
     assert supplies_level in columns, "the base plan walks prtMarkerSuppliesLevel"
     session = FakeSession(dict(PRINTER), failed_columns={supplies_level: "not_increasing"})
-    read = await read_printer(session, deadline=5, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     problem = next(p for p in read.problems if p.oid == format_oid(supplies_level))
     assert problem.reason == "not_increasing"
     assert problem.field == columns[supplies_level].name
@@ -152,7 +158,7 @@ async def test_a_failed_column_is_a_problem_on_its_field_and_the_rest_survives()
 
 async def test_a_device_falling_silent_midway_keeps_the_identity() -> None:
     session = FakeSession(dict(PRINTER), silent_after=1)  # answers the GET, then nothing
-    read = await read_printer(session, deadline=5, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     assert read.identity.sys_object_id == format_oid(HP_LASERJET)
     timed_out = {p.oid for p in read.problems if p.reason == "timeout"}
     assert {format_oid(item.oid) for item in base_plan().columns} <= timed_out
@@ -163,7 +169,7 @@ async def test_a_device_falling_silent_midway_keeps_the_identity() -> None:
 async def test_an_error_status_on_the_walk_marks_those_columns() -> None:
     error = SnmpProtocolError("genErr", address=ADDRESS)
     session = FakeSession(dict(PRINTER), walk_raises=error)
-    read = await read_printer(session, deadline=5, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     assert {p.reason for p in read.problems if p.field.startswith("supplies")} == {"protocol_error"}
     assert read.identity.serial is not None or read.identity.sys_descr is not None
 
@@ -171,7 +177,7 @@ async def test_an_error_status_on_the_walk_marks_those_columns() -> None:
 async def test_the_deadline_cuts_a_slow_read_short_with_problems() -> None:
     session = FakeSession(dict(PRINTER), delay=0.15)
     started = time.monotonic()
-    read = await read_printer(session, deadline=0.25, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=0.25, clock=_clock)
     assert time.monotonic() - started < 0.5
     deadline = [p for p in read.problems if p.reason == "deadline"]
     assert {p.oid for p in deadline} >= {format_oid(i.oid) for i in base_plan().columns}
@@ -181,7 +187,7 @@ async def test_the_deadline_cuts_a_slow_read_short_with_problems() -> None:
 async def test_a_deadline_before_any_answer_is_a_timeout() -> None:
     session = FakeSession(dict(PRINTER), delay=1.0)
     with pytest.raises(SnmpTimeout, match="deadline"):
-        await read_printer(session, deadline=0.05, clock=_clock)
+        await read_session(session, full_read_plan(), deadline=0.05, clock=_clock)
 
 
 async def test_values_outside_the_requested_columns_are_ignored() -> None:
@@ -197,5 +203,126 @@ async def test_values_outside_the_requested_columns_are_ignored() -> None:
         return result
 
     session.walk = sloppy  # type: ignore[method-assign]
-    read = await read_printer(session, deadline=5, clock=_clock)
+    read = await read_session(session, full_read_plan(), deadline=5, clock=_clock)
     assert read.counters.total == 48213
+
+
+# -- read_device: the credential order, the outcome and its reason ------------------
+
+PROFILES = [
+    Credential(name=name, community=SecretStr(name)) for name in ("first", "second", "third")
+]
+
+
+@dataclass
+class FakeNet:
+    """Stands in for SnmpTransport: a device that takes only some profiles."""
+
+    accepts: set[str]
+    refuses: set[str] = field(default_factory=set)
+    closed: bool = False
+    error: SnmpProtocolError | None = None
+    sessions: list[str] = field(default_factory=list)
+
+    def session(
+        self,
+        address: str,
+        credential: Credential,
+        *,
+        settings: SnmpSettings | None = None,
+        pace: Pace | None = None,
+    ) -> FakeSession:
+        self.sessions.append(credential.name)
+        session = FakeSession(
+            dict(PRINTER),
+            address=address,
+            silent=credential.name not in self.accepts,
+            refuse=credential.name in self.refuses,
+        )
+        if self.closed:
+            session.get = _raise(SnmpPortClosed("ICMP port unreachable", address=address))  # type: ignore[method-assign]
+        elif self.error is not None and credential.name not in self.accepts:
+            session.get = _raise(self.error)  # type: ignore[method-assign]
+        return session
+
+
+def _raise(exc: Exception):  # type: ignore[no-untyped-def]
+    async def fail(oids: Sequence[Oid]) -> dict[Oid, Value]:
+        raise exc
+
+    return fail
+
+
+async def test_every_profile_is_tried_in_order_until_one_answers() -> None:
+    net = FakeNet(accepts={"third"})
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 5, sessions=net, clock=_clock)
+    assert net.sessions == ["first", "second", "third"]
+    assert (outcome.kind, outcome.profile, outcome.reason) == ("read", "third", None)
+    assert outcome.read is not None
+    assert outcome.read.counters.total == 48213
+
+
+async def test_the_remembered_profile_is_tried_first() -> None:
+    net = FakeNet(accepts={"second"})
+    outcome = await read_device(
+        ADDRESS, PROFILES, full_read_plan(), 5, sessions=net, remembered="second", clock=_clock
+    )
+    assert net.sessions == ["second"]
+    assert outcome.profile == "second"
+    # a remembered profile that stopped working falls back to the configured order
+    net = FakeNet(accepts={"third"})
+    outcome = await read_device(
+        ADDRESS, PROFILES, full_read_plan(), 5, sessions=net, remembered="second", clock=_clock
+    )
+    assert net.sessions == ["second", "first", "third"]
+    assert outcome.profile == "third"
+
+
+async def test_no_answer_to_any_profile_is_silent_with_reason_timeout() -> None:
+    net = FakeNet(accepts=set())
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 5, sessions=net)
+    assert (outcome.kind, outcome.reason, outcome.read) == ("silent", "timeout", None)
+    assert net.sessions == ["first", "second", "third"]
+
+
+async def test_a_closed_port_ends_the_device_without_more_profiles() -> None:
+    net = FakeNet(accepts={"third"}, closed=True)
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 5, sessions=net)
+    assert (outcome.kind, outcome.reason) == ("silent", "port_closed")
+    assert net.sessions == ["first"]
+
+
+async def test_refusals_are_named_and_a_later_profile_still_wins() -> None:
+    net = FakeNet(accepts={"third"}, refuses={"first"})
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 5, sessions=net)
+    assert (outcome.kind, outcome.profile) == ("read", "third")
+    net = FakeNet(accepts=set(), refuses={"first", "second", "third"})
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 5, sessions=net)
+    assert (outcome.kind, outcome.reason) == ("refused", "auth_failed")
+    assert [r.split(":")[0] for r in outcome.refusals] == ["first", "second", "third"]
+
+
+async def test_an_unusable_first_answer_is_failed_with_its_reason() -> None:
+    error = SnmpProtocolError("GET answered genErr (index 0)", address=ADDRESS)
+    net = FakeNet(accepts=set(), error=error)
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 5, sessions=net)
+    assert (outcome.kind, outcome.reason) == ("failed", "protocol_error")
+    assert "genErr" in outcome.detail
+    assert net.sessions == ["first", "second", "third"]
+
+
+async def test_the_deadline_covers_every_profile() -> None:
+    net = FakeNet(accepts={"third"})
+    original = net.session
+
+    def slow(address: str, credential: Credential, **kwargs: object) -> FakeSession:
+        session = original(address, credential)
+        session.delay = 0.2
+        return session
+
+    net.session = slow  # type: ignore[assignment,method-assign]
+    started = time.monotonic()
+    outcome = await read_device(ADDRESS, PROFILES, full_read_plan(), 0.3, sessions=net)
+    assert time.monotonic() - started < 1.0
+    assert (outcome.kind, outcome.reason) == ("silent", "timeout")
+    assert "third" not in net.sessions
