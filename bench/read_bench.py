@@ -1,8 +1,9 @@
 """Full-read benchmark: reads/s, SNMP requests per read, agent CPU per read.
 
-Starts ``bench/replay_responder.py`` (a separate process, so its CPU is not
-counted as ours) serving recordings on many loopback addresses, then reads them
-all with the agent's own code path (``SnmpTransport`` + ``read_device``, as
+Starts the fake agent shipped with the collector (``python -m
+collectors.fake_agent``, a separate process, so its CPU is not counted as
+ours) serving recordings on many loopback addresses, then reads them all with
+the agent's own code path (``SnmpTransport`` + ``read_device``, as
 ``fleet-agent scan`` does) and reports:
 
 * reads/s over the fleet, with ``--concurrency`` devices in flight;
@@ -83,7 +84,7 @@ class Responder:
 
 
 def start_responder(mapping: dict[str, Path]) -> Responder:
-    args = [sys.executable, str(HERE / "replay_responder.py")]
+    args = [sys.executable, "-m", "collectors.fake_agent"]
     args += [f"{address}={path}" for address, path in mapping.items()]
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None

@@ -2,8 +2,8 @@
 
 Builds a synthetic fleet (``bench/soak_fleet.py``: seven vendors, unique serials
 and MACs, varied counters and supply levels), serves it on loopback addresses
-from ``--base`` (127.1.0.0: .1-.250 of consecutive /24s) with
-``bench/replay_responder.py`` processes, starts Mosquitto on a free 127.0.0.1
+from ``--base`` (127.1.0.0: .1-.250 of consecutive /24s) with fake agent
+processes (``python -m collectors.fake_agent``), starts Mosquitto on a free 127.0.0.1
 port and a counting subscriber (plain aiomqtt, QoS 1; it decodes each envelope's
 body but does not verify signatures), writes a daemon config whose
 ``discovery.targets`` cover the fleet, then runs ``fleet-agent run`` as a

@@ -8,8 +8,8 @@ and its smoke test; no pytest, no agent internals beyond the demo fleet specs.
   low, so ``supply_low`` events flow too);
 * :func:`fleet_addresses` lays them out from a loopback base, 250 a /24;
   :func:`target_ranges` turns that into ``discovery.targets`` ranges;
-* :func:`start_responders` serves the recordings with ``bench/replay_responder.py``,
-  ``per_process`` addresses a process, all on one UDP port;
+* :func:`start_responders` serves the recordings with the fake agent
+  (``python -m collectors.fake_agent``), ``per_process`` addresses a process, all on one UDP port;
 * :func:`start_broker` runs Debian ``mosquitto`` on a free 127.0.0.1 port with
   the queue limits raised (STACK_NOTES.md: the default 1000 silently drops).
 """
@@ -181,7 +181,7 @@ class Responders:
 def _start_one(
     mapping: list[tuple[str, Path]], port: int, community: str
 ) -> tuple[subprocess.Popen[str], int]:
-    args = [sys.executable, str(HERE / "replay_responder.py"), "--port", str(port)]
+    args = [sys.executable, "-m", "collectors.fake_agent", "--port", str(port)]
     args += ["--community", community, *(f"{address}={path}" for address, path in mapping)]
     process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None

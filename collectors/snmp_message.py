@@ -14,9 +14,9 @@ printers are sloppy and strict where a packet is simply not SNMP:
   response PDU) raises :class:`WireError`.
 
 The agent side of the same messages (:func:`decode_request`,
-:func:`encode_response`) serves the test responder that misbehaves on purpose
-(``tests/support/hostile.py``) and the benchmark's replay responder
-(``bench/replay_responder.py``): one BER implementation for all three.
+:func:`encode_response`) serves the fake agent (:mod:`collectors.fake_agent`)
+that the tests, the benchmarks and the hostile-responder tests use: one BER
+implementation for both sides.
 """
 
 from __future__ import annotations
