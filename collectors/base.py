@@ -1,8 +1,9 @@
-"""The narrow seam between polling logic and the SNMP library.
+"""The session seam: GET and side-by-side column walks of one device with one credential.
 
-Everything above this seam (poller, discovery) speaks plain OIDs and values
-from :mod:`mibs.values`; only :mod:`collectors.transport` implements it with pysnmp,
-and tests may implement it with a fake.
+Everything above it (the reader, discovery) speaks plain OIDs and values from
+:mod:`mibs.values`. :class:`collectors.walk.Session` implements it over a
+request seam with two implementations (v1/v2c UDP, pysnmp v3; see
+:mod:`collectors.transport`); unit tests implement it with a fake.
 """
 
 from __future__ import annotations

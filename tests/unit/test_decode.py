@@ -105,7 +105,7 @@ def test_base_plan_covers_every_decoder_once() -> None:
     assert {identity.SYS_OBJECT_ID, identity.SYS_DESCR, identity.SYS_UPTIME} <= scalars
     # scalars are GETs: every one ends in .0
     assert all(oid[-1] == 0 for oid in scalars)
-    # every name is a dotted read field the poller can file problems under
+    # every name is a dotted read field the reader can file problems under
     assert all(item.name.split(".")[0] in {"identity", "counters", "supplies", "status"}
                for item in plan.scalars + plan.columns)  # fmt: skip
 
