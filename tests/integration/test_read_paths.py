@@ -27,6 +27,7 @@ from collectors.credentials import Credential, SnmpSettings
 from collectors.fake_agent import FakeAgent, load_snmprec, start_fake_agent
 from collectors.reader import read_device
 from collectors.transport import SnmpTransport
+from mibs.messages import AgentMessage
 from mibs.models import Identity
 from mibs.plan import full_read_plan, vendor_plan
 from mibs.reasons import REASONS
@@ -278,9 +279,9 @@ class _Sink:
     def __init__(self) -> None:
         self.reads: list[Mapping[str, Any]] = []
 
-    async def submit(self, kind: str, body: Mapping[str, Any]) -> None:
-        if kind == "read":
-            self.reads.append(body)
+    async def submit(self, message: AgentMessage) -> None:
+        if message.kind == "read":
+            self.reads.append(message.to_body())
 
 
 def _daemon_config(tmp_path: Path, port: int) -> AgentConfig:
