@@ -3,7 +3,7 @@
 * pysnmp values -> plain values (the v3 path),
 * the v1/v2c BER codec, checked against pyasn1's encoder and fuzzed,
 * the GET strategy (v1 split, tooBig halving) and the column-walk state machine,
-  driven through :class:`collectors._pysnmp_session.Session` with an in-memory agent.
+  driven through :class:`collectors.walk.Session` with an in-memory agent.
 """
 
 from __future__ import annotations
