@@ -39,6 +39,13 @@ COMMANDS: dict[str, Command] = {
     "ingest": Command(
         "agent.commands.ingest", "reference backend consumer: verify and store signed reads"
     ),
+    "billing": Command(
+        "agent.commands.billing",
+        "monthly billing export: start and end meters per contract meter type",
+    ),
+    "meter": Command(
+        "agent.commands.meter", "enter manual meter reads (devices that do not report counts)"
+    ),
     "run": Command("agent.commands.run", "run the daemon (discovery, reads, upload)"),
     "status": Command("agent.commands.run", "summarise what the running daemon is doing"),
     "demo": Command(

@@ -318,12 +318,16 @@ class Inventory:
             )
         if cursor.rowcount == 0:
             raise InventoryError(f"inventory {self.path}: no device {device_id!r}")
-        if row is None or row["last_read"] is None:
-            return None
-        try:
-            return PrinterRead.model_validate_json(row["last_read"])
-        except ValueError:  # kept by an older agent: nothing to compare with
-            return None
+        return _parsed(row["last_read"] if row else None)
+
+    def last_read(self, device_id: str) -> PrinterRead | None:
+        """The last read kept of ``device_id`` (None: none, or one that no longer validates)."""
+        row = (
+            self._conn()
+            .execute("SELECT last_read FROM devices WHERE device_id = ?", (device_id,))
+            .fetchone()
+        )
+        return _parsed(row["last_read"] if row else None)
 
     def stored_reads(self) -> list[PrinterRead]:
         """The first and the last read of every device that was read (oldest first).
@@ -395,6 +399,15 @@ class Inventory:
             "JOIN devices d USING (device_id) WHERE d.credential_profile IS NOT NULL"
         )
         return {row["address"]: row["credential_profile"] for row in rows}
+
+
+def _parsed(text: str | None) -> PrinterRead | None:
+    if text is None:
+        return None
+    try:
+        return PrinterRead.model_validate_json(text)
+    except ValueError:  # kept by an older agent: nothing to compare with
+        return None
 
 
 @contextmanager

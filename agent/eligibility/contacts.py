@@ -123,11 +123,11 @@ class ContactImportError(ConfigError):
         self.errors = tuple(errors)
 
 
-def _column_name(header: str) -> str:
+def column_name(header: str) -> str:
     return re.sub(r"[\s\-]+", "_", header.strip().casefold())
 
 
-def _decode(data: bytes) -> tuple[str | None, RowError | None]:
+def decode_utf8(data: bytes) -> tuple[str | None, RowError | None]:
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return None, RowError(None, None, "file is UTF-16; save it as UTF-8")
     try:
@@ -148,7 +148,7 @@ def _split_list(text: str) -> list[str]:
 
 def parse_contacts(data: bytes, *, source: str = "contacts.csv") -> tuple[Contact, ...]:
     """Validate a whole contacts CSV; raises :class:`ContactImportError` listing every problem."""
-    text, decode_error = _decode(data)
+    text, decode_error = decode_utf8(data)
     if text is None:
         assert decode_error is not None
         raise ContactImportError(source, [decode_error])
@@ -162,7 +162,7 @@ def parse_contacts(data: bytes, *, source: str = "contacts.csv") -> tuple[Contac
         ) from exc
     if not records or not any(cell.strip() for cell in records[0]):
         raise ContactImportError(source, [RowError(1, None, "no header row")])
-    header = [_column_name(cell) for cell in records[0]]
+    header = [column_name(cell) for cell in records[0]]
     known = set(REQUIRED_COLUMNS) | set(OPTIONAL_COLUMNS)
     for name in REQUIRED_COLUMNS:
         if name not in header:

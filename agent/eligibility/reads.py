@@ -1,8 +1,9 @@
 """Reads as ``fleet-agent scan --format json`` prints them: one JSON object a line.
 
 An ``"eligibility"`` key (present when scan ran with ``--policy``) is dropped:
-the report computes verdicts afresh under the policy it is given. Errors name
-the source and line.
+the report computes verdicts afresh under the policy it is given; so is the
+``"purpose"`` of an uploaded read, whose ``"device_id"`` is kept by
+:func:`parse_read_records`. Errors name the source and line.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from mibs.models import PrinterRead
 _MAX_ERRORS = 20
 
 
-def parse_reads(lines: Iterable[str], *, source: str) -> list[PrinterRead]:
-    """Every read in ``lines``; raises :class:`ConfigError` listing bad lines (up to 20)."""
-    reads: list[PrinterRead] = []
+def parse_read_records(
+    lines: Iterable[str], *, source: str
+) -> list[tuple[str | None, PrinterRead]]:
+    """Every read in ``lines`` with its ``device_id`` (uploads carry one; scan output does not).
+
+    The keys an upload adds (``device_id``, ``purpose``, ``eligibility``) are accepted;
+    raises :class:`ConfigError` listing bad lines (up to 20).
+    """
+    reads: list[tuple[str | None, PrinterRead]] = []
     errors: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -35,8 +42,13 @@ def parse_reads(lines: Iterable[str], *, source: str) -> list[PrinterRead]:
             errors.append(f"{source}:{number}: expected a JSON object per line")
             continue
         record.pop("eligibility", None)
+        record.pop("purpose", None)
+        device_id = record.pop("device_id", None)
+        if device_id is not None and not (isinstance(device_id, str) and device_id):
+            errors.append(f"{source}:{number}: device_id: must be a non-empty string")
+            continue
         try:
-            reads.append(PrinterRead.model_validate(record))
+            reads.append((device_id, PrinterRead.model_validate(record)))
         except ValidationError as exc:
             errors.extend(
                 f"{source}:{number}: {dotted(error['loc'])}: {describe(error)}"
@@ -49,3 +61,8 @@ def parse_reads(lines: Iterable[str], *, source: str) -> list[PrinterRead]:
             shown.append(f"... and {more} more")
         raise ConfigError("not a file of reads:\n  " + "\n  ".join(shown), path=source)
     return reads
+
+
+def parse_reads(lines: Iterable[str], *, source: str) -> list[PrinterRead]:
+    """Every read in ``lines``; raises :class:`ConfigError` listing bad lines (up to 20)."""
+    return [read for _device_id, read in parse_read_records(lines, source=source)]
