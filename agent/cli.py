@@ -36,6 +36,9 @@ COMMANDS: dict[str, Command] = {
     "eligibility": Command(
         "agent.commands.eligibility", "managed-print eligibility report of a site"
     ),
+    "supplies": Command(
+        "agent.commands.supplies", "supply levels, part numbers and days-to-empty forecasts"
+    ),
     "ingest": Command(
         "agent.commands.ingest", "reference backend consumer: verify and store signed reads"
     ),

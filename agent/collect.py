@@ -33,6 +33,8 @@ from agent.eligibility.policy import Policy, load_policy
 from agent.eligibility.rules import evaluate_read
 from agent.inventory import Inventory, InventoryDevice
 from agent.metrics import Metrics
+from agent.supplies import SupplyTracker
+from agent.supply_store import SupplyStore
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
 from collectors.reader import ReadOutcome, read_device
 from collectors.targets import parse_targets
@@ -156,6 +158,8 @@ class Collector:
         # at-least-once by design, a repeat after a restart is harmless).
         self._verdicts: dict[str, tuple[bool, tuple[str, ...]]] = {}
         self._low_supplies: dict[str, frozenset[int]] = {}
+        # Supply history, replacements and orders persist in the state database.
+        self._supplies = SupplyTracker(SupplyStore(inventory))
         self._snmp_counted = (transport.requests_sent, transport.timeouts)
 
     def reconfigure(self, config: AgentConfig, eligibility: EligibilityInputs | None) -> None:
@@ -352,6 +356,21 @@ class Collector:
         if previous is not None:
             await self._anomaly_events(device.device_id, previous, read)
         await self._change_events(device, read, verdict)
+        await self._supply_events(device, read)
+
+    async def _supply_events(self, device: InventoryDevice, read: PrinterRead) -> None:
+        """``supply_replaced`` and ``supply_order_due`` (agent/supplies.py), each sent once."""
+        eligibility = self.eligibility
+        pending = self._supplies.observe(
+            device.device_id,
+            read,
+            policy=eligibility.policy if eligibility is not None else None,
+            contacts=eligibility.contacts if eligibility is not None else None,
+        )
+        for item in pending:
+            await self._sink.submit(item.event)  # durable before it is marked as sent
+            log.info("supply.event", kind=item.event.event, supply_index=item.event.supply_index)
+        self._supplies.sent(pending)
 
     async def _anomaly_events(
         self, device_id: str, previous: PrinterRead, read: PrinterRead

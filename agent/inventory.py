@@ -175,6 +175,18 @@ class Inventory:
             raise RuntimeError("inventory is closed")
         return self._db
 
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction on the state database, for the tables other modules keep
+        beside the inventory's (the supply history: :mod:`agent.supply_store`)."""
+        db = self._conn()
+        with _transaction(db):
+            yield db
+
+    def connection(self) -> sqlite3.Connection:
+        """The state database, for reads by modules that keep tables beside the inventory's."""
+        return self._conn()
+
     # --- identity ------------------------------------------------------------------
 
     def _resolve(self, key: str | None, identity: Identity, address: str) -> tuple[str, bool]:

@@ -351,6 +351,17 @@ class SqlStore:
         ).fetchall()
         return [str(row[0]) for row in rows]
 
+    def bodies(self, kind: str) -> Iterator[tuple[str, object]]:
+        """(agent id, parsed JSON body) of every stored message of ``kind``, oldest first
+        (by the agent's ``created_at``, then sequence)."""
+        rows = self.execute(
+            "SELECT agent_id, body FROM messages WHERE kind = ? "
+            "ORDER BY created_at, agent_id, sequence",
+            (kind,),
+        ).fetchall()
+        for agent_id, body in rows:
+            yield str(agent_id), json.loads(body) if isinstance(body, str | bytes) else body
+
     def rejections(self) -> dict[str, int]:
         rows = self.execute("SELECT reason, count FROM rejections ORDER BY reason").fetchall()
         return {str(reason): int(count) for reason, count in rows}

@@ -29,7 +29,7 @@ left out.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, JsonValue, TypeAdapter
@@ -40,6 +40,7 @@ from mibs.verdict import ReasonCode
 __all__ = [
     "EVENT_ADAPTER",
     "EVENT_SCHEMA_VERSION",
+    "DeliveryContact",
     "DeviceFound",
     "DeviceMoved",
     "DuplicateSerial",
@@ -50,12 +51,14 @@ __all__ = [
     "MeterBackwards",
     "SerialChanged",
     "SupplyLow",
+    "SupplyOrderDue",
+    "SupplyReplaced",
     "parse_event",
 ]
 
 #: Version of the event body format (docs/schema/event.schema.json); a new event kind
 #: or a new optional field bumps the minor number, a removed or retyped field the major.
-EVENT_SCHEMA_VERSION = "1.1"
+EVENT_SCHEMA_VERSION = "1.2"
 
 
 class EventBase(Frozen):
@@ -155,6 +158,61 @@ class SerialChanged(_MeterAnomaly):
     event: Literal["serial_changed"] = "serial_changed"
 
 
+class _SupplyEvent(EventBase):
+    supply_index: int = Field(description="prtMarkerSuppliesIndex.")
+    description: str | None
+    type: str
+    colorant: str | None
+
+
+class SupplyReplaced(_SupplyEvent):
+    """A cartridge was replaced (mibs/supply_history.py says how it is recognised)."""
+
+    event: Literal["supply_replaced"] = "supply_replaced"
+    replaced_at: datetime = Field(description="The first reading of the new cartridge.")
+    reason: Literal["serial", "part_number", "cartridge_counter", "level_rise", "state_rise"]
+    old_level: float | None
+    new_level: float | None
+    old_part_number: str | None
+    new_part_number: str | None
+    old_serial: str | None
+    new_serial: str | None
+    days_in_service: float
+    pages_in_service: int | None
+    whole_life_seen: bool = Field(
+        description="False when the old cartridge was installed before the history began: "
+        "days and pages in service are then lower bounds."
+    )
+    rated_yield: int | None
+    yield_ratio: float | None = Field(description="Pages in service / rated yield.")
+
+
+class DeliveryContact(Frozen):
+    """Who receives the cartridge (from the contacts import or the policy)."""
+
+    name: str
+    company: str
+    address: str
+    phone: str
+    email: str
+    country_code: str
+
+
+class SupplyOrderDue(_SupplyEvent):
+    """Time to ship a cartridge: sent once per cartridge (``order_id`` is stable)."""
+
+    event: Literal["supply_order_due"] = "supply_order_due"
+    order_id: str = Field(description="device/supply/cartridge: the same order, however often sent.")
+    part_number: str | None
+    level: float | None = Field(description="Remaining percent (fitted) when the order was made.")
+    predicted_empty: date | None
+    empty_earliest: date | None
+    emergency: bool = Field(description="Ordered by the emergency level, not by the forecast.")
+    lead_time_days: float
+    cartridge_since: datetime
+    contact: DeliveryContact | None = Field(description="None when no contact covers the device.")
+
+
 #: Every event kind, discriminated on ``event``. Add a new model here.
 Event = Annotated[
     DeviceFound
@@ -164,7 +222,9 @@ Event = Annotated[
     | SupplyLow
     | MeterBackwards
     | ImplausibleJump
-    | SerialChanged,
+    | SerialChanged
+    | SupplyReplaced
+    | SupplyOrderDue,
     Field(discriminator="event"),
 ]
 

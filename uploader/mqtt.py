@@ -181,6 +181,10 @@ class ConsumerSession:
         # aiomqtt 2.x does not expose manual acks; its paho client does (pinned <3).
         self._paho = client._client
         self._paho.manual_ack_set(True)
+        # The receive in progress, kept across calls: a timed-out wait must not cancel a
+        # receive that may already hold a message (Python 3.11's wait_for can drop the
+        # result when the message and the timeout arrive together: the message was lost).
+        self._next: asyncio.Future[aiomqtt.Message] | None = None
 
     async def subscribe(self, topics: Sequence[str]) -> None:
         for topic in topics:
@@ -188,14 +192,17 @@ class ConsumerSession:
 
     def queued(self) -> int:
         """Messages received and waiting in memory."""
-        return len(self._messages)
+        held = self._next is not None and self._next.done()
+        return len(self._messages) + int(held)
 
     async def receive(self, within: float | None) -> InboundMessage | None:
         """The next message, or None after ``within`` seconds without one."""
-        try:
-            message = await asyncio.wait_for(anext(self._messages), timeout=within)
-        except TimeoutError:
-            return None
+        if self._next is None:
+            self._next = asyncio.ensure_future(anext(self._messages))
+        done, _ = await asyncio.wait({self._next}, timeout=within)
+        if not done:
+            return None  # the receive goes on; the next call takes its message
+        message, self._next = self._next.result(), None
         payload = message.payload
         if isinstance(payload, bytes | bytearray):
             raw = bytes(payload)
@@ -210,6 +217,12 @@ class ConsumerSession:
             if message.qos > 0:
                 self._paho.ack(message.mid, message.qos)
 
+    def close(self) -> None:
+        """Stop the receive in progress (its message, if any, stays unacknowledged)."""
+        if self._next is not None:
+            self._next.cancel()
+            self._next = None
+
 
 @contextlib.asynccontextmanager
 async def consumer_session(
@@ -218,8 +231,11 @@ async def consumer_session(
     """Connect with a persistent session, subscribe QoS 1 to ``topics``, ack manually."""
     async with connect(settings, client_id=client_id, persistent_session=True) as client:
         session = ConsumerSession(client)
-        await session.subscribe(topics)
-        yield session
+        try:
+            await session.subscribe(topics)
+            yield session
+        finally:
+            session.close()
 
 
 class MqttPublisher:

@@ -23,6 +23,7 @@ from pydantic import (
 
 from agent.eligibility.contacts import Contact
 from agent.yamlconf import load_model, parse_yaml, validate
+from mibs.forecast import ForecastSettings
 from mibs.metering import BillingPolicy
 from mibs.modelmatch import ModelMatch, Name, normalise
 from mibs.status import ERROR_BITS
@@ -65,6 +66,18 @@ def _version_text(value: object, what: str) -> object:
     return value
 
 
+def known_supply_types(value: tuple[str, ...]) -> tuple[str, ...]:
+    """``value`` when every name is an RFC 3805 supply type, else a ValueError naming them."""
+    known = set(SUPPLY_TYPES.values())
+    unknown = [kind for kind in value if kind not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown supply type {', '.join(unknown)} (RFC 3805 names in snake_case, "
+            "e.g. toner, toner_cartridge, ink, ink_cartridge, opc)"
+        )
+    return value
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -97,14 +110,38 @@ class HealthPolicy(_Frozen):
     @field_validator("supply_types")
     @classmethod
     def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        known = set(SUPPLY_TYPES.values())
-        unknown = [kind for kind in value if kind not in known]
-        if unknown:
-            raise ValueError(
-                f"unknown supply type {', '.join(unknown)} (RFC 3805 names in snake_case, "
-                "e.g. toner, toner_cartridge, ink, ink_cartridge, opc)"
-            )
-        return value
+        return known_supply_types(value)
+
+
+# --- replenishment (supplies) -------------------------------------------------------------
+
+#: Supply types ordered automatically unless the policy lists others.
+ORDERED_SUPPLY_TYPES = ("toner", "toner_cartridge", "ink", "ink_cartridge")
+
+
+class ReplenishmentPolicy(ForecastSettings):
+    """When to order a cartridge (docs/eligibility.md, "Replenishment").
+
+    The forecast settings (lead time, safety days, minimum history, emergency
+    level) plus which supply types are ordered at all.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+    supply_types: tuple[str, ...] = Field(
+        default=ORDERED_SUPPLY_TYPES, description="Supply types ordered automatically."
+    )
+
+    @field_validator("supply_types")
+    @classmethod
+    def _known_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return known_supply_types(value)
+
+    def settings(self) -> ForecastSettings:
+        """The forecast's part of the section."""
+        return ForecastSettings.model_validate(
+            self.model_dump(include=set(ForecastSettings.model_fields))
+        )
 
 
 class Policy(_Frozen):
@@ -128,6 +165,9 @@ class Policy(_Frozen):
     billing: BillingPolicy | None = Field(
         default=None,
         description="Contract meter types and the meter checks of the billing export.",
+    )
+    replenishment: ReplenishmentPolicy = Field(
+        default_factory=ReplenishmentPolicy, description="When cartridges are ordered."
     )
 
     @field_validator("version", mode="before")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, get_args
 
@@ -17,12 +17,15 @@ from mibs.events import (
     DeviceFound,
     DeviceMoved,
     DuplicateSerial,
+    DeliveryContact,
     EligibilityChanged,
     Event,
     ImplausibleJump,
     MeterBackwards,
     SerialChanged,
     SupplyLow,
+    SupplyOrderDue,
+    SupplyReplaced,
     parse_event,
 )
 from mibs.messages import ReadMessage, parse_body
@@ -93,6 +96,51 @@ EVENTS: list[Any] = [
         current="CNB2",
         limit=None,
         detail="serial changed from CNB1 to CNB2",
+    ),
+    SupplyReplaced(
+        device_id="sn:hp:CNB1",
+        address="192.0.2.15",
+        supply_index=1,
+        description="Black Cartridge HP CF217A",
+        type="toner",
+        colorant="black",
+        replaced_at=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+        reason="serial",
+        old_level=2.0,
+        new_level=100.0,
+        old_part_number="CF217A",
+        new_part_number="CF217A",
+        old_serial="A1",
+        new_serial="B2",
+        days_in_service=41.0,
+        pages_in_service=1530,
+        whole_life_seen=True,
+        rated_yield=1600,
+        yield_ratio=0.956,
+    ),
+    SupplyOrderDue(
+        device_id="sn:hp:CNB1",
+        address="192.0.2.15",
+        supply_index=1,
+        description="Black Cartridge HP CF217A",
+        type="toner",
+        colorant="black",
+        order_id="sn:hp:CNB1/1/2026-11-20",
+        part_number="CF217A",
+        level=14.5,
+        predicted_empty=date(2026, 12, 4),
+        empty_earliest=date(2026, 12, 2),
+        emergency=False,
+        lead_time_days=5.0,
+        cartridge_since=datetime(2026, 11, 20, 8, 0, tzinfo=UTC),
+        contact=DeliveryContact(
+            name="Ana Ruiz",
+            company="Acme",
+            address="1 Main St",
+            phone="+34 600 000 000",
+            email="ana@example.com",
+            country_code="ES",
+        ),
     ),
     SupplyLow(
         device_id="sn:hp:CNB1",

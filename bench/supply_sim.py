@@ -1,0 +1,384 @@
+"""Supply usage simulator: months of printing, read daily, through the agent's real supply code.
+
+Simulated printers print every day (weekday/weekend pattern, public holidays
+and shutdown weeks, random bursts), consume cartridges of different yields
+with a per-cartridge coverage, get shaken when low (the sensor reads a few
+points fuller for a day or two), and have cartridges replaced once empty.
+Sensors differ: integer percent, impressions out of the yield, noisy percent,
+Canon's three stages (100/10/1), Brother's 0-3 codes, and -3 "some remaining".
+
+Every simulated morning each printer is read: its varbinds (Printer-MIB
+supplies table, prtMarkerLifeCount, descriptions with HP part numbers or
+Xerox PN/SN suffixes) go through :func:`mibs.decode.decode_read`, then the
+agent's :class:`agent.supplies.SupplyTracker` on a real state database
+(SQLite, in a temporary directory): history, replacements, forecast, orders.
+Time is simulated; nothing sleeps.
+
+    .venv/bin/python -m bench.supply_sim --printers 150 --days 365 --seed 1
+
+Prints the measures docs/benchmarks.md records: median absolute error of the
+predicted empty date 14 and 7 days before each cartridge ran out, the share of
+cartridges whose order came at least the lead time before empty, duplicate
+orders, and orders made while learning above the emergency level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from agent.eligibility.policy import ReplenishmentPolicy
+from agent.inventory import Inventory
+from agent.supplies import SupplyTracker
+from agent.supply_store import SupplyStore
+from mibs.decode import decode_read
+from mibs.events import SupplyOrderDue, SupplyReplaced
+from mibs.forecast import SupplyForecast
+from mibs.values import Oid, Value
+
+START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+POLICY = ReplenishmentPolicy()  # the defaults: lead 5 days, safety 3, history 30, emergency 5 %
+SENSORS = ("percent", "percent", "percent", "impressions", "noisy", "canon", "brother", "some")
+YIELDS = (1500, 3000, 6000, 9000, 12000, 20000)
+HOLIDAYS = {date(2026, 1, 1), date(2026, 4, 3), date(2026, 4, 6), date(2026, 5, 1),
+            date(2026, 5, 14), date(2026, 5, 25), date(2026, 10, 3), date(2026, 12, 25),
+            date(2026, 12, 26)}  # fmt: skip
+COLOURS = ("black", "cyan", "magenta", "yellow")
+ENTERPRISE = {"canon": 1602, "brother": 2435}
+MIB = (1, 3, 6, 1, 2, 1)
+SUPPLY = MIB + (43, 11, 1, 1)
+
+
+@dataclass
+class Cartridge:
+    number: int
+    installed: datetime
+    yield_pages: int
+    per_page: float  # percent per page actually used (coverage varies per cartridge)
+    serial: str
+    level: float = 100.0
+    empty_at: datetime | None = None
+    replaced: datetime | None = None
+    bump: float = 0.0
+    forecasts: dict[date, SupplyForecast | None] = field(default_factory=dict)
+    orders: list[tuple[datetime, SupplyOrderDue]] = field(default_factory=list)
+
+
+@dataclass
+class SimSupply:
+    index: int
+    colour: str
+    share: float  # share of the printer's pages that use this colorant
+    part: str
+    cartridges: list[Cartridge] = field(default_factory=list)
+
+    @property
+    def current(self) -> Cartridge:
+        return self.cartridges[-1]
+
+
+@dataclass
+class Printer:
+    device_id: str
+    address: str
+    sensor: str
+    vendor: str
+    weekday_pages: float
+    weekend_factor: float
+    shutdown: set[date]
+    burst_p: float
+    supplies: list[SimSupply]
+    pages: int = 0
+
+
+def _new_cartridge(rng: random.Random, supply: SimSupply, at: datetime, base_yield: int) -> None:
+    number = len(supply.cartridges) + 1
+    coverage = rng.lognormvariate(0, 0.15)
+    yield_pages = base_yield if rng.random() > 0.2 else int(base_yield * rng.choice((0.5, 2)))
+    supply.cartridges.append(
+        Cartridge(
+            number=number,
+            installed=at,
+            yield_pages=yield_pages,
+            per_page=100.0 / yield_pages * coverage,
+            serial=f"SN{rng.getrandbits(40):010X}",
+        )
+    )
+
+
+def make_printer(rng: random.Random, number: int) -> Printer:
+    sensor = rng.choice(SENSORS)
+    colour = rng.random() < 0.35 and sensor not in ("canon", "brother")
+    vendor = "xerox" if sensor in ("percent", "noisy") and rng.random() < 0.4 else "hp"
+    base_yield = rng.choice(YIELDS)
+    weekday = rng.lognormvariate(math.log(base_yield / 45), 0.6)  # cartridge life ~2 months
+    shutdown: set[date] = set()
+    if rng.random() < 0.3:  # a two-week winter shutdown, a summer week
+        shutdown |= {date(2026, 12, 21) + timedelta(days=d) for d in range(14)}
+        shutdown |= {date(2026, 8, 3) + timedelta(days=d) for d in range(7)}
+    supplies = [
+        SimSupply(
+            index=i + 1,
+            colour=c,
+            share=1.0 if c == "black" else rng.uniform(0.15, 0.4),
+            part=f"W{rng.randint(1000, 9999)}{c[0].upper()}",
+        )
+        for i, c in enumerate(COLOURS if colour else COLOURS[:1])
+    ]
+    printer = Printer(
+        device_id=f"sim:{number:04d}",
+        address=f"127.0.9.{number % 250 + 1}",
+        sensor=sensor,
+        vendor=vendor,
+        weekday_pages=weekday,
+        weekend_factor=rng.choice((0.0, 0.0, 0.05, 0.2)),
+        shutdown=shutdown,
+        burst_p=rng.choice((0.0, 0.01, 0.03)),
+        supplies=supplies,
+        pages=rng.randint(1000, 200000),
+    )
+    for supply in supplies:
+        _new_cartridge(rng, supply, START - timedelta(days=rng.randint(0, 40)), base_yield)
+        supply.current.level = rng.uniform(30, 100)  # the first one was in use already
+    return printer
+
+
+def _day_pages(rng: random.Random, printer: Printer, day: date) -> int:
+    if day in HOLIDAYS or day in printer.shutdown:
+        return 0
+    mean = printer.weekday_pages * (printer.weekend_factor if day.weekday() >= 5 else 1.0)
+    if mean <= 0:
+        return 0
+    pages = rng.gammavariate(6.0, mean / 6.0)
+    if rng.random() < printer.burst_p:
+        pages *= rng.uniform(3, 8)
+    return int(pages)
+
+
+def print_day(rng: random.Random, printer: Printer, start: datetime) -> None:
+    """One working day (09:00-18:00): pages, toner used, cartridges running out."""
+    pages = _day_pages(rng, printer, start.date())
+    printer.pages += pages
+    for supply in printer.supplies:
+        cartridge = supply.current
+        cartridge.bump = max(0.0, cartridge.bump - 4.0)
+        used = pages * supply.share * cartridge.per_page * rng.lognormvariate(0, 0.05)
+        if cartridge.level > 0 and used > 0 and cartridge.empty_at is None:
+            if used >= cartridge.level:
+                fraction = cartridge.level / used
+                cartridge.empty_at = start + timedelta(hours=9 + 9 * fraction)
+                cartridge.level = 0.0
+            else:
+                cartridge.level -= used
+        if 0 < cartridge.level < 15 and rng.random() < 0.08:
+            cartridge.bump = rng.uniform(3, 10)  # shaken: reads fuller for a day or two
+
+
+def replace_empties(rng: random.Random, printer: Printer, morning: datetime) -> None:
+    for supply in printer.supplies:
+        cartridge = supply.current
+        if cartridge.empty_at is not None and rng.random() < 0.7:
+            cartridge.replaced = morning
+            base = min(YIELDS, key=lambda y: abs(y - supply.cartridges[0].yield_pages))
+            _new_cartridge(rng, supply, morning, base)
+
+
+def _reported(rng: random.Random, printer: Printer, cartridge: Cartridge) -> tuple[int, int, int]:
+    """(max capacity, level, unit) as the printer's sensor reports the cartridge."""
+    shown = min(100.0, cartridge.level + (cartridge.bump if cartridge.level > 0 else 0.0))
+    sensor = printer.sensor
+    if sensor == "impressions":
+        return cartridge.yield_pages, round(shown / 100 * cartridge.yield_pages), 7
+    if sensor == "noisy":
+        noisy = shown + rng.gauss(0, 1.5) if shown > 0 else 0.0
+        return 100, max(0, min(100, round(noisy))), 19
+    if sensor == "canon":
+        return 100, (0 if shown <= 0 else 1 if shown <= 5 else 10 if shown <= 15 else 100), 19
+    if sensor == "brother":
+        return -2, (2 if shown <= 0 else 1 if shown <= 10 else 0), 7
+    if sensor == "some":
+        return -2, (0 if shown <= 0 else -3), 19
+    return 100, max(0, min(100, round(shown))), 19
+
+
+def varbinds(rng: random.Random, printer: Printer) -> dict[Oid, Value]:
+    enterprise = ENTERPRISE.get(printer.sensor, 253 if printer.vendor == "xerox" else 11)
+    found: dict[Oid, Value] = {
+        MIB + (1, 2, 0): (1, 3, 6, 1, 4, 1, enterprise, 1),
+        MIB + (25, 3, 2, 1, 2, 1): MIB + (25, 3, 1, 5),
+        MIB + (43, 10, 2, 1, 4, 1, 1): printer.pages,
+    }
+    for supply in printer.supplies:
+        cartridge, row = supply.current, (1, supply.index)
+        maximum, level, unit = _reported(rng, printer, cartridge)
+        name = f"{supply.colour.capitalize()} Toner"
+        if printer.vendor == "xerox":
+            name += f", PN {supply.part};SN{cartridge.serial}"
+        elif printer.sensor not in ("canon", "brother"):
+            name = f"{supply.colour.capitalize()} Cartridge HP {supply.part}"
+        found |= {
+            SUPPLY + (3, *row): supply.index,
+            SUPPLY + (4, *row): 3,
+            SUPPLY + (5, *row): 3,
+            SUPPLY + (6, *row): name.encode(),
+            SUPPLY + (7, *row): unit,
+            SUPPLY + (8, *row): maximum,
+            SUPPLY + (9, *row): level,
+            MIB + (43, 12, 1, 1, 4, 1, supply.index): supply.colour.encode(),
+        }
+    return found
+
+
+@dataclass
+class Result:
+    cartridges: int = 0
+    emptied: int = 0
+    errors14: list[float] = field(default_factory=list)
+    errors7: list[float] = field(default_factory=list)
+    no_forecast14: int = 0
+    in_time: int = 0
+    late: int = 0
+    never_ordered: int = 0
+    duplicate_orders: int = 0
+    learning_orders: int = 0
+    replaced_events: int = 0
+    after_learning: int = 0
+    after_learning_in_time: int = 0
+    timing_by_sensor: dict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )
+    true_replacements: int = 0
+    false_replacements: int = 0
+    by_sensor: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _error_at(cartridge: Cartridge, days_before: int) -> float | None:
+    assert cartridge.empty_at is not None
+    day = (cartridge.empty_at - timedelta(days=days_before)).date()
+    outlook = cartridge.forecasts.get(day)
+    if outlook is None or outlook.predicted_empty is None:
+        return None
+    return float(abs((outlook.predicted_empty - cartridge.empty_at.date()).days))
+
+
+def simulate(printers: int, days: int, seed: int, lead: float) -> Result:
+    rng = random.Random(seed)
+    fleet = [make_printer(rng, n) for n in range(printers)]
+    result = Result()
+    order_ids: dict[str, int] = defaultdict(int)
+    with tempfile.TemporaryDirectory() as work, Inventory(Path(work) / "inventory.db") as inv:
+        tracker = SupplyTracker(SupplyStore(inv))
+        for day in range(days):
+            morning = START + timedelta(days=day, hours=8, minutes=rng.randint(0, 90))
+            for printer in fleet:
+                replace_empties(rng, printer, morning)
+                read = decode_read(printer.address, morning, varbinds(rng, printer))
+                pending = tracker.observe(printer.device_id, read)
+                tracker.sent(pending)
+                for supply in printer.supplies:
+                    outlook = tracker.outlooks.get((printer.device_id, supply.index))
+                    supply.current.forecasts[morning.date()] = outlook
+                for item in pending:
+                    if isinstance(item.event, SupplyOrderDue):
+                        order_ids[item.event.order_id] += 1
+                        supply = printer.supplies[item.event.supply_index - 1]
+                        supply.current.orders.append((morning, item.event))
+                        outlook = supply.current.forecasts[morning.date()]
+                        level = item.event.level
+                        if (
+                            outlook is not None
+                            and outlook.history_days < POLICY.min_history_days
+                            and (level is None or level > POLICY.emergency_percent)
+                        ):
+                            result.learning_orders += 1
+                    elif isinstance(item.event, SupplyReplaced):
+                        result.replaced_events += 1
+                print_day(rng, printer, morning.replace(hour=9, minute=0))
+    result.duplicate_orders = sum(n - 1 for n in order_ids.values())
+    for printer in fleet:
+        for supply in printer.supplies:
+            result.true_replacements += sum(1 for c in supply.cartridges if c.replaced)
+            for cartridge in supply.cartridges:
+                result.cartridges += 1
+                if len(cartridge.orders) > 1:
+                    result.duplicate_orders += 0  # counted by order id above
+                if cartridge.empty_at is None or cartridge.empty_at > START + timedelta(days=days):
+                    continue
+                result.emptied += 1
+                for before, errors in ((14, result.errors14), (7, result.errors7)):
+                    error = _error_at(cartridge, before)
+                    if error is not None:
+                        errors.append(error)
+                        if before == 14:
+                            result.by_sensor[printer.sensor].append(error)
+                    elif before == 14:
+                        result.no_forecast14 += 1
+                timing = result.timing_by_sensor[printer.sensor]
+                learned = cartridge.empty_at >= START + timedelta(days=POLICY.min_history_days)
+                result.after_learning += learned
+                if not cartridge.orders:
+                    result.never_ordered += 1
+                    timing[2] += 1
+                elif (cartridge.empty_at - cartridge.orders[0][0]) >= timedelta(days=lead):
+                    result.in_time += 1
+                    result.after_learning_in_time += learned
+                    timing[0] += 1
+                else:
+                    result.late += 1
+                    timing[1] += 1
+    result.false_replacements = max(0, result.replaced_events - result.true_replacements)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--printers", type=int, default=150)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--lead", type=float, default=POLICY.lead_time_days)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    r = simulate(args.printers, args.days, args.seed, args.lead)
+    emptied = max(1, r.emptied)
+    summary = {
+        "printers": args.printers,
+        "days": args.days,
+        "cartridges": r.cartridges,
+        "cartridges_emptied": r.emptied,
+        "median_abs_error_days_at_14": statistics.median(r.errors14) if r.errors14 else None,
+        "p90_abs_error_days_at_14": statistics.quantiles(r.errors14, n=10)[-1]
+        if len(r.errors14) > 1
+        else None,
+        "median_abs_error_days_at_7": statistics.median(r.errors7) if r.errors7 else None,
+        "forecasts_at_14": len(r.errors14),
+        "no_forecast_at_14": r.no_forecast14,
+        "ordered_at_least_lead_time_before_empty": round(r.in_time / emptied, 4),
+        "ordered_in_time_after_min_history": round(
+            r.after_learning_in_time / max(1, r.after_learning), 4
+        ),
+        "ordered_late": r.late,
+        "never_ordered": r.never_ordered,
+        "duplicate_orders": r.duplicate_orders,
+        "orders_while_learning_above_emergency": r.learning_orders,
+        "replacement_events": r.replaced_events,
+        "true_replacements": r.true_replacements,
+        "median_error_at_14_by_sensor": {
+            k: statistics.median(v) for k, v in sorted(r.by_sensor.items())
+        },
+        "in_time_late_never_by_sensor": dict(sorted(r.timing_by_sensor.items())),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""Days-to-empty forecast of one supply from its history, shared by agent and backend.
+
+Pure: points in, :class:`SupplyForecast` out; "now" is the time of the last
+point, so the agent (from its state database) and the backend (from stored
+reads) agree on every number.
+
+**Pages per day** come from the device's lifetime page count: the rate of each
+of the last :data:`RATE_WEEKS` whole weeks (a week holds its weekend, so a
+weekday/weekend pattern is no bias), then the mean without the busiest and the
+quietest week once there are four or more (a holiday week or a burst week does
+not drag the estimate). With less than two weeks of history the rate is the
+plain average over the history. The interval uses the quartiles of the weekly
+rates.
+
+**Level used per page** (method ``level``) is the Theil-Sen slope of percent
+against the page count over the current cartridge: the median of the slopes
+between every two readings, so a shaken cartridge's bump, integer rounding and
+an odd reading do not tilt it. The remaining level is read off that line at the
+last page count, not taken from the last (rounded, perhaps shaken) reading.
+While the current cartridge has used less than :data:`MIN_SPAN` points of
+level, the level used per page of earlier cartridges, else the rated yield, is
+used.
+
+**Coarse sensors** (no percent: three-step levels, -3 "some remaining") are
+forecast from pages: pages printed with the cartridge against its yield, the
+rated yield when the device gives one (method ``pages_rated_yield``), else the
+median pages of the earlier cartridges this supply used up (method
+``pages_learned_yield``).
+
+**State**: ``empty`` (nothing left), ``ordered`` (an order exists for this
+cartridge), ``order_due`` (the earliest likely empty date is within lead time
+plus safety days, or the level is at or below the emergency level: an order even
+while learning), ``learning`` (less history than the minimum, or nothing to
+forecast from; ``more_history_days`` says how much more is needed), ``ok``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from mibs.models import Frozen
+from mibs.supply_history import Cartridge, SupplyPoint, cartridges, pages_in_service
+
+RATE_WEEKS = 8
+MIN_SPAN = 5.0  # percentage points a cartridge must use before its own slope counts
+MAX_PAIRS = 1500
+
+ForecastState = Literal["learning", "ok", "order_due", "ordered", "empty"]
+ForecastMethod = Literal["level", "pages_rated_yield", "pages_learned_yield", "none"]
+
+
+class ForecastSettings(Frozen):
+    """Replenishment settings (the contract policy's ``replenishment`` section)."""
+
+    lead_time_days: float = Field(default=5.0, ge=0, description="Order to delivery, in days.")
+    safety_days: float = Field(default=3.0, ge=0, description="Margin on top of lead time.")
+    min_history_days: float = Field(
+        default=30.0, ge=0, description="History needed before forecasting orders (HP: 30 days)."
+    )
+    emergency_percent: float = Field(
+        default=5.0, ge=0, le=100, description="At or below this level, order even while learning."
+    )
+
+
+class SupplyForecast(Frozen):
+    state: ForecastState
+    method: ForecastMethod
+    level: float | None = Field(description="Remaining percent now (fitted or estimated).")
+    history_days: float
+    more_history_days: float | None = Field(description="While learning: days still needed.")
+    pages_per_day: float | None
+    percent_per_page: float | None
+    pages_left: int | None
+    predicted_empty: date | None
+    empty_earliest: date | None
+    empty_latest: date | None
+    cartridge_since: datetime
+    emergency: bool = False
+    note: str = ""
+
+
+def _days(delta: timedelta) -> float:
+    return delta.total_seconds() / 86400
+
+
+def _pages_at(points: Sequence[SupplyPoint], moment: datetime) -> float | None:
+    """The page count at ``moment``, interpolated between readings."""
+    known = [(p.at, p.pages) for p in points if p.pages is not None]
+    if not known or moment < known[0][0] or moment > known[-1][0]:
+        return None
+    for (t0, c0), (t1, c1) in itertools.pairwise(known):
+        if t0 <= moment <= t1:
+            span = (t1 - t0).total_seconds()
+            return c0 + (c1 - c0) * ((moment - t0).total_seconds() / span if span else 1.0)
+    return float(known[-1][1])
+
+
+def page_rate(points: Sequence[SupplyPoint]) -> tuple[float, float, float] | None:
+    """(pages per day, low, high) from the device counter, or None without two counts."""
+    counted = [p for p in points if p.pages is not None]
+    if len(counted) < 2:
+        return None
+    first, last = counted[0], counted[-1]
+    span = _days(last.at - first.at)
+    if span <= 0 or last.pages is None or first.pages is None or last.pages < first.pages:
+        return None
+    weeks = []
+    for week in range(RATE_WEEKS):
+        end = last.at - timedelta(days=7 * week)
+        begin = end - timedelta(days=7)
+        a, b = _pages_at(counted, begin), _pages_at(counted, end)
+        if a is None or b is None:
+            break
+        weeks.append(max(0.0, b - a) / 7)
+    if len(weeks) < 2:
+        rate = (last.pages - first.pages) / span
+        return rate, rate, rate
+    ordered = sorted(weeks)
+    trimmed = ordered[1:-1] if len(ordered) >= 4 else ordered
+    low, _, high = (
+        statistics.quantiles(ordered, n=4) if len(ordered) >= 4 else (ordered[0], 0, ordered[-1])
+    )
+    return statistics.fmean(trimmed), min(low, high), max(low, high)
+
+
+def theil_sen(pairs: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """(slope, intercept) of y on x: median pairwise slope, median intercept."""
+    step = max(1, len(pairs) * (len(pairs) - 1) // 2 // MAX_PAIRS)
+    slopes = [
+        (y1 - y0) / (x1 - x0)
+        for i, (x0, y0) in enumerate(pairs)
+        for (x1, y1) in pairs[i + 1 :: step]
+        if x1 != x0
+    ]
+    if not slopes:
+        return None
+    slope = statistics.median(slopes)
+    return slope, statistics.median(y - slope * x for x, y in pairs)
+
+
+def _own_slope(cartridge: Cartridge) -> float | None:
+    """Percent used per page by this cartridge, once it has used enough to tell."""
+    pairs = [
+        (float(p.pages), p.percent)
+        for p in cartridge.points
+        if p.pages is not None and p.percent is not None
+    ]
+    if len(pairs) < 3 or max(y for _, y in pairs) - min(y for _, y in pairs) < MIN_SPAN:
+        return None
+    fit = theil_sen(pairs)
+    return -fit[0] if fit is not None and fit[0] < 0 else None
+
+
+def _earlier_per_page(done: Sequence[Cartridge]) -> float | None:
+    slopes = [slope for c in done if (slope := _own_slope(c)) is not None]
+    return statistics.median(slopes) if slopes else None
+
+
+def _learned_yield(done: Sequence[Cartridge], following: Sequence[Cartridge]) -> int | None:
+    """Median pages of earlier cartridges seen from installation to replacement."""
+    pages = [
+        used
+        for old, new in zip(done, following, strict=False)
+        if old.complete_start and (used := pages_in_service(old, new.points[0])) is not None
+    ]
+    return int(statistics.median(pages)) if pages else None
+
+
+def _level_now(current: Cartridge, per_page: float) -> float | None:
+    last = current.points[-1]
+    pairs = [
+        (float(p.pages), p.percent)
+        for p in current.points
+        if p.pages is not None and p.percent is not None
+    ]
+    if last.pages is None or last.percent is None:
+        return None
+    if _own_slope(current) is not None:
+        fit = theil_sen(pairs)
+        if fit is not None:
+            return min(100.0, max(0.0, fit[1] + fit[0] * last.pages))
+    # Too little of this cartridge used to fit a line: its readings, centred on the slope.
+    offsets = [y + per_page * x for x, y in pairs]
+    return min(100.0, max(0.0, statistics.median(offsets) - per_page * last.pages))
+
+
+def forecast(
+    points: Sequence[SupplyPoint], settings: ForecastSettings, *, ordered: bool = False
+) -> SupplyForecast | None:
+    """The forecast of the supply whose history is ``points`` (oldest first); None if empty."""
+    if not points:
+        return None
+    found = cartridges(points)
+    current, done = found[-1], found[:-1]
+    last = points[-1]
+    history = _days(last.at - points[0].at)
+    rate = page_rate(points)
+    base = {
+        "history_days": round(history, 1),
+        "cartridge_since": current.since,
+        "pages_per_day": round(rate[0], 1) if rate else None,
+    }
+    rated = last.rated_yield
+    method: ForecastMethod = "none"
+    level: float | None = None
+    per_page: float | None = None
+    note = ""
+    if last.percent is not None:
+        per_page = _own_slope(current) or _earlier_per_page(done)
+        if per_page is None and rated:
+            per_page, note = 100.0 / rated, "level used per page from the rated yield so far"
+        if per_page is not None:
+            method, level = "level", _level_now(current, per_page)
+        else:
+            level, note = last.percent, "the cartridge has not used enough yet to measure"
+    else:
+        yield_pages = rated or _learned_yield(done, found[1:])
+        used = last.pages_printed if last.pages_printed is not None else None
+        if used is None and current.complete_start:
+            used = pages_in_service(current)
+        if yield_pages and used is not None:
+            method = "pages_rated_yield" if rated else "pages_learned_yield"
+            per_page = 100.0 / yield_pages
+            level = max(0.0, 100.0 - used * per_page)
+            note = (
+                f"coarse sensor: {used} of {yield_pages} pages ({'rated' if rated else 'learned'})"
+            )
+        else:
+            note = "coarse sensor: needs a rated yield or one whole cartridge of history"
+    emergency = level is not None and level <= settings.emergency_percent
+    empty = last.state == "empty" or (last.percent is not None and last.percent <= 0)
+    dates = _dates(last.at, level, per_page, rate)
+    more = max(0.0, settings.min_history_days - history)
+    state: ForecastState
+    if empty:
+        state = "empty"
+    elif ordered:
+        state = "ordered"
+    elif emergency:
+        state = "order_due"
+    elif more > 0 or dates is None:
+        state = "learning"
+        if dates is None and more <= 0:
+            note = note or "no page count to measure pages per day"
+    else:
+        due = dates[1] - last.at.date() <= timedelta(
+            days=settings.lead_time_days + settings.safety_days
+        )
+        state = "order_due" if due else "ok"
+    return SupplyForecast(
+        state=state,
+        method=method,
+        level=round(level, 2) if level is not None else None,
+        more_history_days=round(more, 1) if state == "learning" else None,
+        percent_per_page=per_page,
+        pages_left=int(level / per_page) if level is not None and per_page else None,
+        predicted_empty=dates[0] if dates else None,
+        empty_earliest=dates[1] if dates else None,
+        empty_latest=dates[2] if dates else None,
+        emergency=emergency,
+        note=note,
+        **base,
+    )
+
+
+def _dates(
+    now: datetime,
+    level: float | None,
+    per_page: float | None,
+    rate: tuple[float, float, float] | None,
+) -> tuple[date, date, date] | None:
+    if level is None or not per_page or rate is None or rate[0] <= 0:
+        return None
+    central, low, high = rate
+    pages = level / per_page
+    pages_low, pages_high = max(0.0, level - 1.0) / per_page, (level + 1.0) / per_page
+
+    def at(days: float) -> date:
+        return (now + timedelta(days=min(days, 3650))).date()
+
+    return (
+        at(pages / central),
+        at(pages_low / max(high, central)),
+        at(pages_high / low) if low > 0 else at(3650),
+    )
