@@ -202,7 +202,9 @@ class SupplyOrderDue(_SupplyEvent):
     """Time to ship a cartridge: sent once per cartridge (``order_id`` is stable)."""
 
     event: Literal["supply_order_due"] = "supply_order_due"
-    order_id: str = Field(description="device/supply/cartridge: the same order, however often sent.")
+    order_id: str = Field(
+        description="device/supply/cartridge: the same order, however often sent."
+    )
     part_number: str | None
     level: float | None = Field(description="Remaining percent (fitted) when the order was made.")
     predicted_empty: date | None

@@ -14,10 +14,10 @@ from pydantic import ValidationError
 
 from agent.schema import EVENTS_PATH, event_schema, main, render_events
 from mibs.events import (
+    DeliveryContact,
     DeviceFound,
     DeviceMoved,
     DuplicateSerial,
-    DeliveryContact,
     EligibilityChanged,
     Event,
     ImplausibleJump,
