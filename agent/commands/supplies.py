@@ -28,9 +28,10 @@ from agent.eligibility.policy import ReplenishmentPolicy, load_policy
 from agent.eligibility.reads import parse_reads
 from agent.eligibility.report import spreadsheet_safe
 from agent.errors import ConfigError, UsageError
-from agent.inventory import Inventory, inventory_path
+from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.output import json_line, print_table, write_line
+from agent.state import inventory_path
 from agent.supply_store import SupplyStore
 from backend.store import open_store
 from backend.supplies import stored_supply_rows
