@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from collectors.snmp import SnmpTransport
 
 from agent.collect import Collector, EligibilityInputs, OutboxSink
 from agent.commands import supplies as supplies_command
@@ -35,6 +34,7 @@ from agent.config import AgentConfig, SnmpConfig, UploadConfig
 from agent.eligibility.policy import parse_policy
 from agent.inventory import Inventory
 from agent.metrics import Metrics
+from collectors.transport import SnmpTransport
 from mibs.messages import AgentMessage
 from mibs.models import Identity
 from tests.support.mosquitto import Mosquitto
