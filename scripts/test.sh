@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_apt+=(mosquitto)
 command -v snmpget >/dev/null 2>&1 || need_apt+=(snmp)
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_apt+=(tinyproxy)
+command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
@@ -29,6 +31,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test,postgres]"
+
+# The TLS WebSocket broker of the transport tests (aedes, tests/support/wsbroker.py).
+if [ ! -d tests/support/node/node_modules/aedes ]; then
+    npm install --silent --no-audit --no-fund --prefix tests/support/node >/dev/null
+fi
 
 echo "== ruff"
 .venv/bin/ruff check .

@@ -2,9 +2,11 @@
 
 aiomqtt reports a broker that rejects our client certificate, or a plain-TCP
 client talking to a TLS port, only as "Operation timed out". This module probes
-the broker itself with :mod:`socket` and :mod:`ssl` (TCP connect, TLS handshake,
-one MQTT 3.1.1 CONNECT) and returns one sentence naming the cause, e.g.
-"server certificate not trusted" or "client certificate rejected by the broker".
+the path itself, hop by hop (:mod:`uploader.hops`: DNS, TCP or the proxy and its
+authentication; then TLS, the WebSocket upgrade, one MQTT 3.1.1 CONNECT) and
+returns one sentence that starts with the hop that failed, e.g. "TLS: server
+certificate not trusted", "proxy authentication: the proxy ... refused our
+username or password" or "broker authentication: the broker rejected ...".
 
 Blocking; run it in a thread. Only called after a failure, never on the hot path.
 """
@@ -20,6 +22,16 @@ from pathlib import Path
 
 from fleet_errors import LocalError, RemoteError
 from uploader.config import MqttSettings
+from uploader.hops import (
+    HOP_LABELS,
+    Hop,
+    HopFailed,
+    Resolver,
+    Stream,
+    open_connection,
+    resolve_first_hop,
+    websocket_upgrade,
+)
 
 
 class MqttConfigError(LocalError):
@@ -33,26 +45,36 @@ class MqttConfigError(LocalError):
 
 
 class BrokerUnavailable(RemoteError):
-    """The broker could not be reached or refused us; ``reason`` says why in plain words."""
+    """The broker could not be reached or refused us; ``reason`` says why in plain words.
+
+    ``hop`` names the hop that failed (see :data:`uploader.hops.HOP_LABELS`), when known;
+    ``reason`` then starts with its label.
+    """
 
     reason: str
 
-    def __init__(self, *, host: str, port: int, reason: str) -> None:
+    def __init__(self, *, host: str, port: int, reason: str, hop: Hop | None = None) -> None:
         super().__init__(
             f"MQTT broker {host}:{port}: {reason}", address=f"{host}:{port}", reason=reason
         )
         self.host = host
         self.port = port
+        self.hop = hop
 
 
 # MQTT 3.1.1 CONNACK return codes (OASIS MQTT 3.1.1, section 3.2.2.3).
-_CONNACK_REASONS = {
-    1: "the broker refused the MQTT protocol version",
-    2: "the broker rejected the client identifier",
-    3: "the broker is unavailable (CONNACK: server unavailable)",
-    4: "the broker rejected the username or password",
-    5: "the broker says we are not authorised to connect (wrong username or password?)",
+_CONNACK_REASONS: dict[int, tuple[Hop, str]] = {
+    1: ("broker", "the broker refused the MQTT protocol version"),
+    2: ("broker", "the broker rejected the client identifier"),
+    3: ("broker", "the broker is unavailable (CONNACK: server unavailable)"),
+    4: ("broker_auth", "the broker rejected the username or password"),
+    5: (
+        "broker_auth",
+        "the broker says we are not authorised to connect (wrong username or password?)",
+    ),
 }
+#: What the probe says when every hop worked (the MQTT session itself then failed).
+PROBE_OK = "the broker accepts a plain MQTT 3.1.1 probe; the MQTT session itself failed"
 
 # OpenSSL alert reasons that mean "the server did not like our certificate".
 _CLIENT_CERT_ALERTS = (
@@ -124,25 +146,37 @@ def _alert(exc: ssl.SSLError) -> str:
     return str(getattr(exc, "reason", None) or exc)
 
 
-def _mqtt_exchange(sock: socket.socket, settings: MqttSettings) -> str:
-    """Send CONNECT, read CONNACK; returns the diagnosis."""
-    sock.sendall(_connect_packet(settings))
+def _mqtt_exchange(stream: Stream, settings: MqttSettings) -> str:
+    """Send CONNECT, read CONNACK; returns the diagnosis (or raises :class:`HopFailed`)."""
+    stream.sendall(_connect_packet(settings))
     reply = b""
     while len(reply) < 4:
-        chunk = sock.recv(4 - len(reply))
+        chunk = stream.recv(4 - len(reply))
         if not chunk:
             break
         reply += chunk
     if len(reply) < 4 or reply[0] != 0x20:
         if settings.tls:
-            return "the broker closed the TLS connection without answering MQTT"
+            if settings.transport == "websockets":
+                raise HopFailed("broker", "the broker closed the WebSocket without answering MQTT")
+            raise HopFailed("broker", "the broker closed the TLS connection without answering MQTT")
         if reply[:1] in (b"\x15", b"\x16"):
-            return "the broker answered with TLS: it requires TLS on this port (set tls: true)"
-        return "the broker closed the connection: it probably requires TLS on this port"
+            raise HopFailed(
+                "tls", "the broker answered with TLS: it requires TLS on this port (set tls: true)"
+            )
+        raise HopFailed(
+            "tls", "the broker closed the connection: it probably requires TLS on this port"
+        )
     code = reply[3]
     if code in _CONNACK_REASONS:
-        return _CONNACK_REASONS[code]
-    return "the broker accepts a plain MQTT 3.1.1 probe; the MQTT session itself failed"
+        raise HopFailed(*_CONNACK_REASONS[code])
+    return PROBE_OK
+
+
+def _after_tls(tls: ssl.SSLSocket, settings: MqttSettings) -> str:
+    if settings.transport == "websockets":
+        return _mqtt_exchange(websocket_upgrade(tls, settings), settings)
+    return _mqtt_exchange(tls, settings)
 
 
 def _tls_diagnosis(sock: socket.socket, settings: MqttSettings, timeout: float) -> str:
@@ -150,47 +184,57 @@ def _tls_diagnosis(sock: socket.socket, settings: MqttSettings, timeout: float) 
     try:
         tls = context.wrap_socket(sock, server_hostname=settings.host)
     except ssl.SSLCertVerificationError as exc:
-        return f"server certificate not trusted ({exc.verify_message})"
+        raise HopFailed("tls", f"server certificate not trusted ({exc.verify_message})") from exc
     except ssl.SSLError as exc:
         reason = _alert(exc)
         if "WRONG_VERSION_NUMBER" in reason or "RECORD_LAYER" in reason:
-            return "the broker does not speak TLS on this port (plain MQTT? set tls: false)"
+            raise HopFailed(
+                "tls", "the broker does not speak TLS on this port (plain MQTT? set tls: false)"
+            ) from exc
         if "CERTIFICATE_REQUIRED" in reason or "HANDSHAKE_FAILURE" in reason:
-            return _cert_required(settings, reason)
+            raise HopFailed("tls", _cert_required(settings, reason)) from exc
         if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
-            return f"client certificate rejected by the broker (TLS alert {reason})"
-        return f"TLS handshake failed ({reason})"
-    except ConnectionResetError:
-        return (
+            raise HopFailed(
+                "tls", f"client certificate rejected by the broker (TLS alert {reason})"
+            ) from exc
+        raise HopFailed("tls", f"TLS handshake failed ({reason})") from exc
+    except ConnectionResetError as exc:
+        raise HopFailed(
+            "tls",
             "the broker reset the connection during the TLS handshake: "
-            "it probably does not speak TLS on this port (set tls: false)"
-        )
+            "it probably does not speak TLS on this port (set tls: false)",
+        ) from exc
     except (TimeoutError, OSError) as exc:
-        return f"TLS handshake failed: {exc.strerror or exc}"
+        raise HopFailed("tls", f"TLS handshake failed: {exc.strerror or exc}") from exc
     with tls:
         try:
-            # TLS 1.3: the server checks our certificate after the client's handshake ends
-            # and answers a bad one with an alert; give it a moment before speaking MQTT.
-            tls.settimeout(min(1.0, timeout))
-            with contextlib.suppress(TimeoutError):
-                if not tls.recv(1):
-                    return _closed_after_handshake(settings)
-            tls.settimeout(timeout)
-            return _mqtt_exchange(tls, settings)
-        except ssl.SSLEOFError:
-            return _closed_after_handshake(settings)
+            if settings.transport != "websockets":
+                # TLS 1.3: the server checks our certificate after the client's handshake
+                # ends and answers a bad one with an alert; give it a moment before MQTT.
+                tls.settimeout(min(1.0, timeout))
+                with contextlib.suppress(TimeoutError):
+                    if not tls.recv(1):
+                        raise HopFailed("tls", _closed_after_handshake(settings))
+                tls.settimeout(timeout)
+            return _after_tls(tls, settings)
+        except ssl.SSLEOFError as exc:
+            raise HopFailed("tls", _closed_after_handshake(settings)) from exc
         except ssl.SSLError as exc:
             # TLS 1.3: the server checks our certificate after the client's handshake ends.
             reason = _alert(exc)
             if "CERTIFICATE_REQUIRED" in reason:
-                return _cert_required(settings, reason)
+                raise HopFailed("tls", _cert_required(settings, reason)) from exc
             if any(alert in reason for alert in _CLIENT_CERT_ALERTS):
-                return f"client certificate rejected by the broker (TLS alert {reason})"
-            return f"TLS session failed ({reason})"
-        except (ConnectionResetError, BrokenPipeError):
+                raise HopFailed(
+                    "tls", f"client certificate rejected by the broker (TLS alert {reason})"
+                ) from exc
+            raise HopFailed("tls", f"TLS session failed ({reason})") from exc
+        except (ConnectionResetError, BrokenPipeError) as exc:
             if settings.cert_file is not None:
-                return "client certificate rejected by the broker (connection reset after TLS)"
-            return _cert_required(settings, "connection reset after TLS")
+                raise HopFailed(
+                    "tls", "client certificate rejected by the broker (connection reset after TLS)"
+                ) from exc
+            raise HopFailed("tls", _cert_required(settings, "connection reset after TLS")) from exc
 
 
 def _closed_after_handshake(settings: MqttSettings) -> str:
@@ -210,28 +254,39 @@ def _cert_required(settings: MqttSettings, reason: str) -> str:
     return f"client certificate rejected by the broker (TLS alert {reason})"
 
 
-def probe_broker(settings: MqttSettings, *, timeout: float = 5.0) -> str:
-    """One plain sentence saying why connecting to the broker fails (or that it does not)."""
-    host, port = settings.host, settings.effective_port
+def diagnose_path(
+    settings: MqttSettings, *, timeout: float = 5.0, resolve: Resolver = socket.getaddrinfo
+) -> tuple[Hop | None, str]:
+    """Walk the path to the broker; (the hop that failed, why), or (None, :data:`PROBE_OK`)."""
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError:
-        return "connection refused: nothing listens on that port (broker down?)"
-    except TimeoutError:
-        return f"no answer within {timeout:g} s (firewall or wrong address?)"
-    except OSError as exc:
-        return f"cannot reach the broker ({exc.strerror or exc})"
-    with sock:
-        sock.settimeout(timeout)
-        try:
-            if settings.tls:
-                return _tls_diagnosis(sock, settings, timeout)
-            return _mqtt_exchange(sock, settings)
-        except TimeoutError:
-            return f"the broker did not answer within {timeout:g} s"
-        except (ConnectionResetError, BrokenPipeError):
-            if settings.tls:
-                return "the broker reset the TLS connection"
-            return "the broker reset the connection: it probably requires TLS on this port"
-        except OSError as exc:
-            return f"connection failed ({exc.strerror or exc})"
+        resolve_first_hop(settings, resolve)
+        sock = open_connection(settings, timeout)
+        with sock:
+            sock.settimeout(timeout)
+            try:
+                if settings.tls:
+                    return None, _tls_diagnosis(sock, settings, timeout)
+                if settings.transport == "websockets":
+                    return None, _mqtt_exchange(websocket_upgrade(sock, settings), settings)
+                return None, _mqtt_exchange(sock, settings)
+            except TimeoutError as exc:
+                raise HopFailed(
+                    "broker", f"the broker did not answer within {timeout:g} s"
+                ) from exc
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                if settings.tls:
+                    raise HopFailed("broker", "the broker reset the TLS connection") from exc
+                raise HopFailed(
+                    "tls", "the broker reset the connection: it probably requires TLS on this port"
+                ) from exc
+            except OSError as exc:
+                raise HopFailed("connect", f"connection failed ({exc.strerror or exc})") from exc
+    except HopFailed as failed:
+        return failed.hop, f"{HOP_LABELS[failed.hop]}: {failed.reason}"
+
+
+def probe_broker(
+    settings: MqttSettings, *, timeout: float = 5.0, resolve: Resolver = socket.getaddrinfo
+) -> str:
+    """One plain sentence saying why connecting to the broker fails (or that it does not)."""
+    return diagnose_path(settings, timeout=timeout, resolve=resolve)[1]

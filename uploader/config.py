@@ -2,14 +2,18 @@
 
 Validated once, frozen, handed to :mod:`uploader.mqtt` and :mod:`backend.ingest`.
 Nothing here is broker-specific: host, port, TLS (on by default, server always
-verified), optional client certificate (mTLS), optional username/password, and
-the topic layout ``{topic_prefix}/{site}/{agent_id}/reads|events|status``.
+verified), optional client certificate (mTLS), optional username/password, the
+transport (plain MQTT over TCP, or MQTT over WebSockets, e.g. ``wss://host:443/mqtt``
+for sites that only let HTTPS out), an optional HTTP CONNECT or SOCKS5 proxy
+(:class:`ProxySettings`), and the topic layout
+``{topic_prefix}/{site}/{agent_id}/reads|events|status``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, Self
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -36,6 +40,65 @@ def check_topic_level(value: str, *, field: str) -> str:
     return value
 
 
+ProxyType = Literal["http", "socks5"]
+_DEFAULT_PROXY_PORT: dict[str, int] = {"http": 3128, "socks5": 1080}
+
+
+class ProxySettings(BaseModel):
+    """An outbound proxy on the way to the broker: HTTP CONNECT (RFC 9110) or SOCKS5 (RFC 1928).
+
+    The broker's host name is resolved by the proxy, not locally: at a site that
+    only lets the proxy out, the agent's only connection is the one to the proxy.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: ProxyType = "http"
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Self:
+        if self.password is not None and self.username is None:
+            raise ValueError("proxy password needs a username")
+        return self
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.type}://{self.host}:{self.port}"
+
+    @classmethod
+    def from_url(cls, url: str, *, password: SecretStr | None = None) -> ProxySettings:
+        """``http://[user@]host[:port]`` or ``socks5://...``; a password in the URL is refused.
+
+        Raises ``ValueError`` naming what is wrong (the URL itself is never echoed
+        when it holds a password).
+        """
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PROXY_PORT:
+            raise ValueError("proxy URL must start with http:// or socks5://")
+        if parts.password is not None:
+            raise ValueError("put the proxy password in a file, not in the URL")
+        if not parts.hostname:
+            raise ValueError("proxy URL has no host")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("proxy URL must be scheme://[user@]host[:port] only")
+        try:
+            port = parts.port or _DEFAULT_PROXY_PORT[parts.scheme]
+        except ValueError as exc:
+            raise ValueError(f"proxy URL port: {exc}") from None
+        username = unquote(parts.username) if parts.username else None
+        return cls(
+            type=parts.scheme,  # checked above
+            host=parts.hostname,
+            port=port,
+            username=username,
+            password=password,
+        )
+
+
 class MqttSettings(BaseModel):
     """Broker connection and topic layout of one agent (or of one ``ingest`` consumer)."""
 
@@ -50,6 +113,9 @@ class MqttSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     protocol: Literal["5", "3.1.1"] = "5"
+    transport: Literal["tcp", "websockets"] = "tcp"
+    websocket_path: str = Field(default="/mqtt", description="HTTP path of the WebSocket")
+    proxy: ProxySettings | None = None
     topic_prefix: str = "fleet"
     site: str = "default"
     client_id: str | None = None
@@ -66,6 +132,13 @@ class MqttSettings(BaseModel):
         levels = value.split("/")
         for level in levels:
             check_topic_level(level, field="topic_prefix")
+        return value
+
+    @field_validator("websocket_path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(ch in value for ch in " \r\n\t#"):
+            raise ValueError(f"websocket_path {value!r} must be an absolute URL path")
         return value
 
     @field_validator("site")
@@ -89,12 +162,20 @@ class MqttSettings(BaseModel):
     def effective_port(self) -> int:
         if self.port is not None:
             return self.port
+        if self.transport == "websockets":
+            return 443 if self.tls else 80
         return 8883 if self.tls else 1883
 
     @property
     def endpoint(self) -> str:
-        scheme = "mqtts" if self.tls else "mqtt"
-        return f"{scheme}://{self.host}:{self.effective_port}"
+        """``mqtts://host:8883`` or ``wss://host:443/mqtt``; ``via http://proxy:3128`` if any."""
+        if self.transport == "websockets":
+            scheme = "wss" if self.tls else "ws"
+            url = f"{scheme}://{self.host}:{self.effective_port}{self.websocket_path}"
+        else:
+            scheme = "mqtts" if self.tls else "mqtt"
+            url = f"{scheme}://{self.host}:{self.effective_port}"
+        return url if self.proxy is None else f"{url} via {self.proxy.endpoint}"
 
     def agent_topic(self, agent_id: str, kind: str) -> str:
         """``{prefix}/{site}/{agent_id}/{reads|events|status}``."""

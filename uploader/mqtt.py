@@ -31,8 +31,9 @@ from paho.mqtt.client import MQTT_CLEAN_START_FIRST_ONLY
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from uploader.broker_probe import BrokerUnavailable, probe_broker, tls_context
+from uploader.broker_probe import PROBE_OK, BrokerUnavailable, diagnose_path, tls_context
 from uploader.config import PRESENCE_OFFLINE, PRESENCE_ONLINE, MqttSettings
+from uploader.hops import proxy_type
 
 __all__ = [
     "BrokerUnavailable",
@@ -100,6 +101,20 @@ def build_client(
             properties.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
     else:
         clean_session = not persistent_session
+    proxy: aiomqtt.ProxySettings | None = None
+    if settings.proxy is not None:
+        # The proxy resolves the broker's name (rdns): the site's DNS may not know it.
+        proxy = aiomqtt.ProxySettings(
+            proxy_type=proxy_type(settings.proxy),
+            proxy_addr=settings.proxy.host,
+            proxy_port=settings.proxy.port,
+            proxy_rdns=True,
+            proxy_username=settings.proxy.username,
+            proxy_password=(
+                settings.proxy.password.get_secret_value() if settings.proxy.password else None
+            ),
+        )
+    websockets = settings.transport == "websockets"
     client = aiomqtt.Client(
         settings.host,
         settings.effective_port,
@@ -115,6 +130,9 @@ def build_client(
         max_inflight_messages=settings.max_inflight,
         properties=properties,
         tls_context=tls_context(settings) if settings.tls else None,
+        transport="websockets" if websockets else "tcp",
+        websocket_path=settings.websocket_path if websockets else None,
+        proxy=proxy,
     )
     client.pending_calls_threshold = settings.max_inflight + 10
     return client
@@ -122,10 +140,12 @@ def build_client(
 
 async def diagnose(settings: MqttSettings, exc: BaseException) -> BrokerUnavailable:
     """Translate an aiomqtt failure into :class:`BrokerUnavailable` with the real cause."""
-    reason = await asyncio.to_thread(probe_broker, settings, timeout=settings.connect_timeout)
-    if reason.startswith("the broker accepts a plain MQTT"):
+    hop, reason = await asyncio.to_thread(diagnose_path, settings, timeout=settings.connect_timeout)
+    if reason == PROBE_OK:
         reason = f"{reason}: {exc}"
-    return BrokerUnavailable(host=settings.host, port=settings.effective_port, reason=reason)
+    return BrokerUnavailable(
+        host=settings.host, port=settings.effective_port, reason=reason, hop=hop
+    )
 
 
 @contextlib.asynccontextmanager

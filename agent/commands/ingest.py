@@ -36,11 +36,12 @@ from agent.errors import UsageError
 from agent.logging import configure_logging
 from backend.ingest import Ingestor, IngestSummary, StopAfter, run_ingest
 from backend.store import open_store
-from uploader.config import MqttSettings
+from uploader.config import MqttSettings, ProxySettings
 from uploader.envelope import Verifier
 from uploader.keys import load_public_keys
 
 PASSWORD_ENV = "FLEET_INGEST_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+PROXY_PASSWORD_ENV = "FLEET_INGEST_PROXY_PASSWORD"  # noqa: S105 - the variable's name
 DEFAULT_STORE = "sqlite:///fleet-ingest.db"
 DEFAULT_GROUP = "fleet-ingest"
 
@@ -55,6 +56,9 @@ _OPTION_OF_FIELD = {
     "topic_prefix": "--topic-prefix",
     "client_id": "--client-id",
     "connect_timeout": "--connect-timeout",
+    "transport": "--transport",
+    "websocket_path": "--websocket-path",
+    "proxy": "--proxy",
 }
 
 
@@ -76,6 +80,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--password-file", type=Path, help=f"file holding the password (or ${PASSWORD_ENV})"
     )
     broker.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    broker.add_argument(
+        "--transport",
+        choices=("tcp", "websockets"),
+        default="tcp",
+        help="MQTT over TCP, or over WebSockets (default port then 443 with TLS)",
+    )
+    broker.add_argument("--websocket-path", default="/mqtt", help="default /mqtt")
+    broker.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="outbound proxy: http://[user@]host[:port] (CONNECT) or socks5://[user@]host[:port]",
+    )
+    broker.add_argument(
+        "--proxy-password-file",
+        type=Path,
+        help=f"file holding the proxy password (or ${PROXY_PASSWORD_ENV})",
+    )
     broker.add_argument("--topic-prefix", default="fleet")
     broker.add_argument(
         "--group",
@@ -103,15 +124,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def settings_from_args(args: argparse.Namespace) -> MqttSettings:
-    password: SecretStr | None = None
-    if args.password_file is not None:
+def _secret(path: Path | None, option: str, env: str) -> SecretStr | None:
+    if path is not None:
         try:
-            password = SecretStr(args.password_file.read_text().strip())
+            return SecretStr(path.read_text().strip())
         except OSError as exc:
-            raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from exc
-    elif os.environ.get(PASSWORD_ENV):
-        password = SecretStr(os.environ[PASSWORD_ENV])
+            raise UsageError(f"{option} {path}: {exc.strerror}") from exc
+    if os.environ.get(env):
+        return SecretStr(os.environ[env])
+    return None
+
+
+def _proxy(args: argparse.Namespace) -> ProxySettings | None:
+    password = _secret(args.proxy_password_file, "--proxy-password-file", PROXY_PASSWORD_ENV)
+    if args.proxy is None:
+        if args.proxy_password_file is not None:
+            raise UsageError("--proxy-password-file: needs --proxy")
+        return None
+    try:
+        return ProxySettings.from_url(args.proxy, password=password)
+    except ValidationError as exc:
+        raise UsageError(f"--proxy: {exc.errors()[0]['msg']}") from None
+    except ValueError as exc:
+        raise UsageError(f"--proxy: {exc}") from None
+
+
+def settings_from_args(args: argparse.Namespace) -> MqttSettings:
+    password = _secret(args.password_file, "--password-file", PASSWORD_ENV)
+    proxy = _proxy(args)
     try:
         return MqttSettings(
             host=args.broker,
@@ -123,6 +163,9 @@ def settings_from_args(args: argparse.Namespace) -> MqttSettings:
             username=args.username,
             password=password,
             protocol=args.protocol,
+            transport=args.transport,
+            websocket_path=args.websocket_path,
+            proxy=proxy,
             topic_prefix=args.topic_prefix,
             client_id=args.client_id,
             connect_timeout=args.connect_timeout,
