@@ -22,7 +22,15 @@ import pytest
 from pydantic import SecretStr
 
 from tests.support.mqtt_consumer import eventually, register_key, start_agent, unique_prefix
-from tests.support.wsbroker import Tinyproxy, TinyproxyFactory, WssBroker, WssBrokerFactory
+from tests.support.wsbroker import (
+    SOCKS_PASSWORD,
+    SOCKS_USER,
+    SocksProxy,
+    Tinyproxy,
+    TinyproxyFactory,
+    WssBroker,
+    WssBrokerFactory,
+)
 from uploader.config import MqttSettings, ProxySettings
 from uploader.envelope import Verifier
 from uploader.keys import AgentKey
@@ -55,7 +63,7 @@ def wss_settings(broker: WssBroker, proxy: Tinyproxy | None, **overrides: object
         "password": SecretStr("broker-pass"),
         "protocol": "3.1.1",  # aedes speaks MQTT 3.1.1
         "topic_prefix": unique_prefix("wss"),
-        "connect_timeout": 3,
+        "connect_timeout": 10,  # TLS + WebSocket + proxy on a loaded machine
         "backoff_min": 0.05,
         "backoff_max": 0.3,
     }
@@ -269,3 +277,36 @@ def test_ingest_cli_through_the_proxy(broker: WssBroker, proxy: Tinyproxy, tmp_p
     assert "received 0" in result.stdout
     assert any(event["id"].startswith("fleet-ingest-") for event in broker.events("client"))
     assert re.search(rf"CONNECT 127\.0\.0\.1:{broker.port} HTTP", proxy.log())
+
+
+def socks_settings(broker: WssBroker, proxy: SocksProxy, password: str) -> MqttSettings:
+    socks5 = ProxySettings(
+        type="socks5",
+        host=proxy.host,
+        port=proxy.port,
+        username=SOCKS_USER,
+        password=SecretStr(password),
+    )
+    return wss_settings(broker, None).model_copy(update={"proxy": socks5})
+
+
+async def test_tls_websocket_through_a_socks5_proxy(
+    broker: WssBroker, socks_proxy: SocksProxy
+) -> None:
+    settings = socks_settings(broker, socks_proxy, SOCKS_PASSWORD)
+    async with connect(settings, client_id="via-socks") as client:
+        await client.publish(f"{settings.topic_prefix}/x", b"1", qos=1)
+        owners = await asyncio.to_thread(broker_side_owners, broker.port)
+    assert owners == ["microsocks"]
+    assert len(broker.events("client")) == 1
+
+
+async def test_a_wrong_socks5_password_is_named(broker: WssBroker, socks_proxy: SocksProxy) -> None:
+    error = await refusal(socks_settings(broker, socks_proxy, "not-the-socks-pass"))
+    assert error.hop == "proxy_auth"
+    assert error.reason.startswith(
+        f"proxy authentication: the proxy 127.0.0.1:{socks_proxy.port} refused our username "
+        "or password"
+    )
+    assert "not-the-socks-pass" not in str(error)
+    assert not broker.events("connection")

@@ -8,6 +8,8 @@
   Its log records the peer address of every TCP connection it accepts.
 * ``tinyproxy_factory``: Debian's tinyproxy on ``127.0.0.1`` with basic auth; its
   log (``LogLevel Connect``) records every client and every CONNECT tunnel.
+* ``socks_proxy``: Debian's microsocks, a SOCKS5 proxy with username/password
+  authentication (RFC 1929) on ``127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from tests.support.mosquitto import TestPki, free_tcp_port, make_test_pki
 
 NODE_DIR = Path(__file__).parent / "node"
 TINYPROXY = Path("/usr/bin/tinyproxy")
+MICROSOCKS = Path("/usr/bin/microsocks")
+SOCKS_USER, SOCKS_PASSWORD = "fleet", "socks-pass"
 
 
 @dataclass
@@ -95,7 +99,7 @@ def wss_broker_factory() -> Iterator[WssBrokerFactory]:
         broker = WssBroker(port=port, directory=directory, pki=pki, process=process)
         started.append(broker)
         if not processes.wait_until(
-            process, lambda: bool(broker.events("ready")), 20, interval=0.05
+            process, lambda: bool(broker.events("ready")), 60, interval=0.05
         ):
             raise RuntimeError(f"WebSocket broker not ready:\n{log_path.read_text()}")
         return broker
@@ -172,3 +176,34 @@ def tinyproxy_factory() -> Iterator[TinyproxyFactory]:
     for proxy in started:
         proxy.stop()
         shutil.rmtree(proxy.directory, ignore_errors=True)
+
+
+@dataclass
+class SocksProxy:
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+    host = "127.0.0.1"
+
+    def stop(self) -> None:
+        processes.stop(self.process, grace=5)
+
+
+@pytest.fixture
+def socks_proxy() -> Iterator[SocksProxy]:
+    """microsocks on 127.0.0.1 requiring ``SOCKS_USER`` / ``SOCKS_PASSWORD``."""
+    directory = Path(tempfile.mkdtemp(prefix="fleet-socks-"))
+    port = free_tcp_port()
+    args = [str(MICROSOCKS), "-i", "127.0.0.1", "-p", str(port)]
+    args += ["-u", SOCKS_USER, "-P", SOCKS_PASSWORD]
+    process = processes.spawn(args, directory / "microsocks.log")
+    proxy = SocksProxy(port, directory, process)
+    try:
+        if not processes.wait_until(
+            process, lambda: processes.accepts_tcp("127.0.0.1", port), 10, interval=0.05
+        ):
+            raise RuntimeError("microsocks not ready")
+        yield proxy
+    finally:
+        proxy.stop()
+        shutil.rmtree(directory, ignore_errors=True)
