@@ -256,9 +256,9 @@ def test_ingest_cli_through_the_proxy(broker: WssBroker, proxy: Tinyproxy, tmp_p
         "--store",
         f"sqlite:///{tmp_path}/x.db",
         "--duration",
-        "2",
+        "12",
         "--connect-timeout",
-        "2",
+        "10",
         "--log-level",
         "warning",
     ]
