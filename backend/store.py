@@ -26,6 +26,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,13 +34,22 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from backend.billing import BillingRead, meter_row
-from fleet_errors import LocalError
+from fleet_errors import LocalError, translate
 
 __all__ = ["AgentState", "SqlStore", "StoreError", "StoredMessage", "open_store"]
 
 
 class StoreError(LocalError):
     """The consumer's store cannot be opened or written; names the store."""
+
+
+def _failing(url: str, doing: str, *kinds: type[Exception]) -> AbstractContextManager[None]:
+    """sqlite3/psycopg/OS errors while ``doing`` become a :class:`StoreError` naming the store."""
+
+    def build(exc: BaseException) -> StoreError:
+        return StoreError(f"store {url}: {doing} ({exc})")
+
+    return translate(dict.fromkeys(kinds, build))
 
 
 class StoredMessage(BaseModel):
@@ -435,15 +445,13 @@ class SqliteStore(SqlStore):
     def __init__(self, path: Path) -> None:
         self.url = f"sqlite:///{path}"
         self.path = path
-        try:
+        with _failing(self.url, "cannot open", OSError, sqlite3.Error):
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             fresh = not _has_table(self._db, "meter_reads")
             self._db.executescript(_SQLITE_DDL)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"store {self.url}: cannot open ({exc})") from exc
         if fresh:
             self.backfill_meter_reads()
 
@@ -460,10 +468,8 @@ class SqliteStore(SqlStore):
 
     @contextlib.contextmanager
     def batch(self, agent_ids: Iterable[str] = ()) -> Iterator[StoreBatch]:
-        try:
+        with _failing(self.url, "cannot begin a transaction", sqlite3.Error):
             self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: cannot begin a transaction ({exc})") from exc
         try:
             batch = StoreBatch(self)
             yield batch
@@ -472,10 +478,8 @@ class SqliteStore(SqlStore):
             with contextlib.suppress(sqlite3.Error):
                 self._db.execute("ROLLBACK")
             raise
-        try:
+        with _failing(self.url, "cannot commit", sqlite3.Error):
             self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StoreError(f"store {self.url}: cannot commit ({exc})") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -495,14 +499,12 @@ class PostgresStore(SqlStore):
                 "--store postgresql://... needs psycopg: pip install 'fleet-agent[postgres]'"
             ) from exc
         self._errors = psycopg.Error
-        try:
+        with _failing(self.url, "cannot open", psycopg.Error):
             self._db = psycopg.connect(dsn, autocommit=True)
             fresh = self._db.execute("SELECT to_regclass('meter_reads')").fetchone() == (None,)
             for statement in _POSTGRES_DDL.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
-        except psycopg.Error as exc:
-            raise StoreError(f"store {self.url}: cannot open ({exc})") from exc
         if fresh:
             self.backfill_meter_reads()
 

@@ -4,7 +4,8 @@ The CLI imports a command module (and the heavy libraries it uses) only when
 that command runs, so ``--help`` costs the interpreter start plus argparse.
 Each run is a fresh process; CPU time (user + system, from ``wait4``) is the
 steadier figure on a shared machine. The bare interpreter (``python -c pass``)
-is timed too, so the floor is visible.
+is timed too, so the floor is visible, and so is the eager parser that imports
+every command module (what ``--help`` did before the lazy registry).
 
     .venv/bin/python bench/cli_startup.py --runs 21
 """
@@ -55,6 +56,11 @@ def main() -> int:
         raise SystemExit("fleet-agent is not installed in this environment")
     results = {
         "fleet-agent --help": measure([script, "--help"], args.runs),
+        # What --help cost before the lazy registry: every command module imported.
+        "eager parser (all command modules)": measure(
+            [sys.executable, "-c", "from agent.cli import build_parser; build_parser('*')"],
+            args.runs,
+        ),
         "python -c pass": measure([sys.executable, "-c", "pass"], args.runs),
     }
     print(

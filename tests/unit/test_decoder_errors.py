@@ -5,17 +5,26 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import structlog
 
 import mibs.decode
+from agent.collect import Collector
+from agent.config import AgentConfig, UploadConfig
+from agent.inventory import Inventory
 from agent.logging import configure_logging
+from agent.metrics import Metrics
+from collectors.base import WalkResult
+from collectors.credentials import Credential
 from mibs import counters, identity, supplies
 from mibs.decode import decode_read
-from mibs.values import Oid, Value, parse_oid
+from mibs.messages import AgentMessage, ReadMessage
+from mibs.models import Identity
+from mibs.values import Oid, Value, is_under, parse_oid
 
 AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 PRINTER: dict[Oid, Value] = {
@@ -87,3 +96,66 @@ def test_the_agent_renders_it_as_a_structlog_event_with_the_traceback() -> None:
     assert line["address"] == "127.0.0.9"  # the per-device context reaches it too
     assert "Traceback" in line["exception"]
     assert "RuntimeError: decoder bug" in line["exception"]
+
+
+class _Session:
+    """One printer answering from PRINTER (stands in for an SNMP session)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:
+        return {oid: PRINTER[oid] for oid in oids if oid in PRINTER}
+
+    async def walk(self, columns: Sequence[Oid]) -> WalkResult:
+        result = WalkResult()
+        for prefix in columns:
+            result.rows[prefix] = [
+                (o, v) for o, v in sorted(PRINTER.items()) if is_under(o, prefix)
+            ]
+        return result
+
+
+class _Transport:
+    requests_sent = 0
+    timeouts = 0
+
+    def session(self, address: str, credential: Credential) -> _Session:
+        return _Session(address)
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.messages: list[AgentMessage] = []
+
+    async def submit(self, message: AgentMessage) -> None:
+        self.messages.append(message)
+
+
+@pytest.mark.usefixtures("broken_supplies")
+async def test_the_daemon_counts_decoder_bugs_per_part_and_still_uploads_the_read(
+    tmp_path: Path,
+) -> None:
+    config = AgentConfig(state_dir=tmp_path, upload=UploadConfig(enabled=False))
+    metrics, sink = Metrics(), _Sink()
+    with Inventory(tmp_path / "inventory.db") as inventory:
+        inventory.record_discovery(
+            "127.0.0.1",
+            Identity(serial="VNCRC48198", vendor="HP", is_printer=True),
+            device_key="serial:VNCRC48198",
+            credential_profile="public",
+            sweep_started=datetime.now(UTC),
+        )
+        collector = Collector(
+            config,
+            transport=_Transport(),  # type: ignore[arg-type]
+            inventory=inventory,
+            sink=sink,
+            metrics=metrics,
+        )
+        await collector.read_all("meters")
+    [read] = [m for m in sink.messages if isinstance(m, ReadMessage)]
+    assert [p.field for p in read.problems if p.reason == "decoder_error"] == ["supplies"]
+    assert read.counters.total == 4242
+    assert metrics.value("fleet_agent_decoder_errors_total", {"part": "supplies"}) == 1
+    assert metrics.value("fleet_agent_decoder_errors_total", {"part": "counters"}) == 0

@@ -160,3 +160,14 @@ async def test_a_daemon_job_failure_reads_as_one_sentence_in_status(tmp_path: Pa
 
 async def _raise(error: BaseException) -> None:
     raise error
+
+
+def test_a_database_error_at_the_store_edge_becomes_ours_chained(tmp_path: Path) -> None:
+    from backend.store import open_store
+
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(StoreError) as caught:
+        open_store(f"sqlite:///{tmp_path}/file/consumer.db")
+    assert str(caught.value).startswith(f"store sqlite:///{tmp_path}/file/consumer.db: cannot open")
+    assert isinstance(caught.value.__cause__, OSError)
+    assert isinstance(caught.value, LocalError)
