@@ -19,7 +19,8 @@ from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.metrics import Metrics
 from collectors.base import WalkResult
-from collectors.credentials import Credential
+from collectors.credentials import Credential, SnmpSettings
+from collectors.udp import Pace
 from mibs import counters, identity, supplies
 from mibs.decode import decode_read
 from mibs.messages import AgentMessage, ReadMessage
@@ -120,7 +121,14 @@ class _Transport:
     requests_sent = 0
     timeouts = 0
 
-    def session(self, address: str, credential: Credential) -> _Session:
+    def session(
+        self,
+        address: str,
+        credential: Credential,
+        *,
+        settings: SnmpSettings | None = None,
+        pace: Pace | None = None,
+    ) -> _Session:
         return _Session(address)
 
 

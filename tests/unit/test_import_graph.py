@@ -206,6 +206,10 @@ def _cycles() -> list[list[str]]:
     return found
 
 
+def test_no_import_cycles() -> None:
+    assert _cycles() == []
+
+
 def test_the_cycle_finder_finds_a_cycle() -> None:
     EDGES.append(Edge("mibs.models", "mibs.decode", 1, True))
     try:
