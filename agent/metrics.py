@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -88,6 +89,14 @@ class Metrics:
 HealthProvider = Callable[[], dict[str, Any]]
 
 
+def health_json(value: object) -> str:
+    """``json.dumps`` default for the health document: times in RFC 3339 (UTC), the rest as text."""
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return str(value)
+
+
 class MetricsServer:
     """Serves ``GET /metrics`` and ``GET /healthz``; anything else is 404."""
 
@@ -129,7 +138,10 @@ class MetricsServer:
             elif path.split("?")[0] == "/healthz":
                 health = self._health()
                 status = "200 OK" if health.get("status") == "ok" else "503 Service Unavailable"
-                ctype, body = "application/json", json.dumps(health, default=str).encode() + b"\n"
+                ctype, body = (
+                    "application/json",
+                    json.dumps(health, default=health_json).encode() + b"\n",
+                )
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
             head = (

@@ -39,15 +39,23 @@ def _age(value: object) -> str:
     return "never" if value in (None, "") else str(value)
 
 
+def _yes_no(value: object) -> str:
+    return (
+        {True: "yes", False: "no"}.get(value, "unknown") if isinstance(value, bool) else "unknown"
+    )
+
+
 def _status(args: argparse.Namespace) -> int:
     http = HttpConfig()  # no config file: the daemon's defaults
     if args.config is not None or config_path_from_env().exists():
         http = load_config(args.config).http
     health = fetch_health(args.host or http.listen, args.port or http.port)
     ok = health.get("status") == "ok"
-    if args.format == "json":
+    if args.quiet:
+        pass  # the exit status says it all
+    elif args.format == "json":
         print(json.dumps(health, indent=2))
-    elif not args.quiet:
+    else:
         broker = health.get("broker", {})
         queue = health.get("queue", {})
         reads = health.get("reads", {})
@@ -68,7 +76,7 @@ def _status(args: argparse.Namespace) -> int:
         )
         print(
             f"  broker: {broker.get('endpoint') or 'upload disabled'}, connected "
-            f"{broker.get('connected')}, last ack {_age(broker.get('last_ack_at'))}"
+            f"{_yes_no(broker.get('connected'))}, last ack {_age(broker.get('last_ack_at'))}"
         )
         for name, job in health.get("jobs", {}).items():
             error = f", last error: {job['last_error']}" if job.get("last_error") else ""

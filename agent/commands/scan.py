@@ -4,8 +4,9 @@ One row (table) or one JSON line (``--format json``, the read schema in
 ``docs/schema/read.schema.json``) per printer. Devices that answer SNMP but are
 not printers are skipped (named on stderr in table mode); silent addresses are
 skipped quietly. A summary line on stderr counts both. Exit status: 0 when the
-scan ran, even if it found nothing; 2 for a bad argument (the message names
-it); 1 for any other failure.
+scan ran, even if a sweep found nothing; 1 when the targets name hosts one by
+one and none of them answered (stderr says which, with a hint) or on any other
+failure; 2 for a bad argument (the message names it).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
@@ -44,6 +45,7 @@ from agent.output import (
     printer_table,
     write_line,
 )
+from collectors.credentials import Credential
 from collectors.reader import SessionSource, read_device
 from collectors.targets import TargetError, parse_targets
 from fleet_errors import known_error
@@ -53,6 +55,8 @@ from mibs.plan import full_read_plan
 if TYPE_CHECKING:
     from agent.config import SnmpConfig
 
+#: Silent addresses named in the "no answer" hint (a named-host scan names few).
+_SILENT_NAMED = 20
 _log = structlog.get_logger(__name__)
 
 
@@ -74,6 +78,7 @@ class ScanSummary:
     incomplete: int = 0
     refused: int = 0
     failed: int = 0
+    silent_addresses: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         parts = [
@@ -124,6 +129,8 @@ async def run_scan(
             if read is None:
                 if outcome.kind == "silent":
                     summary.silent += 1
+                    if len(summary.silent_addresses) < _SILENT_NAMED:
+                        summary.silent_addresses.append(address)
                 elif outcome.kind == "refused":
                     summary.refused += 1
                     note(f"{address}: every credential refused ({outcome.detail})")
@@ -153,6 +160,40 @@ async def run_scan(
             raise
         raise error from None
     return summary
+
+
+def credentials_text(credentials: Sequence[Credential], *, typed: Sequence[str] = ()) -> str:
+    """How the credentials tried read in a hint. A community is shown only when it is in
+    ``typed`` (the user's own command-line text); one from a file is named by its profile;
+    a v3 profile by its user, never by its keys."""
+    communities = [
+        repr(secret) if secret in typed else f"of profile {c.name!r}"
+        for c in credentials
+        if c.community is not None
+        for secret in [c.community.get_secret_value()]
+    ]
+    users = [c.username for c in credentials if c.version == "v3"]
+    parts: list[str] = []
+    if communities:
+        version = next(c.version for c in credentials if c.community is not None)
+        noun = "community" if len(communities) == 1 else "communities"
+        parts.append(f"{version} {noun} " + ", ".join(communities))
+    if users:
+        parts.append("v3 user " + ", ".join(repr(u) for u in users))
+    return " or ".join(parts)
+
+
+def silent_hints(
+    summary: ScanSummary, credentials: Sequence[Credential], *, typed: Sequence[str] = ()
+) -> list[str]:
+    """One line per silent address: what was tried and what usually causes the silence."""
+    tried = credentials_text(credentials, typed=typed)
+    return [
+        f"no answer from {address} with {tried}: wrong community, SNMP off, or a firewall?"
+        if any(c.community is not None for c in credentials)
+        else f"no answer from {address} with {tried}: wrong user or keys, SNMP off, or a firewall?"
+        for address in summary.silent_addresses
+    ]
 
 
 def _cut_short(read: PrinterRead) -> bool:
@@ -229,4 +270,10 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         print_table(out, table)
     print(f"fleet-agent scan: {result.line()}", file=sys.stderr)
     _log.info("scan.completed", addresses=result.addresses, printers=result.printers)
+    named_hosts = len(targets) <= len(args.targets)  # one address per spec: not a sweep
+    if named_hosts and result.silent:
+        for hint in silent_hints(result, snmp.credentials, typed=args.community or ()):
+            print(f"fleet-agent scan: {hint}", file=sys.stderr)
+    if named_hosts and result.addresses and result.silent == result.addresses:
+        return 1
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import signal
 import socket
@@ -216,11 +217,16 @@ async def test_metrics_and_status_follow_broker_and_device_outages(
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "status ok" in ok.stdout
     assert "devices known: 5" in ok.stdout
-    assert f"mqtt://127.0.0.1:{broker.port}, connected True" in ok.stdout
+    assert f"mqtt://127.0.0.1:{broker.port}, connected yes" in ok.stdout
+    assert "True" not in ok.stdout
+    assert "False" not in ok.stdout
     document = json.loads(
         (await asyncio.to_thread(status, config, port, "--format", "json")).stdout
     )
     assert document["jobs"]["meters"]["runs"] >= 1
+    rfc3339 = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+    assert re.fullmatch(rfc3339, document["jobs"]["meters"]["last_success"])
+    assert re.fullmatch(rfc3339, document["broker"]["last_ack_at"])
     assert document["devices_known"] == 5
     assert document["broker"]["published"] >= 5 + 5 + EXPECTED_EVENTS
 
@@ -239,6 +245,8 @@ async def test_metrics_and_status_follow_broker_and_device_outages(
     assert "status degraded" in down.stdout
     assert "problem: broker not connected" in down.stdout
     assert (await asyncio.to_thread(status, config, port, "--quiet")).stdout == ""
+    quiet_json = await asyncio.to_thread(status, config, port, "--quiet", "--format", "json")
+    assert (quiet_json.returncode, quiet_json.stdout) == (1, "")
 
     printers.sims[4].stop()  # one printer stops answering: its reads count as silent
 

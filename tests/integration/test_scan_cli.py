@@ -430,8 +430,8 @@ def test_communities_are_tried_in_order_first_answer_wins(
 
     def serial(*community_args: str) -> str | None:
         run = run_scan(sim.address, "--snmp-port", str(sim.port), *community_args, *FAST)
-        assert run.returncode == 0, run.stderr
         reads = run.reads()
+        assert run.returncode == (0 if reads else 1), run.stderr
         return reads[0]["identity"]["serial"] if reads else None
 
     assert serial("--community", "nobody", "--community", sharp) == "0505571100"
@@ -494,11 +494,41 @@ def test_snmpv3_auth_priv_with_key_files(v3_printer: SnmpSim, tmp_path: Path) ->
 # --- exit status and argument errors -------------------------------------------------------
 
 
-def test_nothing_found_is_still_exit_0() -> None:
-    run = run_scan("127.0.1.250", "--snmp-port", "9", *FAST)
+def test_a_sweep_that_finds_nothing_is_still_exit_0() -> None:
+    run = run_scan("127.0.1.250-251", "--snmp-port", "9", *FAST)
     assert run.returncode == 0, run.stderr
     assert run.stdout == ""
+    assert "2 addresses scanned, 0 printers, 0 not a printer, 2 silent" in run.stderr
+    assert "no answer from" not in run.stderr
+
+
+def test_a_silent_named_host_is_exit_1_with_a_hint() -> None:
+    run = run_scan("127.0.1.250", "--snmp-port", "9", "--community", "x", *FAST)
+    assert run.returncode == 1, run.stderr
+    assert run.stdout == ""
     assert "1 address scanned, 0 printers, 0 not a printer, 1 silent" in run.stderr
+    assert (
+        "no answer from 127.0.1.250 with v2c community 'x': wrong community, SNMP off, "
+        "or a firewall?" in run.stderr
+    )
+
+
+def test_a_silent_v3_host_names_the_user_never_the_key(tmp_path: Path) -> None:
+    key = tmp_path / "auth.key"
+    key.write_text("s3cret-auth-key\n")
+    run = run_scan(
+        "127.0.1.250",
+        "--snmp-port",
+        "9",
+        "--v3-user",
+        "ops",
+        "--v3-auth-key-file",
+        str(key),
+        *FAST,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "no answer from 127.0.1.250 with v3 user 'ops': wrong user or keys" in run.stderr
+    assert "s3cret" not in run.stderr
 
 
 @pytest.mark.parametrize(
