@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -97,10 +97,18 @@ def health_json(value: object) -> str:
     return str(value)
 
 
+class Exposition(Protocol):
+    """What :class:`MetricsServer` serves at ``/metrics`` (:class:`Metrics`, the consumer's)."""
+
+    def render(self) -> bytes: ...
+
+
 class MetricsServer:
     """Serves ``GET /metrics`` and ``GET /healthz``; anything else is 404."""
 
-    def __init__(self, metrics: Metrics, health: HealthProvider, *, host: str, port: int) -> None:
+    def __init__(
+        self, metrics: Exposition, health: HealthProvider, *, host: str, port: int
+    ) -> None:
         self._metrics = metrics
         self._health = health
         self._host = host

@@ -19,21 +19,12 @@ signed body that does not follow them is still stored (it is signed billing
 data: never dropped) but counted as ``off_schema`` and logged as
 ``ingest.body_off_schema`` naming the field.
 
-:func:`run_ingest` is the MQTT shell: a shared subscription
-(``$share/{group}/{prefix}/+/+/reads`` and ``events``, ``status``) so several
-consumers split the load, a persistent session, reconnect with backoff. Each
-batch is committed to the store *before* its PUBACKs go to the broker
-(:class:`uploader.mqtt.ConsumerSession`), so a consumer killed mid-batch is sent
-the uncommitted messages again; what was committed but not yet acknowledged
-comes back as duplicates, which are dropped.
+:func:`backend.consume.run_ingest` is the MQTT shell around it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,25 +41,16 @@ from uploader.config import (
     PRESENCE_OFFLINE,
     PRESENCE_ONLINE,
     TOPIC_LEVEL_BY_KIND,
-    MqttSettings,
 )
 from uploader.envelope import Envelope, Verifier, envelope_hash
 from uploader.errors import EnvelopeRejected
-from uploader.mqtt import (
-    BrokerUnavailable,
-    ConnectionLost,
-    ConsumerSession,
-    backoff_delay,
-    consumer_session,
-)
 
-__all__ = ["IngestSummary", "Ingestor", "Outcome", "run_ingest", "subscription_topics"]
+__all__ = ["IngestSummary", "Ingestor", "Outcome", "subscription_topics"]
 
 log = structlog.get_logger("backend.ingest")
 
 #: At most this many missing sequences are remembered per detected gap.
 MAX_MISSING_PER_GAP = 100_000
-_BATCH = 500
 
 OutcomeKind = Literal["stored", "duplicate", "rejected", "presence"]
 
@@ -346,101 +328,3 @@ class Ingestor:
                 }
             )
         return None
-
-
-@dataclass(frozen=True)
-class StopAfter:
-    """When ``run_ingest`` ends: after ``count`` messages, ``duration`` seconds, or when idle."""
-
-    count: int | None = None
-    duration: float | None = None
-    idle: float | None = None  # --once: stop after this long without a message
-
-
-async def run_ingest(
-    settings: MqttSettings,
-    ingestor: Ingestor,
-    *,
-    group: str | None,
-    client_id: str,
-    stop: asyncio.Event,
-    stop_after: StopAfter | None = None,
-    subscribed: asyncio.Event | None = None,
-) -> IngestSummary:
-    """Consume until ``stop`` or ``stop_after``; reconnects through broker outages."""
-    limits = stop_after or StopAfter()
-    started = time.monotonic()
-    deadline = None if limits.duration is None else started + limits.duration
-    attempt = 0
-    topics = subscription_topics(settings.topic_prefix, group)
-
-    def finished() -> bool:
-        if stop.is_set():
-            return True
-        if limits.count is not None and ingestor.processed >= limits.count:
-            return True
-        return deadline is not None and time.monotonic() >= deadline
-
-    while not finished():
-        try:
-            async with consumer_session(settings, client_id=client_id, topics=topics) as session:
-                attempt = 0
-                log.info("ingest.subscribed", topics=topics, broker=settings.endpoint)
-                if subscribed is not None:
-                    subscribed.set()
-                await _consume(
-                    session,
-                    ingestor,
-                    limits=limits,
-                    finished=finished,
-                    deadline=deadline,
-                    stop=stop,
-                )
-                if finished() or limits.idle is not None:
-                    break
-        except BrokerUnavailable as exc:
-            log.warning("ingest.connect_failed", broker=settings.endpoint, reason=exc.reason)
-            attempt += 1
-        except ConnectionLost as exc:
-            log.warning("ingest.disconnected", broker=settings.endpoint, error=str(exc))
-        if finished():
-            break
-        delay = backoff_delay(attempt, minimum=settings.backoff_min, maximum=settings.backoff_max)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=delay)
-    summary = ingestor.summary()
-    log.info("ingest.finished", **summary.model_dump())
-    return summary
-
-
-async def _consume(
-    session: ConsumerSession,
-    ingestor: Ingestor,
-    *,
-    limits: StopAfter,
-    finished: Callable[[], bool],
-    deadline: float | None,
-    stop: asyncio.Event,
-) -> None:
-    """Receive in batches; each batch is committed, then acknowledged to the broker."""
-    while not finished():
-        timeout = 0.5 if limits.idle is None else limits.idle
-        if deadline is not None:
-            timeout = min(timeout, max(0.0, deadline - time.monotonic()))
-        first = await session.receive(timeout)
-        if first is None:
-            if limits.idle is not None:
-                return
-            continue
-        batch = [first]
-        room = _BATCH
-        if limits.count is not None:
-            room = min(room, limits.count - ingestor.processed)
-        while len(batch) < room and session.queued() > 0:
-            message = await session.receive(None)
-            if message is not None:
-                batch.append(message)
-        ingestor.handle_batch([(m.topic, m.payload) for m in batch])
-        session.ack(batch)
-        if stop.is_set():
-            return

@@ -220,7 +220,8 @@ async def _bench_consumer(port: int, directory: Path, count: int) -> dict[str, A
 
     import aiomqtt
 
-    from backend.ingest import Ingestor, StopAfter, run_ingest
+    from backend.consume import StopAfter, run_ingest
+    from backend.ingest import Ingestor
     from backend.store import open_store
     from uploader.config import MqttSettings
     from uploader.envelope import Verifier

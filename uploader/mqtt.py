@@ -21,7 +21,6 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -37,16 +36,12 @@ from uploader.hops import proxy_type
 
 __all__ = [
     "BrokerUnavailable",
-    "ConnectionLost",
-    "ConsumerSession",
-    "InboundMessage",
     "MqttPublisher",
     "OutboxPort",
     "PublishableMessage",
     "backoff_delay",
     "build_client",
     "connect",
-    "consumer_session",
     "run_publisher",
 ]
 
@@ -173,89 +168,6 @@ async def connect(
 
 class _ConnectionLost(Exception):
     pass
-
-
-#: Raised by a session whose broker connection broke (callers reconnect).
-ConnectionLost = aiomqtt.MqttError
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    topic: str
-    payload: bytes
-    mid: int
-    qos: int
-
-
-class ConsumerSession:
-    """A subscribed consumer connection that acknowledges only what the caller committed.
-
-    Manual PUBACK (paho's ``manual_ack``): a message is acknowledged to the broker
-    after :meth:`ack`, i.e. after the store committed it, so a consumer killed
-    mid-batch gets the unacknowledged messages again (persistent session).
-    """
-
-    def __init__(self, client: aiomqtt.Client) -> None:
-        self._client = client
-        self._messages = client.messages
-        # aiomqtt 2.x does not expose manual acks; its paho client does (pinned <3).
-        self._paho = client._client
-        self._paho.manual_ack_set(True)
-        # The receive in progress, kept across calls: a timed-out wait must not cancel a
-        # receive that may already hold a message (Python 3.11's wait_for can drop the
-        # result when the message and the timeout arrive together: the message was lost).
-        self._next: asyncio.Future[aiomqtt.Message] | None = None
-
-    async def subscribe(self, topics: Sequence[str]) -> None:
-        for topic in topics:
-            await self._client.subscribe(topic, qos=1)
-
-    def queued(self) -> int:
-        """Messages received and waiting in memory."""
-        held = self._next is not None and self._next.done()
-        return len(self._messages) + int(held)
-
-    async def receive(self, within: float | None) -> InboundMessage | None:
-        """The next message, or None after ``within`` seconds without one."""
-        if self._next is None:
-            self._next = asyncio.ensure_future(anext(self._messages))
-        done, _ = await asyncio.wait({self._next}, timeout=within)
-        if not done:
-            return None  # the receive goes on; the next call takes its message
-        message, self._next = self._next.result(), None
-        payload = message.payload
-        if isinstance(payload, bytes | bytearray):
-            raw = bytes(payload)
-        elif isinstance(payload, str):
-            raw = payload.encode()
-        else:
-            raw = b"" if payload is None else str(payload).encode()
-        return InboundMessage(str(message.topic), raw, message.mid, message.qos)
-
-    def ack(self, messages: Sequence[InboundMessage]) -> None:
-        for message in messages:
-            if message.qos > 0:
-                self._paho.ack(message.mid, message.qos)
-
-    def close(self) -> None:
-        """Stop the receive in progress (its message, if any, stays unacknowledged)."""
-        if self._next is not None:
-            self._next.cancel()
-            self._next = None
-
-
-@contextlib.asynccontextmanager
-async def consumer_session(
-    settings: MqttSettings, *, client_id: str, topics: Sequence[str]
-) -> AsyncIterator[ConsumerSession]:
-    """Connect with a persistent session, subscribe QoS 1 to ``topics``, ack manually."""
-    async with connect(settings, client_id=client_id, persistent_session=True) as client:
-        session = ConsumerSession(client)
-        try:
-            await session.subscribe(topics)
-            yield session
-        finally:
-            session.close()
 
 
 class MqttPublisher:

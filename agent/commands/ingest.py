@@ -27,14 +27,18 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from pydantic import SecretStr, ValidationError
 
 from agent.errors import UsageError
 from agent.logging import configure_logging
-from backend.ingest import Ingestor, IngestSummary, StopAfter, run_ingest
+from agent.metrics import MetricsServer
+from backend.consume import ConsumerHealth, StopAfter, run_ingest
+from backend.ingest import Ingestor, IngestSummary
 from backend.store import open_store
 from uploader.config import MqttSettings, ProxySettings
 from uploader.envelope import Verifier
@@ -118,6 +122,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     stop.add_argument("--count", type=int, help="stop after N messages")
     parser.add_argument("--duration", type=float, help="stop after S seconds")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve /metrics and /healthz on 127.0.0.1:PORT (503 while the consumer is stalled)",
+    )
     parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
     )
@@ -208,7 +217,9 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     configure_logging(args.log_level, stream=sys.stderr)
     try:
         ingestor = Ingestor(verifier, store, topic_prefix=settings.topic_prefix)
-        summary = asyncio.run(_main(settings, ingestor, group, client_id, limits))
+        summary = asyncio.run(
+            _main(settings, ingestor, group, client_id, limits, metrics_port=args.metrics_port)
+        )
     finally:
         store.close()
     if args.format == "json":
@@ -218,17 +229,80 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     return 0
 
 
+class ConsumerMetrics:
+    """The consumer's Prometheus samples, read from its health and counters when scraped."""
+
+    def __init__(self, ingestor: Ingestor, health: ConsumerHealth) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        samples: dict[str, tuple[str, Callable[[], float]]] = {
+            "fleet_ingest_connected": (
+                "1 while subscribed at the broker.",
+                lambda: health.connected,
+            ),
+            "fleet_ingest_stalled": (
+                "1 while the broker holds messages for this consumer and it receives none.",
+                lambda: health.stalled,
+            ),
+            "fleet_ingest_stalls": ("Stalls detected since start.", lambda: health.stalls),
+            "fleet_ingest_messages_received": (
+                "Messages taken from the broker.",
+                lambda: health.received,
+            ),
+            "fleet_ingest_messages_stored": ("Envelopes stored.", lambda: ingestor.stored),
+            "fleet_ingest_messages_held": (
+                "Messages received and not yet acknowledged.",
+                lambda: health.held,
+            ),
+            "fleet_ingest_oldest_held_age_seconds": (
+                "How long the oldest unacknowledged message has been held.",
+                lambda: health.oldest_held_age,
+            ),
+        }
+        for name, (text, read) in samples.items():
+            Gauge(name, text, registry=self.registry).set_function(read)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
 async def _main(
-    settings: MqttSettings, ingestor: Ingestor, group: str | None, client_id: str, limits: StopAfter
+    settings: MqttSettings,
+    ingestor: Ingestor,
+    group: str | None,
+    client_id: str,
+    limits: StopAfter,
+    *,
+    metrics_port: int | None = None,
 ) -> IngestSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    health = ConsumerHealth()
+    server: MetricsServer | None = None
     try:
+        if metrics_port is not None:
+            server = MetricsServer(
+                ConsumerMetrics(ingestor, health),
+                health.status,
+                host="127.0.0.1",
+                port=metrics_port,
+            )
+            try:
+                await server.start()
+            except OSError as exc:
+                raise UsageError(f"--metrics-port {metrics_port}: {exc.strerror}") from exc
         return await run_ingest(
-            settings, ingestor, group=group, client_id=client_id, stop=stop, stop_after=limits
+            settings,
+            ingestor,
+            group=group,
+            client_id=client_id,
+            stop=stop,
+            stop_after=limits,
+            health=health,
         )
     finally:
+        if server is not None:
+            await server.close()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -38,7 +38,8 @@ from agent.eligibility.policy import load_policy
 from agent.eligibility.report import write_report
 from agent.logging import configure_logging
 from agent.output import print_table, printer_table
-from backend.ingest import Ingestor, IngestSummary, run_ingest
+from backend.consume import run_ingest
+from backend.ingest import Ingestor, IngestSummary
 from backend.store import SqlStore, open_store
 from mibs.messages import AgentMessage, ReadMessage, parse_body
 from mibs.models import PrinterRead

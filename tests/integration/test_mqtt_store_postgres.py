@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.ingest import Ingestor, run_ingest
+from backend.consume import run_ingest
+from backend.ingest import Ingestor
 from backend.store import PostgresStore, open_store
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_consumer import eventually, start_agent, unique_prefix

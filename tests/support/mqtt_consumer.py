@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.ingest import Ingestor, IngestSummary, run_ingest
+from backend.consume import run_ingest
+from backend.ingest import Ingestor, IngestSummary
 from backend.store import SqlStore, open_store
 from uploader.config import MqttSettings
 from uploader.envelope import Signer, Verifier
