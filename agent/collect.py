@@ -37,7 +37,7 @@ from agent.supplies import SupplyTracker
 from agent.supply_store import SupplyStore
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
 from collectors.reader import ReadOutcome, read_device
-from collectors.targets import parse_targets
+from collectors.targets import validate_targets
 from collectors.transport import SnmpTransport
 from mibs.events import (
     DeviceFound,
@@ -175,11 +175,13 @@ class Collector:
         if not settings.targets:
             log.info("discovery.skipped", reason="no discovery.targets configured")
             return None
+        # Host names resolve only now, so their addresses are checked only now.
         targets = await asyncio.to_thread(
-            parse_targets,
+            validate_targets,
             settings.targets,
             exclude=settings.exclude,
             allow_huge=settings.allow_huge,
+            allow_public=settings.allow_public,
         )
         # SNMPv3 sweeps get a transport of their own: pysnmp's engine keeps every v3 target
         # it has seen, so sweeping a range on the long-lived polling transport would grow it.

@@ -20,10 +20,12 @@ from typing import Annotated, Any, Literal, Self
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,6 +34,13 @@ from agent.errors import ConfigError
 from agent.validation import dotted
 from agent.yamlconf import Loc, read_yaml, validate
 from collectors.credentials import Credential, SnmpSettings
+from collectors.targets import (
+    TargetError,
+    check_spec,
+    is_host_name,
+    parse_spec_for_exclusion,
+    parse_targets,
+)
 from uploader.config import MqttSettings
 
 DEFAULT_CONFIG_PATH = Path("/etc/fleet-agent/config.yaml")
@@ -87,12 +96,52 @@ class SnmpConfig(SnmpSettings):
         return SnmpSettings.model_validate(self.model_dump(include=set(SnmpSettings.model_fields)))
 
 
+def _target_spec(value: str, info: ValidationInfo) -> str:
+    """One ``discovery.targets`` entry: the checks ``scan``/``discover`` run (names unresolved)."""
+    try:
+        check_spec(value, allow_public=bool(info.data.get("allow_public", False)))
+    except TargetError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _exclude_spec(value: str) -> str:
+    if not is_host_name(value):
+        try:
+            parse_spec_for_exclusion(value)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class DiscoveryConfig(_Part):
-    targets: list[str] = Field(default_factory=list, description="Addresses, names, CIDR, ranges.")
-    exclude: list[str] = Field(default_factory=list)
+    # The permissions come first: the target checks read them.
     allow_huge: bool = Field(default=False, description="Allow sweeps over four /16 blocks.")
+    allow_public: bool = Field(
+        default=False,
+        description="Allow targets outside private, shared, link-local, loopback and "
+        "unique-local address space.",
+    )
+    exclude: list[Annotated[str, AfterValidator(_exclude_spec)]] = Field(default_factory=list)
+    targets: list[Annotated[str, AfterValidator(_target_spec)]] = Field(
+        default_factory=list, description="Addresses, names, CIDR, ranges."
+    )
     rate: float = Field(default=200.0, gt=0, le=100_000, description="Packets per second.")
     max_in_flight: int = Field(default=64, ge=1, le=4096)
+
+    @field_validator("targets")
+    @classmethod
+    def _sweep_size(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """The whole sweep within the size limit (names are counted once resolved, later)."""
+        if "exclude" not in info.data:
+            return value  # an exclusion is invalid: reported on its own line
+        addresses = [spec for spec in value if not is_host_name(spec)]
+        excluded = [spec for spec in info.data["exclude"] if not is_host_name(spec)]
+        try:
+            parse_targets(addresses, exclude=excluded, allow_huge=bool(info.data.get("allow_huge")))
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class ScheduleConfig(_Part):

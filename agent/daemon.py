@@ -391,6 +391,10 @@ class Daemon:
                 queue_depth=self._outbox.depth(),
                 published=publisher.published if publisher else 0,
             )
+        failed = sorted(name for name, job in self.jobs.items() if job.failures)
+        if self._once and failed:
+            log.error("daemon.once_failed", jobs=failed)  # --once is a check: say it failed
+            return 1
         return 0
 
     @staticmethod

@@ -252,3 +252,118 @@ def parse_spec_for_exclusion(spec: str) -> _Interval:
             network.version, int(network.network_address), int(network.broadcast_address)
         )
     return parse_spec(spec)
+
+
+# -- validation: what a configuration or a command line may ask to sweep -------------------
+#
+# Kept apart from the parsing above: parsing says what a spec means, these checks
+# say whether the agent will sweep it. The configuration (``discovery.targets``)
+# and the ``scan``/``discover`` command lines run the same checks.
+
+#: Never a device: "this network", multicast, the reserved 240/4 (with the
+#: limited broadcast 255.255.255.255), IPv6 unspecified and multicast.
+NEVER_SWEPT: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(block)
+    for block in ("0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8")
+)
+#: Swept without asking: private (RFC 1918), shared (RFC 6598), link-local,
+#: loopback, IPv6 loopback, link-local and unique-local. Anything else is
+#: public address space and needs ``allow_public``.
+LOCAL_SPACE: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+        "169.254.0.0/16",
+        "127.0.0.0/8",
+        "::1/128",
+        "fe80::/10",
+        "fc00::/7",
+    )
+)
+
+
+def _blocks_overlapping(
+    interval: _Interval, blocks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [
+        block
+        for block in blocks
+        if block.version == interval.version
+        and int(block.network_address) <= interval.last
+        and int(block.broadcast_address) >= interval.first
+    ]
+
+
+def _uncovered(interval: _Interval) -> int | None:
+    """The first address of ``interval`` outside :data:`LOCAL_SPACE`, or None."""
+    spans = _merge(
+        [
+            (int(block.network_address), int(block.broadcast_address))
+            for block in LOCAL_SPACE
+            if block.version == interval.version
+        ]
+    )
+    outside = _subtract([(interval.first, interval.last)], spans)
+    return outside[0][0] if outside else None
+
+
+def check_address_space(interval: _Interval, spec: str, *, allow_public: bool) -> None:
+    """Refuse addresses that are never devices, and public space unless ``allow_public``."""
+    never = _blocks_overlapping(interval, NEVER_SWEPT)
+    if never:
+        raise TargetError(
+            f"covers {never[0]}, which holds no devices (this-network, multicast, "
+            "reserved or broadcast addresses)",
+            spec=spec,
+        )
+    if allow_public:
+        return
+    first_public = _uncovered(interval)
+    if first_public is not None:
+        make = ipaddress.IPv4Address if interval.version == 4 else ipaddress.IPv6Address
+        raise TargetError(
+            f"{make(first_public)} is public address space, not a private, shared, "
+            "link-local, loopback or unique-local network; set allow_public "
+            "(--allow-public) if you really mean to sweep it",
+            spec=spec,
+        )
+
+
+def is_host_name(spec: str) -> bool:
+    """True when ``spec`` is a host name (resolved at sweep time), not an address form."""
+    text = spec.strip()
+    if not text or "/" in text or ":" in text or _looks_numeric(text):
+        return False
+    start, dash, _end = text.partition("-")
+    return not (dash and _looks_numeric(start))
+
+
+def _mistyped_address(text: str) -> bool:
+    """``10.0.0.x``, ``10.0.0``: three or four dotted labels, all but one of them numbers."""
+    labels = text.split(".")
+    return len(labels) in (3, 4) and sum(label.isdigit() for label in labels) >= len(labels) - 1
+
+
+def check_spec(spec: str, *, allow_public: bool) -> None:
+    """One target spec as a configuration may give it; host names are not resolved here."""
+    if is_host_name(spec):
+        if _mistyped_address(spec.strip()):
+            raise TargetError("not a valid IPv4 address", spec=spec)
+        return
+    check_address_space(parse_spec(spec), spec, allow_public=allow_public)
+
+
+def validate_targets(
+    specs: Sequence[str],
+    *,
+    exclude: Sequence[str] = (),
+    allow_huge: bool = False,
+    allow_public: bool = False,
+) -> TargetSet:
+    """:func:`parse_targets` plus the address-space checks, for every spec (names resolved)."""
+    for spec in specs:
+        check_address_space(parse_spec(spec), spec, allow_public=allow_public)
+    return parse_targets(specs, exclude=exclude, allow_huge=allow_huge)

@@ -200,7 +200,7 @@ def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
 
 
 def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | None = None) -> None:
-    """TARGET..., ``--exclude``, ``--allow-huge`` and ``--format``: shared by scan and discover.
+    """TARGET..., ``--exclude``, ``--allow-huge``, ``--allow-public``, ``--format``: scan, discover.
 
     With ``default_help`` the targets are optional and the help says where they then come from.
     """
@@ -216,6 +216,12 @@ def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | N
     )
     parser.add_argument(
         "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
+    )
+    parser.add_argument(
+        "--allow-public",
+        action="store_true",
+        help="accept targets outside private, shared (100.64/10), link-local, loopback and "
+        "unique-local space",
     )
     parser.add_argument(
         "--format",

@@ -58,7 +58,7 @@ from collectors.discovery import (
     Sweep,
     SweepStats,
 )
-from collectors.targets import TargetError, TargetSet, parse_targets
+from collectors.targets import TargetError, TargetSet, validate_targets
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
@@ -90,19 +90,23 @@ def build_plan(args: argparse.Namespace) -> Plan:
     specs: list[str] = list(args.targets)
     exclude: list[str] = list(args.exclude)
     allow_huge: bool = args.allow_huge
+    allow_public: bool = args.allow_public
     rate: float | None = args.rate
     max_in_flight: int | None = args.max_in_flight
     if config is not None:
         specs = specs or list(config.discovery.targets)
         exclude = exclude or list(config.discovery.exclude)
         allow_huge = allow_huge or config.discovery.allow_huge
+        allow_public = allow_public or config.discovery.allow_public
         rate = config.discovery.rate if rate is None else rate
         max_in_flight = max_in_flight or config.discovery.max_in_flight
     if not specs:
         where = f"discovery.targets in {args.config}" if config is not None else "TARGET"
         raise UsageError(f"nothing to sweep: give targets (none in {where})")
     try:
-        targets = parse_targets(specs, exclude=exclude, allow_huge=allow_huge)
+        targets = validate_targets(
+            specs, exclude=exclude, allow_huge=allow_huge, allow_public=allow_public
+        )
     except TargetError as exc:
         option = "--exclude" if exc.spec in exclude else "TARGET"
         raise UsageError(f"{option}: {exc}") from None

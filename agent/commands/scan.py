@@ -47,7 +47,7 @@ from agent.output import (
 )
 from collectors.credentials import Credential
 from collectors.reader import SessionSource, read_device
-from collectors.targets import TargetError, parse_targets
+from collectors.targets import TargetError, validate_targets
 from fleet_errors import known_error
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan
@@ -244,7 +244,12 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         args, config_from_args(args), concurrency=args.concurrency, read_deadline=args.deadline
     )
     try:
-        targets = parse_targets(args.targets, exclude=args.exclude, allow_huge=args.allow_huge)
+        targets = validate_targets(
+            args.targets,
+            exclude=args.exclude,
+            allow_huge=args.allow_huge,
+            allow_public=args.allow_public,
+        )
     except TargetError as exc:
         option = "--exclude" if any(exc.spec == spec for spec in args.exclude) else "TARGET"
         raise UsageError(f"{option}: {exc}") from None

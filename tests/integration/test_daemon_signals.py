@@ -71,10 +71,13 @@ def test_sighup_applies_good_config_rejects_bad_and_survives_failing_job(
     daemon.wait_for("config.reloaded", after=mark)
     daemon.wait_for("reads.completed", after=mark, where=meters_cycle(5))
 
-    # A job that raises: a target block beyond the sweep limit makes discovery raise
-    # (TargetError) before it sends anything. Logged as job.failed; the daemon goes on,
-    # the meter/supply jobs keep running and discovery runs (and fails) again.
-    write(["127.0.0.0/8"], discovery="1s")
+    # A job that raises: a host name passes the configuration (names are resolved when
+    # discovery runs) but this one cannot be resolved (a 64-character label, refused
+    # locally, no DNS query), so discovery raises (TargetError) before it sends anything.
+    # (A block beyond the sweep limit is now refused by the reload itself.) Logged as
+    # job.failed; the daemon goes on, the meter/supply jobs keep running and discovery
+    # runs (and fails) again.
+    write([printers.target_range, "p" * 64 + ".example"], discovery="1s")
     mark = daemon.mark()
     daemon.signal(signal.SIGHUP)
     daemon.wait_for("config.reloaded", after=mark)

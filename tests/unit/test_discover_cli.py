@@ -139,6 +139,7 @@ snmp:
   credentials:
     - {{name: office, version: v2c, community: office-ro}}
 discovery:
+  allow_public: true  # documentation addresses (TEST-NET-1) are not private space
   targets: ["192.0.2.0/28"]
   exclude: ["192.0.2.5"]
   rate: 50

@@ -1,0 +1,118 @@
+"""Discovery targets are validated with the configuration: ``config check`` refuses a bad one.
+
+The same checks as ``scan``/``discover`` (syntax, reversed ranges, the size limit),
+plus the address-space policy: "this network", multicast, 240/4 and broadcast
+are always refused; public space needs ``allow_public``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from collectors.targets import TargetError, check_spec, is_host_name, validate_targets
+
+INVALID = {
+    "bad-prefix": ("10.0.0.0/33", "not a valid CIDR block"),
+    "reversed-range": ("10.0.0.200-10.0.0.10", "below its start"),
+    "huge": ("10.0.0.0/8", "more than 262,144"),
+    "everything": ("0.0.0.0/0", "0.0.0.0/8"),
+    "this-network": ("0.1.2.3", "0.0.0.0/8"),
+    "multicast": ("224.0.1.0/24", "224.0.0.0/4"),
+    "reserved": ("240.0.0.0/28", "240.0.0.0/4"),
+    "broadcast": ("255.255.255.255", "broadcast"),
+    "public": ("8.8.8.0/24", "public address space"),
+    "public-range": ("192.168.255.250-192.169.0.5", "192.169.0.0 is public"),
+    "ipv6-multicast": ("ff02::1", "not a unicast"),
+    "ipv6-public": ("2001:4860::8888", "public address space"),
+    "garbage": ("10.0.0.x", "not a valid IPv4 address"),
+}
+
+
+def _config(tmp_path: Path, targets: list[str], **discovery: object) -> Path:
+    lines = ["upload:", "  enabled: false", "discovery:"]
+    lines += [f"  {key}: {str(value).lower()}" for key, value in discovery.items()]
+    lines.append("  targets:")
+    lines += [f'    - "{target}"' for target in targets]
+    path = tmp_path / "agent.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("kind", sorted(INVALID))
+def test_config_check_refuses_each_invalid_target_kind(
+    kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec, why = INVALID[kind]
+    path = _config(tmp_path, ["10.1.0.0/24", spec])
+    assert main(["config", "check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    line = 6 if kind != "huge" else 5  # the entry itself; the size limit names the list
+    where = "discovery.targets[1]" if kind != "huge" else "discovery.targets"
+    assert f"{path}:{line}: {where}: " in err, err
+    assert why in err
+    assert "Traceback" not in err
+
+
+def test_valid_local_spaces_pass_and_public_needs_permission(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = [
+        "10.1.2.0/24",
+        "172.16.5.1-20",
+        "192.168.1.7",
+        "100.64.0.0/24",  # shared address space (RFC 6598)
+        "169.254.10.0/24",
+        "127.0.0.1",
+        "fd12:3456::1",
+        "fe80::10",
+        "printer-3.example",  # a name: resolved (and checked) when discovery runs
+    ]
+    assert main(["config", "check", "--config", str(_config(tmp_path, local))]) == 0
+    public = _config(tmp_path, ["8.8.8.0/24"], allow_public=True)
+    assert main(["config", "check", "--config", str(public)]) == 0
+    everything = _config(tmp_path, ["0.0.0.0/0"], allow_public=True, allow_huge=True)
+    assert main(["config", "check", "--config", str(everything)]) == 2  # 0/8 is never swept
+    capsys.readouterr()
+
+
+def test_an_invalid_exclusion_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.0/24]\n"
+        "  exclude:\n    - 10.0.0.0/40\n"
+    )
+    assert main(["config", "check", "--config", str(path)]) == 2
+    assert f"{path}:6: discovery.exclude[0]: " in capsys.readouterr().err
+
+
+def test_exclusions_count_toward_the_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.0/13]\n"
+        "  exclude: [10.0.0.0/14]\n"
+    )
+    assert main(["config", "check", "--config", str(path)]) == 0
+
+
+def test_scan_and_discover_refuse_public_targets_unless_allowed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["scan", "8.8.8.8"]) == 2
+    err = capsys.readouterr().err
+    assert "TARGET: target '8.8.8.8'" in err
+    assert "--allow-public" in err
+    assert main(["discover", "224.0.0.0/28", "--allow-public"]) == 2  # never, even allowed
+    assert "224.0.0.0/4" in capsys.readouterr().err
+
+
+def test_validation_functions() -> None:
+    assert is_host_name("printer-3.example")
+    assert not is_host_name("10.0.0.1-20")
+    assert not is_host_name("10.0.0.0/8")
+    check_spec("printer-3.example", allow_public=False)  # not resolved here
+    with pytest.raises(TargetError, match="public"):
+        check_spec("1.1.1.1", allow_public=False)
+    assert len(validate_targets(["1.1.1.0/30"], allow_public=True)) == 2
