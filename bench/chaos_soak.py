@@ -324,6 +324,23 @@ def subscribed_times(log: Path) -> list[float]:
     return times
 
 
+def live_waits(
+    rows: list[tuple[int, str, str]], chaos: Chaos, subscribed: list[float]
+) -> list[tuple[float, int, float, float, float]]:
+    """(wait, sequence, seen, live_from, stored_at) per stored message, longest first."""
+    starts = sorted([*chaos.live_starts, *subscribed])
+    waits = []
+    for sequence, mid, received in rows:
+        seen = chaos.seen_at.get(mid)
+        if seen is None:
+            continue
+        stored_at = datetime.fromisoformat(received).timestamp()
+        index = bisect.bisect_right(starts, stored_at) - 1
+        live_from = max(seen, starts[index] if index >= 0 else seen)
+        waits.append((max(0.0, stored_at - live_from), sequence, seen, live_from, stored_at))
+    return sorted(waits, reverse=True)
+
+
 def longest_live_wait(
     rows: list[tuple[int, str, str]], chaos: Chaos, subscribed: list[float]
 ) -> tuple[float, int]:
@@ -429,7 +446,17 @@ async def run(options: Options) -> dict[str, Any]:
     sequences = [row[0] for row in rows]
     stored = set(sequences)
     lost = sorted(set(range(1, sequence + 1)) - stored)
-    longest, over = longest_live_wait(rows, chaos, subscribed_times(workdir / "consumer.log"))
+    subscribed = subscribed_times(workdir / "consumer.log")
+    longest, over = longest_live_wait(rows, chaos, subscribed)
+    (workdir / "waits.json").write_text(
+        json.dumps(
+            {
+                "waits": live_waits(rows, chaos, subscribed)[:200],
+                "broker_starts": chaos.live_starts,
+                "subscribed": subscribed,
+            }
+        )
+    )
     return {
         "duration_s": options.duration,
         "devices": options.devices,

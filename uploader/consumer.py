@@ -60,9 +60,7 @@ class ConsumerSession:
 
     def __init__(self, client: aiomqtt.Client) -> None:
         self._client = client
-        # aiomqtt 2.x does not expose manual acks; its paho client does (pinned <3).
-        self._paho = client._client
-        self._paho.manual_ack_set(True)
+        self._paho = client._client  # acks by hand: connect(..., manual_ack=True)
         self._buffer: deque[InboundMessage] = deque()
         self._arrived = asyncio.Event()
         self._lost: BaseException | None = None
@@ -144,7 +142,11 @@ async def consumer_session(
     settings: MqttSettings, *, client_id: str, topics: Sequence[str]
 ) -> AsyncIterator[ConsumerSession]:
     """Connect with a persistent session, subscribe QoS 1 to ``topics``, ack manually."""
-    async with connect(settings, client_id=client_id, persistent_session=True) as client:
+    # Manual acks from before the CONNACK: the messages the broker held for this
+    # session arrive right behind it, and would be acknowledged unprocessed.
+    async with connect(
+        settings, client_id=client_id, persistent_session=True, manual_ack=True
+    ) as client:
         session = ConsumerSession(client)
         receiver = asyncio.create_task(session.run_receiver(), name="ingest.receiver")
         try:

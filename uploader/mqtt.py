@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 
 from uploader.broker_probe import PROBE_OK, BrokerUnavailable, diagnose_path, tls_context
 from uploader.config import PRESENCE_OFFLINE, PRESENCE_ONLINE, MqttSettings
+from uploader.errors import QueueError
 from uploader.hops import proxy_type
 
 __all__ = [
@@ -85,8 +86,15 @@ def build_client(
     client_id: str,
     will: aiomqtt.Will | None = None,
     persistent_session: bool = False,
+    manual_ack: bool = False,
 ) -> aiomqtt.Client:
-    """An aiomqtt client for ``settings``; must be created inside the running loop."""
+    """An aiomqtt client for ``settings``; must be created inside the running loop.
+
+    ``manual_ack``: QoS 1 messages are acknowledged only by an explicit
+    ``client._client.ack(mid, qos)``. It is set before connecting: a persistent
+    session's held messages arrive right behind the CONNACK, and paho would
+    acknowledge those at once otherwise.
+    """
     v5 = settings.protocol == "5"
     properties: Properties | None = None
     clean_session: bool | None = None
@@ -130,6 +138,9 @@ def build_client(
         proxy=proxy,
     )
     client.pending_calls_threshold = settings.max_inflight + 10
+    if manual_ack:
+        # aiomqtt 2.x does not expose manual acks; its paho client does (pinned <3).
+        client._client.manual_ack_set(True)
     return client
 
 
@@ -150,10 +161,15 @@ async def connect(
     client_id: str,
     will: aiomqtt.Will | None = None,
     persistent_session: bool = False,
+    manual_ack: bool = False,
 ) -> AsyncIterator[aiomqtt.Client]:
     """A connected client; a failed connect raises :class:`BrokerUnavailable` naming the cause."""
     client = build_client(
-        settings, client_id=client_id, will=will, persistent_session=persistent_session
+        settings,
+        client_id=client_id,
+        will=will,
+        persistent_session=persistent_session,
+        manual_ack=manual_ack,
     )
     try:
         await client.__aenter__()
@@ -235,6 +251,12 @@ class MqttPublisher:
                     established = True
                     self.last_error = f"connection lost: {exc}"
                     log.warning("upload.disconnected", broker=settings.endpoint, error=str(exc))
+                except QueueError as exc:
+                    # The outbox failed (a damaged file, an I/O error): never end the
+                    # daemon for it; drop the session and try again after the backoff.
+                    established = False
+                    self.last_error = f"outbox: {exc}"
+                    log.error("upload.outbox_failed", error=str(exc))  # noqa: TRY400 - named
                 self.connected = False
                 if stop.is_set():
                     break
