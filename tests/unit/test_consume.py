@@ -69,23 +69,25 @@ async def test_watchdog_says_stalled_and_reconnects() -> None:
     )
     session = _BlackHoleSession()
     watch = Watch(interval=0.05, stall_after=0.2)
-    with capture_logs() as logs, pytest.raises(_Stalled):
-        await asyncio.wait_for(shell.heartbeats(session, watch), 5)  # type: ignore[arg-type]
-    assert health.stalled
-    assert health.stalls == 1
-    assert health.status()["status"] == "stalled"
-    assert health.status()["held"] == 3
-    assert session.published[0] == b"abcd:1"
-    stalled = [entry for entry in logs if entry["event"] == "ingest.stalled"]
-    assert stalled
-    assert stalled[0]["log_level"] == "error"
-    assert stalled[0]["held"] == 3
-    # its own heartbeat coming back clears the stall
-    beat = InboundMessage("p/_consumer/c/heartbeat", b"abcd:1", mid=1, qos=1)
-    assert shell._heartbeat(beat)
-    assert not health.stalled
-    assert health.status()["status"] == "ok"
-    # another process's heartbeat is acknowledged but proves nothing
-    foreign = InboundMessage("p/_consumer/c/heartbeat", b"ffff:9", mid=2, qos=1)
-    assert shell._heartbeat(foreign)
-    assert shell.detector.last_seen_seq == 1
+    with capture_logs() as logs:
+        with pytest.raises(_Stalled):
+            await asyncio.wait_for(shell.heartbeats(session, watch), 5)  # type: ignore[arg-type]
+        assert health.stalled
+        assert health.stalls == 1
+        assert health.status()["status"] == "stalled"
+        assert health.status()["held"] == 3
+        assert session.published[0] == b"abcd:1"
+        stalled = [entry for entry in logs if entry["event"] == "ingest.stalled"]
+        assert stalled
+        assert stalled[0]["log_level"] == "error"
+        assert stalled[0]["held"] == 3
+        # its own heartbeat coming back clears the stall
+        beat = InboundMessage("p/_consumer/c/heartbeat", b"abcd:1", mid=1, qos=1)
+        assert shell._heartbeat(beat)
+        assert not health.stalled
+        assert health.status()["status"] == "ok"
+        assert [e["event"] for e in logs][-1] == "ingest.recovered"
+        # another process's heartbeat is acknowledged but proves nothing
+        foreign = InboundMessage("p/_consumer/c/heartbeat", b"ffff:9", mid=2, qos=1)
+        assert shell._heartbeat(foreign)
+        assert shell.detector.last_seen_seq == 1
