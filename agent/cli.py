@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, cast
@@ -99,6 +100,10 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     return parser
 
 
+#: What a shell reports for a command ended by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
 def _command_of(argv: Sequence[str]) -> str | None:
     """The sub-command named on the command line (top-level options take no value)."""
     for token in argv:
@@ -108,6 +113,20 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # inside the try: a reader that went away is handled below
+    except BrokenPipeError:
+        # `fleet-agent ... | head -1`: the reader stopped reading. Say nothing more and
+        # keep Python's exit-time flush from printing a traceback of its own.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _run(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(arguments))
     args = parser.parse_args(arguments)

@@ -51,6 +51,7 @@ from mibs.meter_anomalies import anomaly_event, read_anomalies
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan
 from uploader.queue import Outbox
+from uploader.spool import OutboxSpool
 
 log = structlog.get_logger("agent.collect")
 
@@ -74,7 +75,11 @@ class OutboxSink:
     """
 
     def __init__(
-        self, outbox: Outbox, *, on_submit: Callable[[], None] = lambda: None, batch: int = 500
+        self,
+        outbox: Outbox | OutboxSpool,
+        *,
+        on_submit: Callable[[], None] = lambda: None,
+        batch: int = 500,
     ) -> None:
         self._outbox = outbox
         self._on_submit = on_submit

@@ -156,6 +156,17 @@ class ScheduleConfig(_Part):
 class UploadConfig(_Part):
     enabled: bool = True
     queue_max_messages: int = Field(default=200_000, ge=100)
+    disk_reserve: int = Field(
+        default=4 * 1024 * 1024,
+        ge=0,
+        description="Bytes preallocated beside the outbox and released when the disk fills, "
+        "so acks and billing reads still fit (0: none).",
+    )
+    memory_buffer: int = Field(
+        default=20_000,
+        ge=0,
+        description="Messages held in memory while the disk is full; beyond, they are dropped.",
+    )
     mqtt: MqttSettings | None = Field(
         default=None, description="The broker; required while upload is enabled."
     )

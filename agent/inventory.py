@@ -27,11 +27,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import structlog
 from pydantic import BaseModel, ConfigDict
 
 from agent.errors import LocalError
 from agent.state import STATE_DIR_ENV
 from mibs.models import Identity, PrinterRead
+from uploader.diskspace import private_file
+
+log = structlog.get_logger("agent.inventory")
 
 SCHEMA_VERSION = 2
 
@@ -122,6 +126,7 @@ class Inventory:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)  # and so its -wal and -shm files: 0600
             self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise InventoryError(
@@ -152,7 +157,8 @@ class Inventory:
         if "first_read" not in columns:  # version 1 kept only a summary of the last read
             db.execute("ALTER TABLE devices ADD COLUMN first_read TEXT")
             db.execute("UPDATE devices SET last_read = NULL")
-        db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        if version != SCHEMA_VERSION:  # no write when current: it opens on a full disk
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     def __enter__(self) -> Self:
         return self
@@ -306,29 +312,36 @@ class Inventory:
 
         ``credential_profile``, the profile that answered, is remembered for the next read.
         Returns the last read kept before this one (None for the first read, or one that
-        no longer validates): what meter anomalies are detected against.
+        no longer validates): what meter anomalies are detected against. On a full disk
+        the read is not kept here (it is in the outbox already): logged, not raised.
         """
         text = read.model_dump_json()
         db = self._conn()
-        with _transaction(db):
-            row = db.execute(
-                "SELECT last_read FROM devices WHERE device_id = ?", (device_id,)
-            ).fetchone()
-            cursor = db.execute(
-                "UPDATE devices SET last_read_at = ?, last_read = ?, "
-                "first_read = COALESCE(first_read, ?), "
-                "lifetime_pages = COALESCE(?, lifetime_pages), "
-                "credential_profile = COALESCE(?, credential_profile) WHERE device_id = ?",
-                (
-                    _text(read.collected_at),
-                    text,
-                    text,
-                    read.counters.total,
-                    credential_profile,
-                    device_id,
-                ),
-            )
-        if cursor.rowcount == 0:
+        select = "SELECT last_read FROM devices WHERE device_id = ?"
+        updated: int | None = None
+        try:
+            with _transaction(db):
+                row = db.execute(select, (device_id,)).fetchone()
+                updated = db.execute(
+                    "UPDATE devices SET last_read_at = ?, last_read = ?, "
+                    "first_read = COALESCE(first_read, ?), "
+                    "lifetime_pages = COALESCE(?, lifetime_pages), "
+                    "credential_profile = COALESCE(?, credential_profile) WHERE device_id = ?",
+                    (
+                        _text(read.collected_at),
+                        text,
+                        text,
+                        read.counters.total,
+                        credential_profile,
+                        device_id,
+                    ),
+                ).rowcount
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_FULL:
+                raise
+            log.warning("inventory.write_failed", device_id=device_id, error=str(exc))
+            row = db.execute(select, (device_id,)).fetchone()
+        if updated == 0:
             raise InventoryError(f"inventory {self.path}: no device {device_id!r}")
         return _parsed(row["last_read"] if row else None)
 

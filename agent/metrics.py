@@ -75,6 +75,29 @@ class Metrics:
         self.broker_connected = Gauge(
             "fleet_agent_broker_connected", "1 while connected to the MQTT broker.", registry=r
         )
+        self.outbox_bytes = Gauge(
+            "fleet_agent_outbox_bytes", "Size of the outbox database and its WAL.", registry=r
+        )
+        self.outbox_memory_held = Gauge(
+            "fleet_agent_outbox_memory_held",
+            "Messages waiting in memory because the disk is full.",
+            registry=r,
+        )
+        self.outbox_memory_dropped = Gauge(
+            "fleet_agent_outbox_memory_dropped",
+            "Messages dropped since start: the disk was full and the memory buffer too.",
+            registry=r,
+        )
+        self.outbox_deferred_acks = Gauge(
+            "fleet_agent_outbox_deferred_acks",
+            "Acknowledged messages whose removal waits for disk space.",
+            registry=r,
+        )
+        self.outbox_reserve_released = Gauge(
+            "fleet_agent_outbox_reserve_released",
+            "1 while the outbox's disk reserve is released (the disk filled).",
+            registry=r,
+        )
         self.started_at = time.time()
 
     def render(self) -> bytes:

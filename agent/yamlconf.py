@@ -98,8 +98,13 @@ def parse_yaml(text: str, *, source: str, what: str = "file") -> YamlDocument:
             loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
         problem = exc.problem or exc.context or "unreadable YAML"
+        if exc.context_mark is not None and "quoted scalar" in (exc.context or ""):
+            # An unclosed quote: PyYAML notices it where the file (or the line) ends;
+            # the place to fix is where the quote opened.
+            mark = exc.context_mark
+            problem = f"a quoted string opened here is not closed ({problem})"
+        line = mark.line + 1 if mark is not None else 1
         raise ConfigError(f"{source}:{line}: not valid YAML: {problem}", path=source) from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}", path=source) from exc

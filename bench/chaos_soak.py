@@ -60,9 +60,9 @@ from soak_fleet import (
     write_recordings,
 )
 
-from agent.commands.keys import key_path
 from agent.demo import broker as launcher
 from agent.demo import process as processes
+from agent.state import key_path
 from uploader.config import MqttSettings
 from uploader.envelope import Signer
 from uploader.keys import AgentKey

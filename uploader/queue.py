@@ -18,6 +18,23 @@ Bound and policy (see docs/schema/envelope.md, "Durable outbox"):
 * From ``warn_ratio * max_messages`` on, ``outbox.nearly_full`` is logged (once
   per crossing) and :attr:`Outbox.nearly_full` is true for health reports.
 
+A full disk (see docs/operations.md, "A full disk"):
+
+* ``reserve_bytes``: a preallocated file (``outbox.db.reserve``) the outbox deletes
+  the first time a write fails for lack of space, and writes again; so acks and
+  some hours of billing reads fit after the disk filled. While it is released,
+  only billing reads are queued. :meth:`maintain` puts it back once there is room.
+* An ack that cannot be written is remembered: those messages count as gone
+  (:meth:`pending` skips them, :meth:`depth` excludes them) and their deletion is
+  retried by every later ack and by :meth:`maintain`.
+* Opening an existing outbox on a full disk works (read-only until space
+  returns), so the queue can still be drained.
+* The WAL is bounded (``journal_size_limit``, a checkpoint every 256 pages) and
+  :meth:`maintain` returns the pages of a drained queue to the file system
+  (incremental vacuum, a little at a time). :meth:`size_bytes` is the database
+  plus its WAL, for a metric.
+* Files are created ``0600`` (the database, its WAL and shared-memory files).
+
 Threads: every method takes an internal lock, so the outbox may be called from
 any thread (for example via ``asyncio.to_thread``), one call at a time. One
 process owns a file: a second :class:`Outbox` on the same file raises
@@ -31,12 +48,14 @@ import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
+from uploader.diskspace import DiskReserve, private_file
 from uploader.envelope import SignedMessage, Signer, envelope_hash
 from uploader.errors import (
     QueueClosed,
@@ -50,6 +69,8 @@ from uploader.outgoing import Outgoing
 
 __all__ = ["Outbox"]
 
+_T = TypeVar("_T")
+
 _log = structlog.get_logger("uploader.queue")
 
 #: PRAGMA application_id of an outbox ("FAOB"), so a foreign SQLite file is refused.
@@ -57,6 +78,14 @@ APPLICATION_ID = 0x46414F42
 SCHEMA_USER_VERSION = 1
 _BILLING_KINDS: frozenset[str] = frozenset({"read"})
 _ACK_CHUNK = 500
+#: Bound of the WAL after a checkpoint, and the checkpoint interval in pages.
+JOURNAL_SIZE_LIMIT = 1024 * 1024
+_AUTOCHECKPOINT_PAGES = 256
+#: Pages returned to the file system per :meth:`Outbox.maintain` call (4 MiB).
+_VACUUM_PAGES = 1024
+RESERVE_SUFFIX = ".reserve"
+#: Free space from which a disk that was full counts as usable again.
+_SPACE_AGAIN = 256 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chain (
@@ -85,6 +114,7 @@ class Outbox:
         *,
         max_messages: int = 100_000,
         warn_ratio: float = 0.8,
+        reserve_bytes: int = 0,
     ) -> None:
         if max_messages < 1:
             raise ValueError("max_messages must be at least 1")
@@ -97,6 +127,9 @@ class Outbox:
         self._nonbilling_max = max_messages - max(1, max_messages // 20)
         self._lock = threading.Lock()
         self._closed = False
+        self._reserve = DiskReserve(path.with_name(path.name + RESERVE_SUFFIX), reserve_bytes)
+        self._deferred_acks: set[str] = set()
+        self.disk_full = False  # the last write failed for lack of space
         self._lock_fd = self._acquire_file_lock()
         try:
             self._db = self._open()
@@ -105,6 +138,8 @@ class Outbox:
             os.close(self._lock_fd)
             raise
         self._warned = self._depth >= self._warn_at
+        if not self.disk_full:
+            self._reserve.restore()
         _log.info("outbox.opened", path=str(path), depth=self._depth, sequence=self._sequence)
 
     # -- opening ------------------------------------------------------------
@@ -125,7 +160,10 @@ class Outbox:
 
     def _open(self) -> sqlite3.Connection:
         try:
+            private_file(self._path)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except OSError as exc:
+            raise QueueError(f"cannot create the outbox ({exc.strerror})", path=self._path) from exc
         except sqlite3.Error as exc:
             raise QueueError(f"cannot open the outbox ({exc})", path=self._path) from exc
         try:
@@ -138,6 +176,10 @@ class Outbox:
     def _prepare(self, db: sqlite3.Connection) -> None:
         try:
             db.execute("PRAGMA busy_timeout = 5000")
+            # One process owns the outbox (the flock above). Exclusive locking keeps the
+            # WAL index in memory instead of a -shm file, so an outbox still opens, and
+            # can be read and drained, on a disk with no byte left.
+            db.execute("PRAGMA locking_mode = EXCLUSIVE")
             check = db.execute("PRAGMA quick_check").fetchone()[0]
             app_id, version = (
                 db.execute("PRAGMA application_id").fetchone()[0],
@@ -154,8 +196,13 @@ class Outbox:
                 path=self._path,
             )
         try:
+            if is_new:
+                db.execute("PRAGMA auto_vacuum = INCREMENTAL")  # before any table exists
             mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             db.execute("PRAGMA synchronous = FULL")
+            db.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT}")
+            db.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+            private_file(self._path.with_name(self._path.name + "-wal"))
             if is_new:
                 with _transaction(db):
                     for statement in _SCHEMA.split(";"):
@@ -165,10 +212,18 @@ class Outbox:
                     db.execute(f"PRAGMA user_version = {SCHEMA_USER_VERSION}")
             else:
                 # Prove the file is writable now, not at the first read of the day.
-                with _transaction(db):
-                    db.execute("UPDATE chain SET id = id WHERE id = 1")
+                self._retry_on_full(lambda: _touch(db))
+        except QueueDiskFull:
+            if is_new:
+                raise
+            # What is queued can still be sent (and what was sent, remembered): start.
+            self.disk_full = True
+            _log.error("outbox.disk_full", path=str(self._path), at="open")
+            mode = "wal"
         except sqlite3.Error as exc:
             raise _translate(exc, self._path, "cannot write the outbox") from exc
+        except OSError as exc:
+            raise QueueError(f"cannot create the outbox ({exc.strerror})", path=self._path) from exc
         if mode != "wal":
             raise QueueError(f"cannot switch the outbox to WAL (got {mode!r})", path=self._path)
 
@@ -254,7 +309,14 @@ class Outbox:
                 (m.sequence, m.message_id, m.kind, m.created_at.isoformat(), m.token)
                 for m in signed
             ]
-            try:
+            if self._reserve.released and any(i.kind not in _BILLING_KINDS for i in items):
+                raise QueueDiskFull(
+                    "the disk is nearly full: its reserve holds billing reads only; "
+                    "nothing was written",
+                    path=self._path,
+                )
+
+            def insert() -> None:
                 with _transaction(self._db):
                     self._db.executemany(
                         "INSERT INTO messages (sequence, message_id, kind, created_at, token) "
@@ -267,10 +329,12 @@ class Outbox:
                         "last_hash = excluded.last_hash",
                         (self._signer.agent_id, sequence, last_hash),
                     )
-            except sqlite3.Error as exc:
-                error = _translate(exc, self._path, "cannot queue the message")
+
+            try:
+                self._retry_on_full(insert, doing="cannot queue the message")
+            except QueueError as exc:
                 _log.error("outbox.write_failed", path=str(self._path), error=str(exc))
-                raise error from exc
+                raise
             self._sequence, self._last_hash = sequence, last_hash
             self._depth += len(signed)
             self._note_depth()
@@ -284,10 +348,13 @@ class Outbox:
                 rows = self._db.execute(
                     "SELECT sequence, message_id, kind, created_at, token FROM messages "
                     "ORDER BY sequence LIMIT ?",
-                    (max(0, limit),),
+                    (max(0, limit) + len(self._deferred_acks),),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise _translate(exc, self._path, "cannot read the outbox") from exc
+            if self._deferred_acks:
+                rows = [row for row in rows if row[1] not in self._deferred_acks]
+            rows = rows[: max(0, limit)]
         return [
             SignedMessage(
                 sequence=seq,
@@ -300,26 +367,152 @@ class Outbox:
         ]
 
     def ack(self, message_ids: Sequence[str]) -> None:
-        """Remove acknowledged messages (one transaction). Unknown ids are ignored."""
+        """Remove acknowledged messages (one transaction). Unknown ids are ignored.
+
+        On a full disk the removal is remembered and retried (by later acks and
+        :meth:`maintain`): the messages count as gone at once and are not sent again.
+        """
         with self._lock:
             self._check_open()
-            removed = 0
+            new = [mid for mid in dict.fromkeys(message_ids) if mid not in self._deferred_acks]
             try:
-                with _transaction(self._db):
-                    for start in range(0, len(message_ids), _ACK_CHUNK):
-                        chunk = list(message_ids[start : start + _ACK_CHUNK])
-                        marks = ",".join("?" * len(chunk))
-                        cursor = self._db.execute(
-                            f"DELETE FROM messages WHERE message_id IN ({marks})",  # noqa: S608 - only placeholders
-                            chunk,
-                        )
-                        removed += cursor.rowcount
-            except sqlite3.Error as exc:
-                raise _translate(exc, self._path, "cannot remove acknowledged messages") from exc
+                removed = self._retry_on_full(
+                    lambda: self._delete(sorted(self._deferred_acks), new),
+                    doing="cannot remove acknowledged messages",
+                )
+            except QueueDiskFull:
+                waiting = self._count_present(new)
+                self._deferred_acks.update(new)
+                self._depth -= waiting
+                _log.warning(
+                    "outbox.ack_deferred",
+                    path=str(self._path),
+                    deferred=len(self._deferred_acks),
+                    detail="the disk is full; the acknowledged messages are removed later",
+                )
+                return
             self._depth -= removed
+            if self._deferred_acks:
+                _log.info(
+                    "outbox.acks_written", path=str(self._path), count=len(self._deferred_acks)
+                )
+                self._deferred_acks.clear()
             if self._warned and self._depth < self._warn_at:
                 self._warned = False
                 _log.info("outbox.recovered", path=str(self._path), depth=self._depth)
+
+    def maintain(self) -> None:
+        """Housekeeping, from a worker thread every few seconds; never raises for a full disk.
+
+        Retries remembered acks; once the queue is drained, returns free pages to
+        the file system (a little at a time) and truncates the WAL; puts the
+        reserve back when there is room for it.
+        """
+        with self._lock:
+            self._check_open()
+            if self._deferred_acks:
+                try:
+                    self._retry_on_full(
+                        lambda: self._delete(sorted(self._deferred_acks), []),
+                        doing="cannot remove acknowledged messages",
+                    )
+                except QueueDiskFull:
+                    return
+                written = len(self._deferred_acks)
+                _log.info("outbox.acks_written", path=str(self._path), count=written)
+                self._deferred_acks.clear()
+            if self._depth == 0:
+                try:
+                    self._vacuum_step()
+                except sqlite3.Error as exc:
+                    error = _translate(exc, self._path, "cannot return free pages")
+                    if isinstance(error, QueueDiskFull):
+                        return
+                    raise error from exc
+            if self.disk_full and _free_bytes(self._path.parent) > _SPACE_AGAIN:
+                self.disk_full = False
+            if self._reserve.released:
+                self._reserve.restore()
+
+    def _vacuum_step(self) -> None:
+        db = self._db
+        free = int(db.execute("PRAGMA freelist_count").fetchone()[0])
+        if int(db.execute("PRAGMA auto_vacuum").fetchone()[0]) != 2:
+            # An outbox made before incremental vacuum: convert it while it is empty.
+            db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            db.execute("VACUUM")
+            _log.info("outbox.vacuumed", path=str(self._path), mode="converted")
+        elif free:
+            # executescript steps the pragma to its end; execute() would free one page
+            db.executescript(f"PRAGMA incremental_vacuum({_VACUUM_PAGES});")
+            _log.info("outbox.vacuumed", path=str(self._path), pages=min(free, _VACUUM_PAGES))
+        else:
+            return
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
+    def size_bytes(self) -> int:
+        """The database file plus its WAL, in bytes (the reserve not included)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(OSError):
+                total += self._path.with_name(self._path.name + suffix).stat().st_size
+        return total
+
+    @property
+    def deferred_acks(self) -> int:
+        """Acknowledged messages whose removal waits for disk space."""
+        return len(self._deferred_acks)
+
+    @property
+    def reserve_released(self) -> bool:
+        return self._reserve.released
+
+    # -- full disk ----------------------------------------------------------------
+
+    def _retry_on_full(
+        self, write: Callable[[], _T], *, doing: str = "cannot write the outbox"
+    ) -> _T:
+        """Run ``write``; on a full disk release the reserve once and run it again."""
+        for attempt in range(2):
+            try:
+                result = write()
+            except sqlite3.Error as exc:
+                error = _translate(exc, self._path, doing)
+                if isinstance(error, QueueDiskFull) and attempt == 0 and self._reserve.release():
+                    continue
+                if isinstance(error, QueueDiskFull):
+                    self.disk_full = True
+                raise error from exc
+            self.disk_full = False
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _delete(self, already_counted: Sequence[str], new: Sequence[str]) -> int:
+        """Delete both lists in one transaction; the number of ``new`` rows removed."""
+        removed = 0
+        with _transaction(self._db):
+            for ids, count in ((already_counted, False), (new, True)):
+                for start in range(0, len(ids), _ACK_CHUNK):
+                    chunk = list(ids[start : start + _ACK_CHUNK])
+                    marks = ",".join("?" * len(chunk))
+                    cursor = self._db.execute(
+                        f"DELETE FROM messages WHERE message_id IN ({marks})",  # noqa: S608 - only placeholders
+                        chunk,
+                    )
+                    if count:
+                        removed += cursor.rowcount
+        return removed
+
+    def _count_present(self, ids: Sequence[str]) -> int:
+        present = 0
+        for start in range(0, len(ids), _ACK_CHUNK):
+            chunk = list(ids[start : start + _ACK_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            present += self._db.execute(
+                f"SELECT count(*) FROM messages WHERE message_id IN ({marks})",  # noqa: S608 - only placeholders
+                chunk,
+            ).fetchone()[0]
+        return present
 
     def depth(self) -> int:
         """Messages waiting for a broker acknowledgement."""
@@ -397,6 +590,19 @@ class Outbox:
                 depth=self._depth,
                 max_messages=self._max,
             )
+
+
+def _free_bytes(directory: Path) -> int:
+    try:
+        stats = os.statvfs(directory)
+    except OSError:
+        return 0
+    return stats.f_bavail * stats.f_frsize
+
+
+def _touch(db: sqlite3.Connection) -> None:
+    with _transaction(db):
+        db.execute("UPDATE chain SET id = id WHERE id = 1")
 
 
 def _has_tables(db: sqlite3.Connection) -> bool:

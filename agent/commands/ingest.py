@@ -10,6 +10,12 @@ reads in SQLite (``--store sqlite:///path.db``, the default) or PostgreSQL
 ``--once`` (when idle), ``--count N`` messages or ``--duration S`` seconds and
 prints a summary. Exit status 0, 2 for a bad argument, 1 for other failures.
 
+Every message received is stored, then acknowledged; nothing received is
+dropped. A watchdog publishes a heartbeat to the consumer's own topic every 5 s:
+if the broker holds one for 30 s while nothing at all arrives, the consumer
+logs ``ingest.stalled`` (error), reports it (``--metrics-port``: ``/healthz``
+503, ``fleet_ingest_stalled`` 1) and reconnects.
+
 The session is persistent (fixed client id), so the broker queues messages
 while the consumer is away. Mosquitto 2.0 does that for plain subscriptions
 only: it neither queues for a shared subscription with no member connected nor

@@ -82,7 +82,7 @@ def start_snmpsim(
     port: int | None = None,
     v3_user: V3User | None = None,
     extra_args: tuple[str, ...] = (),
-    ready_timeout: float = 20.0,
+    ready_timeout: float = 60.0,  # snmpsim takes over 20 s to answer on a loaded machine
 ) -> SnmpSim:
     port = port or free_udp_port(address)
     communities = sorted(p.stem for p in data_dir.glob("*.snmprec"))

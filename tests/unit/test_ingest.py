@@ -297,3 +297,22 @@ def test_bodies_are_parsed_with_the_agents_models_and_off_schema_ones_kept(
     assert warning["detail"].startswith("read body: ")
     row = store.execute("SELECT body FROM messages WHERE sequence = 1").fetchone()
     assert parse_body("read", json.loads(row[0])) == read
+
+
+def test_a_redelivery_is_info_an_altered_copy_a_warning(key: AgentKey, ingestor: Ingestor) -> None:
+    """The same message id again: verbatim is a normal redelivery, altered is an attack."""
+    chain = Chain(key)
+    token = chain.next()
+    assert ingestor.handle(READS, token).kind == "stored"
+    message_id = json.loads(_payload(token))["message_id"]
+    altered = chain.signer.sign(
+        kind="read", body={"n": 666}, sequence=1, prev_hash=None, message_id=message_id
+    )
+    with capture_logs() as logs:
+        assert ingestor.handle(READS, token).kind == "duplicate"
+        assert ingestor.handle(READS, altered.token.encode()).reason == "replay"
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("ingest.duplicate", "info"),
+        ("ingest.rejected", "warning"),
+    ]
+    assert "re-used with different content" in logs[1]["detail"]

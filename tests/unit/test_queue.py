@@ -536,3 +536,122 @@ def test_a_file_size_limit_fails_cleanly_and_recovers(tmp_path: Path) -> None:
     db.close()
     with Outbox(path, SIGNER) as box:
         _assert_chain_links([m.token for m in box.pending(1_000)])
+
+
+# -- a full disk: reserve, deferred acks, opening full, the memory spool, vacuum ----------
+
+
+def _read(n: int, pad: int = 200) -> JsonMessage:
+    return JsonMessage("read", {"n": n, "pad": "r" * pad})
+
+
+def test_the_reserve_takes_billing_reads_when_the_disk_fills_and_comes_back(
+    small_disk: Path,
+) -> None:
+    path = small_disk / "outbox.db"
+    box = Outbox(path, SIGNER, reserve_bytes=128 * 1024)
+    reserve = small_disk / "outbox.db.reserve"
+    assert reserve.stat().st_size == 128 * 1024
+    box.submit_many([_read(n) for n in range(5)])
+    filler = _fill(small_disk)
+    with structlog.testing.capture_logs() as logs:
+        box.submit(_read(5, pad=3000))  # fits: the reserve was given back
+    assert not reserve.exists()
+    assert box.reserve_released
+    assert "outbox.reserve_released" in [e["event"] for e in logs]
+    with pytest.raises(QueueDiskFull, match="billing reads only"):
+        box.submit(JsonMessage("event", {"event": "device_found"}))
+    filler.unlink()
+    box.maintain()
+    assert reserve.stat().st_size == 128 * 1024
+    assert not box.reserve_released
+    assert box.submit(JsonMessage("event", {"event": "device_found"})).sequence == 7
+    box.close()
+
+
+def test_acks_on_a_full_disk_are_remembered_and_written_later(small_disk: Path) -> None:
+    path = small_disk / "outbox.db"
+    box = Outbox(path, SIGNER)
+    sent = box.submit_many([_read(n) for n in range(30)])
+    filler = _fill(small_disk)
+    while True:  # use up what the WAL still had
+        try:
+            box.submit(_read(99, pad=2000))
+        except QueueDiskFull:
+            break
+    depth = box.depth()
+    first = [m.message_id for m in sent[:10]]
+    box.ack(first)  # no exception: remembered
+    assert box.deferred_acks == 10
+    assert box.depth() == depth - 10
+    assert all(m.message_id not in first for m in box.pending(1000))  # not sent again
+    box.ack(first)  # acked again meanwhile: still counted once
+    assert box.depth() == depth - 10
+    box.maintain()  # still full: nothing raised
+    filler.unlink()
+    box.maintain()
+    assert box.deferred_acks == 0
+    box.close()
+    with Outbox(path, SIGNER) as reopened:
+        assert reopened.depth() == depth - 10
+        assert reopened.pending(1)[0].sequence == 11
+
+
+def test_an_outbox_on_a_full_disk_opens_and_can_be_drained(small_disk: Path) -> None:
+    path = small_disk / "outbox.db"
+    with Outbox(path, SIGNER) as box:
+        box.submit_many([_read(n) for n in range(40)])
+    filler = _fill(small_disk)
+    with structlog.testing.capture_logs() as logs, Outbox(path, SIGNER) as box:
+        assert box.disk_full
+        pending = box.pending(1000)
+        assert [m.sequence for m in pending] == list(range(1, 41))
+        box.ack([m.message_id for m in pending])
+        assert box.depth() == 0
+    assert "outbox.disk_full" in [e["event"] for e in logs]
+    filler.unlink()
+    with Outbox(path, SIGNER) as box:
+        assert box.depth() == 40  # the acks were never written: sent again (at least once)
+
+
+def test_the_spool_holds_messages_in_order_and_drops_only_past_its_bound(
+    small_disk: Path,
+) -> None:
+    from uploader.spool import OutboxSpool
+
+    box = Outbox(small_disk / "outbox.db", SIGNER)
+    spool = OutboxSpool(box, limit=50)
+    spool.submit_many([_read(n) for n in range(3)])
+    filler = _fill(small_disk)
+    held = 0
+    while spool.held == 0:
+        spool.submit_many([_read(100 + held, pad=2000)])
+        held += 1
+    spool.submit_many([_read(1000 + n) for n in range(20)])
+    assert spool.held >= 20
+    with pytest.raises(QueueDiskFull, match="dropped"):
+        spool.submit_many([_read(2000 + n) for n in range(60)])
+    assert spool.held == 50
+    assert spool.dropped > 0
+    spool.maintain()  # still full: nothing written, nothing raised
+    assert spool.held == 50
+    filler.unlink()
+    spool.maintain()
+    assert spool.held == 0
+    bodies = [VERIFIER.verify(m.token).body["n"] for m in box.pending(10_000)]
+    assert bodies[-50:] == sorted(bodies[-50:])  # written in the order taken
+    _assert_chain_links([m.token for m in box.pending(10_000)])
+    box.close()
+
+
+def test_a_drained_outbox_gives_its_pages_back(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    with Outbox(path, SIGNER) as box:
+        sent = box.submit_many([_read(n, pad=4000) for n in range(2000)])
+        box.maintain()
+        full = box.size_bytes()
+        box.ack([m.message_id for m in sent])
+        for _ in range(10):
+            box.maintain()
+        assert box.size_bytes() < full / 4
+    assert os.stat(path).st_mode & 0o777 == 0o600
