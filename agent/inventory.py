@@ -36,6 +36,7 @@ from mibs.models import Identity, PrinterRead
 from uploader.diskspace import private_file
 
 log = structlog.get_logger("agent.inventory")
+_NO_SPACE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
 
 SCHEMA_VERSION = 2
 
@@ -135,7 +136,20 @@ class Inventory:
             ) from exc
         self._db.row_factory = sqlite3.Row
         try:
-            self._prepare()
+            try:
+                self._prepare()
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _NO_SPACE:
+                    raise
+                # A full disk: no room for the WAL's -shm file. Exclusive locking keeps
+                # that index in memory, so the daemon starts (other commands cannot
+                # read the inventory while it runs).
+                log.warning("inventory.exclusive", path=str(self.path), error=str(exc))
+                self._db.close()
+                self._db = sqlite3.connect(self.path, timeout=5.0, isolation_level=None)
+                self._db.row_factory = sqlite3.Row
+                self._db.execute("PRAGMA locking_mode = EXCLUSIVE")
+                self._prepare()
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise InventoryError(f"inventory {self.path}: not a usable database ({exc})") from exc
