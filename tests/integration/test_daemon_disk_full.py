@@ -110,6 +110,7 @@ def write_config(path: Path, state: Path, snmp_port: int, targets: list[str], **
         topic_prefix=kw["prefix"],
         http_port=0,
         schedule={"meters": "1s", "supplies": "1h"},
+        shutdown_deadline=60,  # the last cycle finishes: its reads are counted
     )
     data = yaml.safe_load(path.read_text())
     data["upload"]["disk_reserve"] = kw["reserve"]
