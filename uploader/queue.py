@@ -159,6 +159,11 @@ class Outbox:
         return fd
 
     def _open(self) -> sqlite3.Connection:
+        if self._path.exists() and not os.access(self._path, os.R_OK | os.W_OK):
+            # Said here: with exclusive locking SQLite reports it only as an I/O error.
+            raise QueueError(
+                "cannot write the outbox: the file is readonly for this user", path=self._path
+            )
         try:
             private_file(self._path)
             db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
