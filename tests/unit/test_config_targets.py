@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import structlog
 
 from agent.cli import main
 from collectors.targets import TargetError, check_spec, is_host_name, validate_targets
@@ -100,12 +101,15 @@ def test_exclusions_count_toward_the_size_limit(tmp_path: Path) -> None:
 def test_scan_and_discover_refuse_public_targets_unless_allowed(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["scan", "8.8.8.8"]) == 2
-    err = capsys.readouterr().err
-    assert "TARGET: target '8.8.8.8'" in err
-    assert "--allow-public" in err
-    assert main(["discover", "224.0.0.0/28", "--allow-public"]) == 2  # never, even allowed
-    assert "224.0.0.0/4" in capsys.readouterr().err
+    try:
+        assert main(["scan", "8.8.8.8"]) == 2
+        err = capsys.readouterr().err
+        assert "TARGET: target '8.8.8.8'" in err
+        assert "--allow-public" in err
+        assert main(["discover", "224.0.0.0/28", "--allow-public"]) == 2  # never, even allowed
+        assert "224.0.0.0/4" in capsys.readouterr().err
+    finally:
+        structlog.reset_defaults()  # the commands logged to pytest's captured stderr
 
 
 def test_validation_functions() -> None:
