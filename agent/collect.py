@@ -165,7 +165,7 @@ class Collector:
         self._low_supplies: dict[str, frozenset[int]] = {}
         # Supply history, replacements and orders persist in the state database.
         self._supplies = SupplyTracker(SupplyStore(inventory))
-        self._snmp_counted = (transport.requests_sent, transport.timeouts)
+        self._snmp_counted = (transport.requests_sent, transport.timeouts, transport.retries)
 
     def reconfigure(self, config: AgentConfig, eligibility: EligibilityInputs | None) -> None:
         """Take a reloaded configuration (SNMP, discovery and eligibility parts)."""
@@ -253,10 +253,12 @@ class Collector:
         A per-read "after minus before" would also count the requests of every other
         read in flight meanwhile (about ``snmp.concurrency`` times too many).
         """
-        sent, timeouts = self._transport.requests_sent, self._transport.timeouts
-        self._metrics.snmp_requests.inc(max(0, sent - self._snmp_counted[0]))
-        self._metrics.snmp_timeouts.inc(max(0, timeouts - self._snmp_counted[1]))
-        self._snmp_counted = (sent, timeouts)
+        now = (self._transport.requests_sent, self._transport.timeouts, self._transport.retries)
+        before = self._snmp_counted
+        self._metrics.snmp_requests.inc(max(0, now[0] - before[0]))
+        self._metrics.snmp_timeouts.inc(max(0, now[1] - before[1]))
+        self._metrics.snmp_retries.inc(max(0, now[2] - before[2]))
+        self._snmp_counted = now
 
     async def read_all(self, purpose: Purpose, *, fresh_for: float = 0.0) -> CycleStats:
         """Read every known printer once, ``snmp.concurrency`` at a time.
@@ -299,8 +301,10 @@ class Collector:
     async def _read_one(self, device: InventoryDevice, purpose: Purpose, stats: CycleStats) -> None:
         assert device.address is not None
         structlog.contextvars.bind_contextvars(device_id=device.device_id, address=device.address)
+        answered = False
         try:
             async with self._limit:
+                began = time.monotonic()
                 try:
                     outcome = await read_device(
                         device.address,
@@ -311,8 +315,20 @@ class Collector:
                         remembered=device.credential_profile,
                         clock=self._clock,
                     )
+                    answered = outcome.read is not None
                 finally:
+                    self._metrics.read_duration.labels(kind=purpose).observe(
+                        time.monotonic() - began
+                    )
                     self._count_snmp()
+                    self._metrics.device_read(
+                        device.device_id,
+                        answered=answered,
+                        at=time.time(),
+                        address=device.address,
+                        vendor=device.vendor or "",
+                        model=device.model or "",
+                    )
             self._count_outcome(outcome, purpose, stats)
         finally:
             structlog.contextvars.unbind_contextvars("device_id", "address")

@@ -160,7 +160,7 @@ class Daemon:
         if outbox is None or spool is None:
             return []
         m = self.metrics
-        m.outbox_bytes.set(outbox.size_bytes())
+        m.queue_size.set(outbox.size_bytes())
         m.outbox_memory_held.set(spool.held)
         m.outbox_memory_dropped.set(spool.dropped)
         m.outbox_deferred_acks.set(outbox.deferred_acks)
@@ -197,24 +197,26 @@ class Daemon:
         if task is not None:
             self._running.add(task)
         structlog.contextvars.bind_contextvars(job=name)
+        began = time.monotonic()
         try:
             await body()
         except asyncio.CancelledError:
             log.warning("job.cancelled")
-            self.metrics.job_runs.labels(job=name, outcome="cancelled").inc()
+            self.metrics.task_runs.labels(task=name, outcome="cancelled").inc()
             raise
         except Exception as exc:  # a crash in a job is logged and survived: the daemon goes on
             state.failures += 1
             # One sentence naming the device or file, exception groups unwrapped.
             state.last_error = describe(exc, types=True)
-            self.metrics.job_runs.labels(job=name, outcome="error").inc()
+            self.metrics.task_runs.labels(task=name, outcome="error").inc()
             log.exception("job.failed", error=state.last_error, ours=known_error(exc) is not None)
         else:
             state.last_success = datetime.now(UTC)
             state.last_error = None
-            self.metrics.job_runs.labels(job=name, outcome="ok").inc()
-            self.metrics.job_last_success.labels(job=name).set(time.time())
+            self.metrics.task_runs.labels(task=name, outcome="ok").inc()
+            self.metrics.task_last_success.labels(task=name).set(time.time())
         finally:
+            self.metrics.task_duration.labels(task=name).observe(time.monotonic() - began)
             structlog.contextvars.unbind_contextvars("job")
             if task is not None:
                 self._running.discard(task)

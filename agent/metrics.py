@@ -3,6 +3,12 @@
 One :class:`Metrics` per daemon, on its own registry (no process-global
 state, so tests can build several). The HTTP side is a tiny asyncio server:
 two read-only routes, bound to 127.0.0.1 by default.
+
+Names and labels follow the Prometheus conventions an snmp_exporter user knows: base
+units in the name (``_seconds``, ``_bytes``), ``_total`` on counters, no label that
+Prometheus sets itself (``job``, ``instance``: a scheduled run is a ``task``), no
+``_created`` series, per-device ``up`` and last-read gauges keyed by ``device_id`` with
+the address and make in ``fleet_agent_device_info``.
 """
 
 from __future__ import annotations
@@ -15,7 +21,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agent import __version__
@@ -23,6 +36,15 @@ from agent import __version__
 log = structlog.get_logger("agent.metrics")
 
 READ_OUTCOMES = ("ok", "partial", "silent", "error")
+
+# A ``_created`` sample per counter doubles the series and means nothing to a scraper that
+# sees the process start in ``process_start_time_seconds``; the switch is process-wide.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# One device read is a handful of GET/GETBULK exchanges (snmp_exporter's
+# snmp_scrape_duration_seconds measures the same thing); a run reads the whole fleet.
+READ_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TASK_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 
 
 class Metrics:
@@ -47,17 +69,64 @@ class Metrics:
         self.snmp_timeouts = Counter(
             "fleet_agent_snmp_timeouts", "SNMP requests that got no answer.", registry=r
         )
-        self.job_runs = Counter(
-            "fleet_agent_job_runs", "Scheduled job runs by outcome.", ["job", "outcome"], registry=r
+        self.snmp_retries = Counter(
+            "fleet_agent_snmp_retries",
+            "SNMP v1/v2c requests sent again after an unanswered attempt (pysnmp retransmits "
+            "SNMPv3 requests internally, uncounted).",
+            registry=r,
         )
-        self.job_last_success = Gauge(
-            "fleet_agent_job_last_success_timestamp_seconds",
-            "Unix time of the last successful run of each job.",
-            ["job"],
+        self.read_duration = Histogram(
+            "fleet_agent_read_duration_seconds",
+            "Duration of one device read, answered or not, by purpose.",
+            ["kind"],
+            buckets=READ_BUCKETS,
+            registry=r,
+        )
+        self.device_up = Gauge(
+            "fleet_agent_device_up",
+            "1 if the device answered its last read, 0 if it stayed silent or failed.",
+            ["device_id"],
+            registry=r,
+        )
+        self.device_last_read = Gauge(
+            "fleet_agent_device_last_read_timestamp_seconds",
+            "Unix time of the device's last answered read.",
+            ["device_id"],
+            registry=r,
+        )
+        self.device_info = Gauge(
+            "fleet_agent_device_info",
+            "Where and what each read device is (always 1).",
+            ["device_id", "address", "vendor", "model"],
+            registry=r,
+        )
+        self._device_labels: dict[str, tuple[str, str, str]] = {}
+        self.task_runs = Counter(
+            "fleet_agent_task_runs",
+            "Scheduled task runs (discovery, meters, supplies) by outcome.",
+            ["task", "outcome"],
+            registry=r,
+        )
+        self.task_duration = Histogram(
+            "fleet_agent_task_duration_seconds",
+            "Duration of one scheduled task run, by task.",
+            ["task"],
+            buckets=TASK_BUCKETS,
+            registry=r,
+        )
+        self.task_last_success = Gauge(
+            "fleet_agent_task_last_success_timestamp_seconds",
+            "Unix time of the last successful run of each scheduled task.",
+            ["task"],
             registry=r,
         )
         self.queue_depth = Gauge(
             "fleet_agent_queue_depth", "Signed messages waiting for a broker ack.", registry=r
+        )
+        self.queue_size = Gauge(
+            "fleet_agent_queue_size_bytes",
+            "Disk space of the durable upload queue (database and write-ahead log).",
+            registry=r,
         )
         self.queue_oldest_age = Gauge(
             "fleet_agent_queue_oldest_age_seconds",
@@ -74,9 +143,6 @@ class Metrics:
         )
         self.broker_connected = Gauge(
             "fleet_agent_broker_connected", "1 while connected to the MQTT broker.", registry=r
-        )
-        self.outbox_bytes = Gauge(
-            "fleet_agent_outbox_bytes", "Size of the outbox database and its WAL.", registry=r
         )
         self.outbox_memory_held = Gauge(
             "fleet_agent_outbox_memory_held",
@@ -99,6 +165,21 @@ class Metrics:
             registry=r,
         )
         self.started_at = time.time()
+
+    def device_read(
+        self, device_id: str, *, answered: bool, at: float, address: str, vendor: str, model: str
+    ) -> None:
+        """Per-device ``up``, last-read time and info after one read of that device."""
+        self.device_up.labels(device_id=device_id).set(1 if answered else 0)
+        if answered:
+            self.device_last_read.labels(device_id=device_id).set(at)
+        labels = (address, vendor, model)
+        previous = self._device_labels.get(device_id)
+        if previous != labels:
+            if previous is not None:  # moved or re-identified: one info series per device
+                self.device_info.remove(device_id, *previous)
+            self.device_info.labels(device_id, *labels).set(1)
+            self._device_labels[device_id] = labels
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,7 +19,8 @@ signed body that does not follow them is still stored (it is signed billing
 data: never dropped) but counted as ``off_schema`` and logged as
 ``ingest.body_off_schema`` naming the field.
 
-:func:`backend.consume.run_ingest` is the MQTT shell around it.
+:func:`backend.consume.run_ingest` is the MQTT shell around it; it subscribes to
+``reads``, ``events``, ``status`` and ``presence``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
 from mibs.messages import parse_body
 from uploader.config import (
     KIND_BY_TOPIC_LEVEL,
+    PRESENCE_LEVEL,
     PRESENCE_OFFLINE,
     PRESENCE_ONLINE,
     TOPIC_LEVEL_BY_KIND,
@@ -107,9 +109,10 @@ def body_problem(envelope: Envelope) -> str | None:
 
 
 def subscription_topics(topic_prefix: str, group: str | None) -> list[str]:
-    """``$share/{group}/{prefix}/+/+/{reads,events,status}`` (plain topics without a group)."""
+    """``$share/{group}/{prefix}/+/+/{reads,events,status,presence}`` (plain without a group)."""
     share = f"$share/{group}/" if group else ""
-    return [f"{share}{topic_prefix}/+/+/{level}" for level in TOPIC_LEVEL_BY_KIND.values()]
+    levels = [*TOPIC_LEVEL_BY_KIND.values(), PRESENCE_LEVEL]
+    return [f"{share}{topic_prefix}/+/+/{level}" for level in levels]
 
 
 class Ingestor:
@@ -158,7 +161,7 @@ class Ingestor:
         if not topic.startswith(self._prefix):
             return None
         parts = topic[len(self._prefix) :].split("/")
-        if len(parts) != 3 or parts[2] not in KIND_BY_TOPIC_LEVEL:
+        if len(parts) != 3 or (parts[2] not in KIND_BY_TOPIC_LEVEL and parts[2] != PRESENCE_LEVEL):
             return None
         return parts[0], parts[1], parts[2]
 
@@ -191,7 +194,10 @@ class Ingestor:
                 batch, "topic_mismatch", "not a fleet topic", topic=topic, agent_id=None
             )
         _site, topic_agent, level = parts
-        if level == "status" and payload in (PRESENCE_ONLINE, PRESENCE_OFFLINE):
+        if level == PRESENCE_LEVEL:  # unsigned liveness hint, never stored as data
+            if payload not in (PRESENCE_ONLINE, PRESENCE_OFFLINE):
+                detail = f"presence payload {payload[:40]!r} is neither online nor offline"
+                return self._reject(batch, "malformed", detail, topic=topic, agent_id=topic_agent)
             self._counters.presence += 1
             log.info("ingest.presence", agent_id=topic_agent, state=payload.decode())
             return Outcome("presence", agent_id=topic_agent)

@@ -60,6 +60,11 @@ class SnmpTransport:
         return self._counters.requests_sent
 
     @property
+    def retries(self) -> int:
+        """v1/v2c retransmissions after an unanswered attempt (pysnmp retries v3 unseen)."""
+        return self._counters.retries
+
+    @property
     def timeouts(self) -> int:
         """Requests that got no answer after all retries."""
         return self._counters.timeouts

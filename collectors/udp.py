@@ -87,6 +87,7 @@ def _ask_for_icmp_errors(sock: socket.socket, family: int) -> bool:
 class Counters:
     requests_sent: int = 0
     timeouts: int = 0
+    retries: int = 0
 
 
 class _Pending:
@@ -220,6 +221,7 @@ class UdpClient(asyncio.DatagramProtocol):
         try:
             for attempt in range(retries + 1):
                 if attempt:
+                    self._counters.retries += 1
                     window *= RETRY_BACKOFF
                 if pace is not None:
                     await pace()

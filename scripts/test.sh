@@ -13,6 +13,16 @@ command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need_apt+=(
 command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v dpkg-deb >/dev/null 2>&1 || need_apt+=(dpkg)
+# Building and checking the .deb (tests/integration/test_packaging.py).
+command -v dpkg-shlibdeps >/dev/null 2>&1 || need_apt+=(dpkg-dev)
+command -v strip >/dev/null 2>&1 || need_apt+=(binutils)
+command -v help2man >/dev/null 2>&1 || need_apt+=(help2man)
+command -v lintian >/dev/null 2>&1 || need_apt+=(lintian)
+[ -d /usr/share/debhelper/autoscripts ] || need_apt+=(debhelper)
+command -v deb-systemd-helper >/dev/null 2>&1 || need_apt+=(init-system-helpers)
+command -v adduser >/dev/null 2>&1 || [ -x /usr/sbin/adduser ] || need_apt+=(adduser)
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+command -v file >/dev/null 2>&1 || need_apt+=(file)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v runuser >/dev/null 2>&1 || need_apt+=(util-linux)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
@@ -36,6 +46,14 @@ fi
 # The TLS WebSocket broker of the transport tests (aedes, tests/support/wsbroker.py).
 if [ ! -d tests/support/node/node_modules/aedes ]; then
     npm install --silent --no-audit --no-fund --prefix tests/support/node >/dev/null
+fi
+
+# The Node verification snippet (docs/schema/snippets/verify_jose.mjs) needs the jose
+# package; tests/unit/test_schema_snippets.py skips it only when npm could not install it.
+if command -v npm >/dev/null 2>&1 && [ ! -f .cache/node/node_modules/jose/package.json ]; then
+    mkdir -p .cache/node
+    npm install --prefix .cache/node --no-audit --no-fund --silent jose >/dev/null 2>&1 \
+        || echo "npm could not install jose: the Node snippet test will be skipped" >&2
 fi
 
 echo "== ruff"

@@ -6,7 +6,7 @@ verified), optional client certificate (mTLS), optional username/password, the
 transport (plain MQTT over TCP, or MQTT over WebSockets, e.g. ``wss://host:443/mqtt``
 for sites that only let HTTPS out), an optional HTTP CONNECT or SOCKS5 proxy
 (:class:`ProxySettings`), and the topic layout
-``{topic_prefix}/{site}/{agent_id}/reads|events|status``.
+``{topic_prefix}/{site}/{agent_id}/reads|events|status|presence``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,12 @@ Kind = Literal["read", "event", "status"]
 TOPIC_LEVEL_BY_KIND: dict[str, str] = {"read": "reads", "event": "events", "status": "status"}
 KIND_BY_TOPIC_LEVEL: dict[str, str] = {level: kind for kind, level in TOPIC_LEVEL_BY_KIND.items()}
 
-# Retained presence payloads on the status topic (``online`` on connect, ``offline`` by will).
+# Presence has a topic of its own, ``{prefix}/{site}/{agent_id}/presence``: retained plain
+# ``online`` (on connect) or ``offline`` (orderly shutdown, or the broker's last will). It is
+# not signed: a will is fixed when the agent connects and the broker sends it later, so it
+# cannot be a fresh envelope in the agent's chain. Every message on the other three topics is
+# a signed envelope (docs/schema/envelope.md, "Topics").
+PRESENCE_LEVEL = "presence"
 PRESENCE_ONLINE = b"online"
 PRESENCE_OFFLINE = b"offline"
 
@@ -184,3 +189,8 @@ class MqttSettings(BaseModel):
 
     def status_topic(self, agent_id: str) -> str:
         return self.agent_topic(agent_id, "status")
+
+    def presence_topic(self, agent_id: str) -> str:
+        """``{prefix}/{site}/{agent_id}/presence``: retained, unsigned ``online``/``offline``."""
+        check_topic_level(agent_id, field="agent_id")
+        return f"{self.topic_prefix}/{self.site}/{agent_id}/{PRESENCE_LEVEL}"

@@ -8,8 +8,9 @@
 It wakes when :meth:`MqttPublisher.notify` is called (new messages submitted),
 survives broker outages (reconnect with capped, jittered backoff; what was not
 acknowledged is sent again: at least once, the message id makes it idempotent),
-announces presence on a retained status topic (``online`` on connect, ``offline``
-by last will or on orderly shutdown) and exposes its state for metrics.
+announces presence on its own retained, unsigned ``presence`` topic (``online`` on
+connect, ``offline`` by last will or on orderly shutdown; the ``status`` topic carries
+signed envelopes only) and exposes its state for metrics.
 Nothing broker-specific: standard MQTT 5 / 3.1.1, QoS 1, TLS, mTLS, user/password.
 """
 
@@ -274,15 +275,15 @@ class MqttPublisher:
             self._loop = None
 
     async def _session(self, stop: asyncio.Event) -> bool:
-        status_topic = self._topics["status"]
-        will = aiomqtt.Will(status_topic, PRESENCE_OFFLINE, qos=1, retain=True)
+        presence_topic = self._settings.presence_topic(self._agent_id)
+        will = aiomqtt.Will(presence_topic, PRESENCE_OFFLINE, qos=1, retain=True)
         async with connect(self._settings, client_id=self.client_id, will=will) as client:
             self.connected = True
             self.last_error = None
             log.info("upload.connected", broker=self._settings.endpoint, client_id=self.client_id)
-            await client.publish(status_topic, PRESENCE_ONLINE, qos=1, retain=True)
+            await client.publish(presence_topic, PRESENCE_ONLINE, qos=1, retain=True)
             await self._drain(client, stop)
-            await client.publish(status_topic, PRESENCE_OFFLINE, qos=1, retain=True)
+            await client.publish(presence_topic, PRESENCE_OFFLINE, qos=1, retain=True)
             log.info("upload.stopped", published=self.published)
         return True
 

@@ -209,7 +209,24 @@ async def test_metrics_and_status_follow_broker_and_device_outages(
     await until(healthy, "reads, devices and uploads in /metrics")
     m = scrape(port)
     assert metric(m, "fleet_agent_reads_total", kind="meters", outcome="silent") == 0
-    assert metric(m, "fleet_agent_job_runs_total", job="discovery", outcome="ok") == 1
+    assert metric(m, "fleet_agent_task_runs_total", task="discovery", outcome="ok") == 1
+    # Names and labels as Prometheus expects: no label it sets itself (job -> exported_job),
+    # no _created series, histograms for read and task durations.
+    assert not [k for k in m if {"job", "instance"} & {label for label, _ in k[1]}]
+    assert not [k for k in m if k[0].endswith("_created")]
+    assert metric(m, "fleet_agent_read_duration_seconds_count", kind="meters") >= 5
+    assert metric(m, "fleet_agent_read_duration_seconds_bucket", kind="meters", le="+Inf") >= 5
+    assert metric(m, "fleet_agent_task_duration_seconds_count", task="discovery") == 1
+    up = {dict(k[1])["device_id"]: v for k, v in m.items() if k[0] == "fleet_agent_device_up"}
+    assert len(up) == 5, up
+    assert set(up.values()) == {1.0}, up
+    last = [v for k, v in m.items() if k[0] == "fleet_agent_device_last_read_timestamp_seconds"]
+    assert len(last) == 5
+    assert min(last) > time.time() - 600
+    info = [dict(k[1]) for k in m if k[0] == "fleet_agent_device_info"]
+    assert sorted(i["address"] for i in info) == [f"127.0.61.{n}" for n in range(1, 6)]
+    assert {i["device_id"] for i in info} == set(up)
+    assert metric(m, "fleet_agent_queue_size_bytes") > 0
     assert metric(m, "fleet_agent_last_upload_timestamp_seconds") > 0
     assert metric(m, "fleet_agent_snmp_requests_total") > 0
 
@@ -255,6 +272,8 @@ async def test_metrics_and_status_follow_broker_and_device_outages(
         return (
             metric(m, "fleet_agent_reads_total", kind="supplies", outcome="silent") >= 1
             and metric(m, "fleet_agent_snmp_timeouts_total") >= 1
+            and metric(m, "fleet_agent_snmp_retries_total") >= 1  # snmp.retries: 1
+            and 0.0 in {v for k, v in m.items() if k[0] == "fleet_agent_device_up"}
         )
 
     await until(silent, "silent reads and SNMP timeouts")

@@ -51,9 +51,9 @@ def plain_settings(broker: Mosquitto, **overrides: object) -> MqttSettings:
     return MqttSettings.model_validate(values)
 
 
-async def retained_status(settings: MqttSettings, agent_id: str) -> bytes:
+async def retained_presence(settings: MqttSettings, agent_id: str) -> bytes:
     async with aiomqtt.Client(settings.host, settings.effective_port) as client:
-        await client.subscribe(settings.status_topic(agent_id), qos=1)
+        await client.subscribe(settings.presence_topic(agent_id), qos=1)
         message = await asyncio.wait_for(anext(client.messages), timeout=5)
         assert message.retain
         return bytes(message.payload)  # type: ignore[arg-type]
@@ -73,13 +73,13 @@ async def test_every_submitted_read_is_stored_once_verified_in_order(
         await asyncio.sleep(0.01)
     await consumer.wait_stored(n)
     await eventually(lambda: agent.outbox.depth() == 0, what="an empty outbox")
-    assert await retained_status(settings, "agent-e2e") == b"online"
+    assert await retained_presence(settings, "agent-e2e") == b"online"
     assert agent.publisher.connected
     assert agent.publisher.published == n
     assert agent.publisher.last_ack_at is not None
     await agent.finish()
     assert not agent.publisher.connected
-    assert await retained_status(settings, "agent-e2e") == b"offline"
+    assert await retained_presence(settings, "agent-e2e") == b"offline"
     summary = await consumer.finish()
 
     assert summary.stored == n

@@ -35,6 +35,7 @@ class CountingTransport:
     def __init__(self, *, silent: frozenset[str] = frozenset()) -> None:
         self.requests_sent = 0
         self.timeouts = 0
+        self.retries = 0
         self.silent = silent
 
     def session(

@@ -219,11 +219,14 @@ def test_sequence_one_again_is_an_agent_restart(
     assert (state.restarts, state.last_sequence) == (1, 2)
 
 
-def test_presence_payloads_on_the_status_topic(ingestor: Ingestor, store: SqlStore) -> None:
+def test_presence_payloads_on_their_own_topic(ingestor: Ingestor, store: SqlStore) -> None:
+    presence = f"{PREFIX}/site-a/{AGENT}/presence"
+    assert ingestor.handle(presence, b"online").kind == "presence"
+    assert ingestor.handle(presence, b"offline").kind == "presence"
+    assert ingestor.handle(presence, b"dunno").reason == "malformed"
+    # The status topic carries signed envelopes only: a bare "online" there is refused.
     status = f"{PREFIX}/site-a/{AGENT}/status"
-    assert ingestor.handle(status, b"online").kind == "presence"
-    assert ingestor.handle(status, b"offline").kind == "presence"
-    assert ingestor.handle(status, b"dunno").reason == "malformed"
+    assert ingestor.handle(status, b"online").reason == "malformed"
     assert store.message_count() == 0
 
 
