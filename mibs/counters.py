@@ -46,9 +46,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from mibs.cartridges import brother_records
 from mibs.models import CounterName, Counters, Problem
 from mibs.values import Oid, Value, Varbinds, column, format_oid
-from mibs.vendor_counters import VENDOR_SCALARS, VENDOR_TABLES
+from mibs.vendor_counters import VENDOR_RECORDS, VENDOR_SCALARS, VENDOR_TABLES
 
 MAX_COUNTER = 10**10  # above any real lifetime meter; Counter64 garbage beyond this
 
@@ -64,6 +65,7 @@ IC_IMPRESSION_TOTAL: Oid = _IC + (8, 1, 1, 4)
 IC_IMPRESSION_MONO: Oid = _IC + (8, 1, 1, 5)
 IC_IMPRESSION_FULL_COLOR: Oid = _IC + (8, 1, 1, 7)
 IC_TWO_SIDED_TOTAL: Oid = _IC + (9, 1, 1, 4)
+IC_SHEET_TOTAL: Oid = _IC + (10, 1, 1, 4)
 _WORK_TOTALS = 3  # IcWorkTypeTC workTotals(3)
 _LIFETIME = 3  # IcPersistenceTC lifetime(3)
 
@@ -81,25 +83,32 @@ COUNTER_UNITS: Mapping[int, str] = {
     17: "meters",
 }
 
-# IcServiceTypeTC -> {impression column: counter}.
+# IcServiceTypeTC -> (column, counter) pairs read at workTotals/lifetime. Every
+# column counts impressions except icSheet (sheets) and icImage (scanned images);
+# each counter is filled from one column of one unit, never from a mix.
 _SYSTEM_TOTALS, _COPY, _FAX_IN, _PRINT, _SCAN = 3, 4, 7, 11, 12
-_PWG_IMPRESSIONS: Mapping[int, Mapping[Oid, CounterName]] = {
-    _SYSTEM_TOTALS: {
-        IC_IMPRESSION_TOTAL: "total",
-        IC_IMPRESSION_MONO: "mono",
-        IC_IMPRESSION_FULL_COLOR: "color",
-    },
-    _PRINT: {
-        IC_IMPRESSION_TOTAL: "print",
-        IC_IMPRESSION_MONO: "print_mono",
-        IC_IMPRESSION_FULL_COLOR: "print_color",
-    },
-    _COPY: {
-        IC_IMPRESSION_TOTAL: "copy",
-        IC_IMPRESSION_MONO: "copy_mono",
-        IC_IMPRESSION_FULL_COLOR: "copy_color",
-    },
-    _FAX_IN: {IC_IMPRESSION_TOTAL: "fax"},
+_PWG_METERS: Mapping[int, tuple[tuple[Oid, CounterName], ...]] = {
+    _SYSTEM_TOTALS: (
+        (IC_IMPRESSION_TOTAL, "total"),
+        (IC_IMPRESSION_TOTAL, "impressions"),
+        (IC_IMPRESSION_MONO, "mono"),
+        (IC_IMPRESSION_FULL_COLOR, "color"),
+        (IC_SHEET_TOTAL, "sheets"),
+        (IC_TWO_SIDED_TOTAL, "duplex"),
+        (IC_IMAGE_TOTAL, "scan_images"),
+    ),
+    _PRINT: (
+        (IC_IMPRESSION_TOTAL, "print"),
+        (IC_IMPRESSION_MONO, "print_mono"),
+        (IC_IMPRESSION_FULL_COLOR, "print_color"),
+    ),
+    _COPY: (
+        (IC_IMPRESSION_TOTAL, "copy"),
+        (IC_IMPRESSION_MONO, "copy_mono"),
+        (IC_IMPRESSION_FULL_COLOR, "copy_color"),
+    ),
+    _FAX_IN: ((IC_IMPRESSION_TOTAL, "fax"), (IC_IMPRESSION_MONO, "fax_mono")),
+    _SCAN: ((IC_IMAGE_TOTAL, "scan"),),
 }
 
 #: The standard counter columns to walk, with the read field each one feeds
@@ -113,8 +122,9 @@ COUNTER_COLUMNS: tuple[tuple[str, Oid], ...] = (
     ("counters", IC_IMPRESSION_TOTAL),
     ("counters", IC_IMPRESSION_MONO),
     ("counters", IC_IMPRESSION_FULL_COLOR),
-    ("counters.scan", IC_IMAGE_TOTAL),
+    ("counters", IC_IMAGE_TOTAL),
     ("counters.duplex", IC_TWO_SIDED_TOTAL),
+    ("counters.sheets", IC_SHEET_TOTAL),
 )
 
 
@@ -201,14 +211,19 @@ def _printer_mib(varbinds: Varbinds, hr_device_index: int | None, out: _Collecte
         return None
     default = varbinds.get(PRT_MARKER_DEFAULT_INDEX + (device,))
     marker = default if isinstance(default, int) and default in markers else markers[0]
-    for prefix, name in ((PRT_MARKER_LIFE_COUNT, "total"), (PRT_MARKER_POWER_ON_COUNT, "power_on")):
-        oid = prefix + (device, marker)
-        if oid in varbinds:
-            _offer(out, name, varbinds[oid], oid)
     raw_unit = varbinds.get(PRT_MARKER_COUNTER_UNIT + (device, marker))
+    unit = None
     if isinstance(raw_unit, int) and not isinstance(raw_unit, bool):
-        return COUNTER_UNITS.get(raw_unit, "other" if raw_unit == 1 else "unknown")
-    return None
+        unit = COUNTER_UNITS.get(raw_unit, "other" if raw_unit == 1 else "unknown")
+    life = PRT_MARKER_LIFE_COUNT + (device, marker)
+    if life in varbinds:
+        _offer(out, "total", varbinds[life], life)
+        if unit in ("impressions", "sheets"):  # the same count, named by its declared unit
+            _offer(out, "impressions" if unit == "impressions" else "sheets", varbinds[life], life)
+    power_on = PRT_MARKER_POWER_ON_COUNT + (device, marker)
+    if power_on in varbinds:
+        _offer(out, "power_on", varbinds[power_on], power_on)
+    return unit
 
 
 def _offer(out: _Collected, name: str, raw: Value, oid: Oid) -> None:
@@ -224,19 +239,11 @@ def _pwg(varbinds: Varbinds, out: _Collected) -> None:
     for suffix, service in column(varbinds, IC_KEY_SERVICE_TYPE).items():
         if len(suffix) == 1 and isinstance(service, int) and not isinstance(service, bool):
             keys.setdefault(service, suffix[0])  # column() is in OID order: lowest key first
-    row = (_WORK_TOTALS, _LIFETIME)
-    for service, mapping in _PWG_IMPRESSIONS.items():
-        if service in keys:
-            for prefix, name in mapping.items():
-                oid = prefix + (keys[service], *row)
-                if oid in varbinds:
-                    _offer(out, name, varbinds[oid], oid)
-    for service, prefix, name in (
-        (_SCAN, IC_IMAGE_TOTAL, "scan"),
-        (_SYSTEM_TOTALS, IC_TWO_SIDED_TOTAL, "duplex"),
-    ):
-        if service in keys:
-            oid = prefix + (keys[service], *row)
+    for service, meters in _PWG_METERS.items():
+        if service not in keys:
+            continue
+        for prefix, name in meters:
+            oid = prefix + (keys[service], _WORK_TOTALS, _LIFETIME)
             if oid in varbinds:
                 _offer(out, name, varbinds[oid], oid)
 
@@ -259,6 +266,24 @@ def _vendor(varbinds: Varbinds, enterprise: int | None, out: _Collected) -> None
             continue
         total = sum(part for part in parts if isinstance(part, int))
         _offer_sum(out, entry.counter, total, present)
+    for records in VENDOR_RECORDS.get(enterprise, ()):
+        raw = varbinds.get(records.oid)
+        if raw is None:
+            continue
+        found = brother_records(raw)
+        if not found:
+            out.problems.append(
+                Problem(
+                    field="counters",
+                    oid=format_oid(records.oid),
+                    reason="wrong_type",
+                    detail=f"no 7-byte counter records in {raw!r:.80}",
+                )
+            )
+            continue
+        for code, counter in records.codes.items():
+            if code in found:
+                _offer(out, counter, found[code], records.oid)
     for table in VENDOR_TABLES.get(enterprise, ()):
         values = column(varbinds, table.value_column)
         sums: dict[CounterName, tuple[int, list[Oid]]] = {}

@@ -31,7 +31,7 @@ from typing import Literal
 from mibs import cartridges, counters, identity, status, supplies, vendors_ids
 from mibs.enterprises import GENERIC_AGENTS, enterprise_of
 from mibs.values import Oid, Value, Varbinds
-from mibs.vendor_counters import VENDOR_SCALARS, VENDOR_TABLES
+from mibs.vendor_counters import VENDOR_RECORDS, VENDOR_SCALARS, VENDOR_TABLES
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ def vendor_counter_plan(enterprise: int | None) -> PollPlan:
         PlanItem(f"counters.{entry.counter}", oid)
         for entry in VENDOR_SCALARS.get(enterprise, ())
         for oid in entry.oids
-    )
+    ) + tuple(PlanItem("counters", records.oid) for records in VENDOR_RECORDS.get(enterprise, ()))
     columns = tuple(
         PlanItem("counters", oid)
         for table in VENDOR_TABLES.get(enterprise, ())

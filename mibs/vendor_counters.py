@@ -10,13 +10,18 @@ whose meaning two sources disagree on were left out (Kyocera's
 ``…1347.42.3.1.1.1.1.<n>`` per-function totals: one source reads ``.2`` as
 copies, another as colour prints).
 
-Two shapes:
+Three shapes:
 
 * :class:`VendorScalar`: one counter from fixed OIDs. ``how="first"`` takes
   the first OID the device answered (models of one vendor disagree on the
   OID); ``how="sum"`` adds the OIDs and is used only where the parts are
-  disjoint and together make the whole (Canon black large + black small).
-  A sum is reported only when every part answered.
+  disjoint meters of the same unit and the same media class that together
+  make the whole (Canon black large + colour large = large). Large and small
+  pages are never added together (they are billed at different prices). A sum
+  is reported only when every part answered. Several entries may fill one
+  counter: the first that answers wins (Canon ``large``: counter 103, else
+  112 + 122).
+* :class:`VendorRecords`: a counter blob of 7-byte records (Brother).
 * :class:`VendorTypedTable`: a table whose rows say what they count in a type
   column (Ricoh, Lexmark). Rows of the same counter are added.
 """
@@ -37,6 +42,15 @@ class VendorScalar:
     oids: tuple[Oid, ...]
     source: str
     how: Literal["first", "sum"] = "first"
+
+
+@dataclass(frozen=True)
+class VendorRecords:
+    """One OCTET STRING of 7-byte records (code, 0x01, 0x04, 4-byte value): Brother."""
+
+    oid: Oid
+    codes: Mapping[int, CounterName]
+    source: str
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,10 @@ EPSON = 1248
 
 _HP_ENGINE = "1.3.6.1.4.1.11.2.3.9.4.2.1.4.1.2"  # HP-LASERJET-COMMON-MIB status-prt-eng
 _HP_SRC = "HP-LASERJET-COMMON-MIB status-prt-eng; GLPI HPNetPeripheral.pm"
+# HP FutureSmart billing meters: letter/A4-equivalent ("8x11") impressions, mono .1
+# and colour .2 (HP Inc.'s JetAdvantage field script, "designed for billing").
+_HP_EQUIV = "1.3.6.1.4.1.11.2.3.9.4.2.1.1.16.1.20"
+_HP_EQUIV_SRC = "HP FutureSmart 8x11 (A4/Letter-equivalent) impressions; HP JetAdvantage script"
 _KM = "1.3.6.1.4.1.18334.1.1.1.5.7.2"  # KONICAMINOLTA-MIB kmSysPrintCounter
 _KM_SRC = "GLPI Konica.pm (konicaPrinterCounters)"
 _KY = "1.3.6.1.4.1.1347.42.3.1.2.1.1"  # KYOCERA-MIB function counter: .<fn>.<colour mode>
@@ -74,8 +92,10 @@ _KY_SRC = (
 )
 _CANON = "1.3.6.1.4.1.1602.1.11.1.3.1.4"  # CANON-MIB counter value by counter id
 _CANON_SRC = (
-    "CANON-MIB counter ids (101 Total 1, 112/113 Black Large/Small, 122/123 Colour "
-    "Large/Small, 301 Print Total 1, 501 Scan Total 1); notes"
+    "CANON-MIB counter value by counter id; ids from Canon's PRISMAsync billing-counter "
+    "table (101 Total 1 = A4 + A3, 103 Total Large = A3, 104 Total Small = A4, 112 B/W "
+    "A3, 113 B/W A4, 122 Colour A3, 123 Colour A4) and the imagePRESS C800 service "
+    "guide (108 Total (Black 1)); 301 Print Total 1, 501 Scan Total 1 from notes"
 )
 _XEROX = "1.3.6.1.4.1.253.8.53.13.2.1"  # XEROX-HOST-RESOURCES-EXT-MIB xcmHrDevDetailEntry
 _XEROX_SRC = "XEROX-HOST-RESOURCES-EXT-MIB xcmHrDevDetail; GLPI Xerox.pm"
@@ -93,6 +113,15 @@ VENDOR_SCALARS: Mapping[int, tuple[VendorScalar, ...]] = {
         _s("mono", f"{_HP_ENGINE}.6.0", source=f"{_HP_SRC} total-mono-page-count"),
         _s("color", f"{_HP_ENGINE}.7.0", source=f"{_HP_SRC} total-color-page-count"),
         _s("duplex", f"{_HP_ENGINE}.22.0", source=f"{_HP_SRC} duplex-page-count"),
+        _s("a4_equivalent_mono", f"{_HP_EQUIV}.1.2.0", source=f"{_HP_EQUIV_SRC} mono"),
+        _s("a4_equivalent_color", f"{_HP_EQUIV}.2.2.0", source=f"{_HP_EQUIV_SRC} colour"),
+        _s(
+            "a4_equivalent",
+            f"{_HP_EQUIV}.1.2.0",
+            f"{_HP_EQUIV}.2.2.0",
+            source=f"{_HP_EQUIV_SRC} mono + colour",
+            how="sum",
+        ),
     ),
     KONICA_MINOLTA: (
         _s("total", f"{_KM}.1.1.0", source=f"{_KM_SRC} konicaTotal"),
@@ -113,9 +142,18 @@ VENDOR_SCALARS: Mapping[int, tuple[VendorScalar, ...]] = {
         _s("scan", "1.3.6.1.4.1.1347.46.10.1.1.5.3", source="notes (GLPI); not vendor-documented"),
     ),
     CANON: (
+        # Large (A3/11x17) and small (A4/Letter) pages are billed apart: they are
+        # kept apart, never added into one mono or colour figure. A large sum
+        # adds only large meters (black large + colour large), each part an
+        # impression on large media.
         _s("total", f"{_CANON}.101", source=_CANON_SRC),
-        _s("mono", f"{_CANON}.112", f"{_CANON}.113", source=_CANON_SRC, how="sum"),
-        _s("color", f"{_CANON}.122", f"{_CANON}.123", source=_CANON_SRC, how="sum"),
+        _s("mono", f"{_CANON}.108", source=_CANON_SRC),
+        _s("large", f"{_CANON}.103", source=_CANON_SRC),
+        _s("large", f"{_CANON}.112", f"{_CANON}.122", source=_CANON_SRC, how="sum"),
+        _s("small", f"{_CANON}.104", source=_CANON_SRC),
+        _s("small", f"{_CANON}.113", f"{_CANON}.123", source=_CANON_SRC, how="sum"),
+        _s("large_mono", f"{_CANON}.112", source=_CANON_SRC),
+        _s("large_color", f"{_CANON}.122", source=_CANON_SRC),
         _s("print", f"{_CANON}.301", source=_CANON_SRC),
         _s("scan", f"{_CANON}.501", source=_CANON_SRC),
     ),
@@ -198,6 +236,19 @@ VENDOR_TABLES: Mapping[int, tuple[VendorTypedTable, ...]] = {
                 48: "fax",
             },
             source="LEXMARK-MPS-MIB paperGeneralCountType (printTotal 16 ... faxTotal 48)",
+        ),
+    ),
+}
+
+
+VENDOR_RECORDS: Mapping[int, tuple[VendorRecords, ...]] = {
+    BROTHER: (
+        VendorRecords(
+            oid=parse_oid("1.3.6.1.4.1.2435.2.3.9.4.2.1.5.5.10.0"),
+            # 0x00 printed pages, 0x01 black-and-white, 0x02 colour. Codes 0x06-0x08
+            # are seen (0x06 = 0x07 + 0x08 on a DCP-L3550CDW) but undocumented: not read.
+            codes={0x00: "total", 0x01: "mono", 0x02: "color"},
+            source="Brother private counter data; codes as read by bieniu/brother (const.py)",
         ),
     ),
 }

@@ -94,3 +94,20 @@ def run_scan(*args: str, timeout: float = 120, stdout: Any = None) -> ScanRun:
         check=False,
     )
     return ScanRun(process.returncode, process.stdout or "", process.stderr)
+
+
+def scan_fleet_json(fleet: Fleet, *, timeout: float = 1, retries: int = 1) -> ScanRun:
+    """One ``scan --format json`` of every device of ``fleet`` (they are consecutive)."""
+    addresses = sorted(fleet.devices, key=lambda address: int(address.rsplit(".", 1)[1]))
+    first, last = addresses[0], addresses[-1].rsplit(".", 1)[1]
+    return run_scan(
+        f"{first}-{last}",
+        "--snmp-port",
+        str(fleet.port),
+        "--format",
+        "json",
+        "--timeout",
+        str(timeout),
+        "--retries",
+        str(retries),
+    )

@@ -76,6 +76,7 @@ def test_printer_mib_total_power_on_and_unit() -> None:
     assert result.counters.unit == "impressions"
     assert result.sources == {
         "total": "1.3.6.1.2.1.43.10.2.1.4.1.1",
+        "impressions": "1.3.6.1.2.1.43.10.2.1.4.1.1",  # unit 7: the total is in impressions
         "power_on": "1.3.6.1.2.1.43.10.2.1.5.1.1",
     }
     assert result.problems == []
@@ -220,12 +221,13 @@ def test_vendor_first_of_alternatives_and_sums_need_every_part() -> None:
     result = decode({parse_oid(f"{epson}.33.1.1"): 321}, enterprise=1248)
     assert result.counters.total == 321
     canon = "1.3.6.1.4.1.1602.1.11.1.3.1.4"
-    both = {parse_oid(f"{canon}.112"): 5, parse_oid(f"{canon}.113"): 7}
+    both = {parse_oid(f"{canon}.112"): 5, parse_oid(f"{canon}.122"): 7}
     result = decode(both, enterprise=1602)
-    assert result.counters.mono == 12
-    assert result.sources["mono"] == f"{canon}.112+{canon}.113"
-    result = decode({parse_oid(f"{canon}.113"): 7}, enterprise=1602)
-    assert result.counters.mono is None
+    assert result.counters.large == 12  # black large + colour large, no 103 counter
+    assert result.sources["large"] == f"{canon}.112+{canon}.122"
+    result = decode({parse_oid(f"{canon}.122"): 7}, enterprise=1602)
+    assert result.counters.large is None
+    assert result.counters.large_color == 7
 
 
 def test_typed_vendor_table_adds_rows_of_one_counter() -> None:

@@ -47,8 +47,14 @@ def test_brother_hl5370dw(shared_recordings: Path) -> None:
     result = decode(shared_recordings, "brother_hl5370dw")
     # prtMarkerLifeCount.1.1 = 7792, PowerOnCount = 33, CounterUnit = impressions(7).
     # No vendor meter in the recording (Brother has only a scan counter).
-    assert set_counters(result) == {"total": 7792, "power_on": 33, "unit": "impressions"}
-    assert result.sources == {"total": LIFE, "power_on": POWER_ON}
+    # The unit makes the same count the impressions meter.
+    assert set_counters(result) == {
+        "total": 7792,
+        "impressions": 7792,
+        "power_on": 33,
+        "unit": "impressions",
+    }
+    assert result.sources == {"total": LIFE, "impressions": LIFE, "power_on": POWER_ON}
     assert result.problems == []
 
 
@@ -59,6 +65,7 @@ def test_jetdirect_m130nw(shared_recordings: Path) -> None:
     # printer) and duplex-page-count .22.0 = 0 fill the split.
     assert set_counters(result) == {
         "total": 15232,
+        "impressions": 15232,
         "power_on": 237,
         "mono": 15232,
         "duplex": 0,
@@ -93,7 +100,14 @@ def test_ricoh_mpc3002(shared_recordings: Path) -> None:
     result = decode(shared_recordings, "ricoh_mpc3002")
     # prtMarkerLifeCount 271871 in sheets(8) (RFC 3805 PrtMarkerCounterUnitTC);
     # the Ricoh engine counter table is not in this trimmed recording.
-    assert set_counters(result) == {"total": 271871, "power_on": 138, "unit": "sheets"}
+    # In sheets, so it is the sheets meter and not the impressions meter.
+    assert set_counters(result) == {
+        "total": 271871,
+        "sheets": 271871,
+        "power_on": 138,
+        "unit": "sheets",
+    }
+    assert result.sources["sheets"] == LIFE
     assert result.problems == []
 
 
@@ -105,6 +119,7 @@ def test_sharp_mxm266nv(shared_recordings: Path) -> None:
     # 23746 (= B/W 7636 + colour 16110 scanner counts).
     assert set_counters(result) == {
         "total": 90474,
+        "impressions": 90474,
         "power_on": 14,
         "mono": 90474,
         "color": 0,
