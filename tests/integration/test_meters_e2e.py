@@ -87,14 +87,16 @@ def meter_reads(
         path = work / f"vendor_{enterprise}.snmprec"
         path.write_text(_generated(enterprise))
         recordings.append(path)
-    fleet = start_fleet(recordings, work / "fleet", first_host=FIRST_HOST)
+    # a dozen simulators start at once: give a loaded 2-core machine time to start them all
+    fleet = start_fleet(recordings, work / "fleet", first_host=FIRST_HOST, ready_timeout=90)
     try:
-        run = scan_fleet_json(fleet)
+        run = scan_fleet_json(fleet, timeout=3, retries=2)  # a busy simulator is not silent
     finally:
         fleet.stop()
     assert run.returncode == 0, run.stderr
     names = [*OWN, *(f"vendor_{enterprise}" for enterprise in GENERATED)]
     by_address = {read["address"]: read for read in run.reads()}
+    assert len(by_address) == len(names), run.stderr
     return {name: by_address[f"127.0.1.{FIRST_HOST + n}"] for n, name in enumerate(names)}
 
 

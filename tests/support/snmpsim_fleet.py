@@ -55,6 +55,7 @@ def start_fleet(
     first_host: int = 1,
     community: str = "public",
     v3_user: V3User | None = None,
+    ready_timeout: float = 20.0,
 ) -> Fleet:
     addresses = [f"{SUBNET}.{first_host + n}" for n in range(len(recordings))]
     port = common_free_port(addresses)
@@ -67,7 +68,15 @@ def start_fleet(
         devices[address] = recording
         jobs.append((data_dir, address))
     starters = [
-        partial(start_snmpsim, data_dir, work_dir, address=address, port=port, v3_user=v3_user)
+        partial(
+            start_snmpsim,
+            data_dir,
+            work_dir,
+            address=address,
+            port=port,
+            v3_user=v3_user,
+            ready_timeout=ready_timeout,
+        )
         for data_dir, address in jobs
     ]
     return Fleet(port, devices, processes.start_all(starters, failures=(RuntimeError,)))
