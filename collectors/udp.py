@@ -231,6 +231,13 @@ class UdpClient(asyncio.DatagramProtocol):
                 done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()
+        except SnmpPortClosed:
+            self._counters.timeouts += 1  # nobody listens: unanswered, at once
+            raise
+        except asyncio.CancelledError:
+            # Cut short unanswered by the caller's read deadline: it went unanswered too.
+            self._counters.timeouts += 1
+            raise
         finally:
             self._pending.pop(request_id, None)
             if not future.done():
