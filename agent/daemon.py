@@ -309,23 +309,29 @@ class Daemon:
             self._stop.set()
 
     async def _watchdog(self) -> None:
-        """Refresh the queue/broker gauges every second (``/metrics`` reads them as they
-        are); ping the systemd watchdog at its own interval."""
+        """Ping the systemd watchdog at its own interval, from a task of its own: a slow
+        housekeeping round (a vacuum on a busy disk) must not look like a hung loop."""
         interval = self._notifier.watchdog_interval
-        next_ping = next_tidy = 0.0
+        if not interval:
+            return
+        while not self._stop.is_set():
+            self._notifier.watchdog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+
+    async def _housekeeping(self) -> None:
+        """Refresh the queue/broker gauges every second (``/metrics`` reads them as they
+        are); tidy the outbox every :data:`OUTBOX_TIDY_INTERVAL` seconds."""
+        next_tidy = 0.0
         while not self._stop.is_set():
             self.health()
-            now = time.monotonic()
-            if interval and now >= next_ping:
-                self._notifier.watchdog()
-                next_ping = now + interval
-            if now >= next_tidy:
+            if time.monotonic() >= next_tidy:
                 await self._maintain_outbox()
                 if self._publisher is not None:
                     self._publisher.notify()  # held messages may just have been written
                 next_tidy = time.monotonic() + OUTBOX_TIDY_INTERVAL
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=min(interval or 1.0, 1.0))
+                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
 
     async def _run_once(self) -> None:
         """``--once``: one discovery and one meter read, then drain the queue and stop."""
@@ -412,6 +418,7 @@ class Daemon:
                 if publisher is not None:
                     group.create_task(publisher.run(publisher_stop), name="uploader.publisher")
                 group.create_task(self._watchdog(), name="systemd.watchdog")
+                group.create_task(self._housekeeping(), name="daemon.housekeeping")
                 if self._once:
                     group.create_task(self._run_once(), name="daemon.once")
                 else:

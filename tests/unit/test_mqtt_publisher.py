@@ -176,8 +176,9 @@ async def test_an_idle_publisher_does_not_poll_the_outbox() -> None:
     publisher = MqttPublisher(settings(), agent_id="a1", outbox=outbox)
     client, stop = FakeClient(), asyncio.Event()
     task = asyncio.create_task(publisher._drain(client, stop))  # type: ignore[arg-type]
-    await asyncio.sleep(0.3)
-    assert len(outbox.acked) == 3  # acked within ACK_DELAY although the batch is small
+    async with asyncio.timeout(10):  # acked after ACK_DELAY although the batch is small
+        while len(outbox.acked) < 3:  # noqa: ASYNC110 - a fake outbox has no event
+            await asyncio.sleep(0.01)
     reads_when_idle = outbox.reads
     await asyncio.sleep(0.3)
     assert outbox.reads == reads_when_idle

@@ -56,12 +56,14 @@ class FakeSession:
     failed_columns: dict[Oid, str] = field(default_factory=dict)
     walk_raises: Exception | None = None
     delay: float = 0.0
+    walk_delay: float | None = None  # a walk's own delay (default: ``delay``)
     requests: list[tuple[str, tuple[Oid, ...]]] = field(default_factory=list)
 
     async def _request(self, kind: str, oids: Sequence[Oid]) -> None:
         self.requests.append((kind, tuple(oids)))
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        delay = self.walk_delay if kind == "walk" and self.walk_delay is not None else self.delay
+        if delay:
+            await asyncio.sleep(delay)
         if self.refuse:
             raise SnmpAuthError("wrong user", address=self.address)
         if self.silent or (
@@ -175,10 +177,10 @@ async def test_an_error_status_on_the_walk_marks_those_columns() -> None:
 
 
 async def test_the_deadline_cuts_a_slow_read_short_with_problems() -> None:
-    session = FakeSession(dict(PRINTER), delay=0.15)
+    session = FakeSession(dict(PRINTER), walk_delay=30)  # the GET answers, the walks hang
     started = time.monotonic()
-    read = await read_session(session, full_read_plan(), deadline=0.25, clock=_clock)
-    assert time.monotonic() - started < 0.5
+    read = await read_session(session, full_read_plan(), deadline=0.5, clock=_clock)
+    assert time.monotonic() - started < 20  # cut at the deadline, not after the 30 s walk
     deadline = [p for p in read.problems if p.reason == "deadline"]
     assert {p.oid for p in deadline} >= {format_oid(i.oid) for i in base_plan().columns}
     assert read.identity.sys_object_id == format_oid(HP_LASERJET)  # the GET made it in time
