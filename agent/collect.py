@@ -17,6 +17,7 @@ Messages (the ``body`` of the signed envelope, see docs/schema/) are typed:
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from agent.eligibility.contacts import Contact, load_contacts
 from agent.eligibility.models import Verdict
 from agent.eligibility.policy import Policy, load_policy
 from agent.eligibility.rules import evaluate_read
-from agent.inventory import Inventory, InventoryDevice
+from agent.inventory import Inventory, InventoryDevice, out_of_space
 from agent.metrics import Metrics
 from agent.supplies import SupplyTracker
 from agent.supply_store import SupplyStore
@@ -382,18 +383,34 @@ class Collector:
         await self._supply_events(device, read)
 
     async def _supply_events(self, device: InventoryDevice, read: PrinterRead) -> None:
-        """``supply_replaced`` and ``supply_order_due`` (agent/supplies.py), each sent once."""
+        """``supply_replaced`` and ``supply_order_due`` (agent/supplies.py), each sent once.
+
+        On a full volume the read (already in the outbox) keeps going: its supply levels
+        are left out of the local history and the events wait for a read with space."""
         eligibility = self.eligibility
-        pending = self._supplies.observe(
-            device.device_id,
-            read,
-            policy=eligibility.policy if eligibility is not None else None,
-            contacts=eligibility.contacts if eligibility is not None else None,
-        )
+        try:
+            pending = self._supplies.observe(
+                device.device_id,
+                read,
+                policy=eligibility.policy if eligibility is not None else None,
+                contacts=eligibility.contacts if eligibility is not None else None,
+            )
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise
+            log.warning("supplies.history_not_written", device_id=device.device_id, error=str(exc))
+            return
         for item in pending:
             await self._sink.submit(item.event)  # durable before it is marked as sent
             log.info("supply.event", kind=item.event.event, supply_index=item.event.supply_index)
-        self._supplies.sent(pending)
+        try:
+            self._supplies.sent(pending)
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise
+            # Sent but not remembered: the next read may send them again (same order_id,
+            # which the backend keeps once).
+            log.warning("supplies.marks_not_written", device_id=device.device_id, error=str(exc))
 
     async def _anomaly_events(
         self, device_id: str, previous: PrinterRead, read: PrinterRead

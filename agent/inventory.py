@@ -40,6 +40,12 @@ _NO_SPACE = frozenset({sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR})
 
 SCHEMA_VERSION = 2
 
+
+def out_of_space(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite failed because the volume is full (SQLITE_FULL)."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
@@ -351,7 +357,7 @@ class Inventory:
                     ),
                 ).rowcount
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_FULL:
+            if not out_of_space(exc):
                 raise
             log.warning("inventory.write_failed", device_id=device_id, error=str(exc))
             row = db.execute(select, (device_id,)).fetchone()

@@ -14,12 +14,14 @@ Tables:
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+import structlog
 from pydantic import BaseModel, ConfigDict
 
-from agent.inventory import Inventory, InventoryError
+from agent.inventory import Inventory, InventoryError, out_of_space
 from mibs.models import PrinterRead, Supply
 from mibs.supply_history import MAX_POINTS, SupplyPoint, add_point, point_from_supply
 from mibs.supply_report import History, tracked
@@ -35,6 +37,8 @@ CREATE TABLE IF NOT EXISTS supply_points (
 CREATE TABLE IF NOT EXISTS supply_marks (
     key TEXT PRIMARY KEY, kind TEXT NOT NULL, at TEXT NOT NULL);
 """
+
+_log = structlog.get_logger("agent.supply_store")
 
 
 class TrackedSupply(BaseModel):
@@ -54,11 +58,34 @@ class SupplyStore:
 
     def __init__(self, inventory: Inventory) -> None:
         self._inventory = inventory
-        inventory.connection().executescript(_DDL)
+        self._ready = False
+        try:
+            self._create()
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise
+            # A full volume at start-up: the tables are made by the first write with space.
+            _log.warning("supplies.tables_not_created", path=str(inventory.path), error=str(exc))
+
+    def _create(self) -> None:
+        """Create the tables once; raises SQLite's SQLITE_FULL error on a full volume."""
+        if not self._ready:
+            self._inventory.connection().executescript(_DDL)
+            self._ready = True
+
+    def _readable(self) -> bool:
+        """Whether the tables exist (an empty history until the volume has room for them)."""
+        try:
+            self._create()
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise
+        return self._ready
 
     def record(self, device_id: str, read: PrinterRead) -> list[Supply]:
         """Add the read's consumables to their histories; returns the supplies recorded."""
         recorded = [s for s in read.supplies if tracked(s)]
+        self._create()
         with self._inventory.transaction() as db:
             for supply in recorded:
                 db.execute(
@@ -110,6 +137,8 @@ class SupplyStore:
         return recorded
 
     def points(self, device_id: str, supply_index: int) -> list[SupplyPoint]:
+        if not self._readable():
+            return []
         rows = self._inventory.connection().execute(
             "SELECT point FROM supply_points WHERE device_id = ? AND supply_index = ? ORDER BY seq",
             (device_id, supply_index),
@@ -123,6 +152,8 @@ class SupplyStore:
             ) from exc
 
     def supplies(self) -> list[TrackedSupply]:
+        if not self._readable():
+            return []
         rows = self._inventory.connection().execute(
             "SELECT * FROM supplies ORDER BY device_id, supply_index"
         )
@@ -154,12 +185,16 @@ class SupplyStore:
 
     def orders(self) -> list[str]:
         """The order ids already sent."""
+        if not self._readable():
+            return []
         rows = self._inventory.connection().execute(
             "SELECT key FROM supply_marks WHERE kind = 'order' ORDER BY key"
         )
         return [row["key"].removeprefix("order/") for row in rows]
 
     def marked(self, key: str) -> bool:
+        if not self._readable():
+            return False
         row = (
             self._inventory.connection()
             .execute("SELECT 1 FROM supply_marks WHERE key = ?", (key,))
@@ -170,6 +205,7 @@ class SupplyStore:
     def mark(self, keys: Iterable[tuple[str, str]]) -> None:
         """Remember ``(key, kind)`` pairs as sent."""
         now = _text(datetime.now(UTC))
+        self._create()
         with self._inventory.transaction() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO supply_marks VALUES (?, ?, ?)",
