@@ -43,6 +43,10 @@ COMMANDS: dict[str, Command] = {
     "ingest": Command(
         "agent.commands.ingest", "reference backend consumer: verify and store signed reads"
     ),
+    "agents": Command(
+        "agent.commands.agents",
+        "agents and devices that fell silent, agents below a version (backend store)",
+    ),
     "billing": Command(
         "agent.commands.billing",
         "monthly billing export: start and end meters per contract meter type",

@@ -33,6 +33,7 @@ from agent.eligibility.models import Verdict
 from agent.eligibility.policy import Policy, load_policy
 from agent.eligibility.rules import evaluate_read
 from agent.inventory import Inventory, InventoryDevice, out_of_space
+from agent.liveness import LivenessTracker, after_read
 from agent.metrics import Metrics
 from agent.supplies import SupplyTracker
 from agent.supply_store import SupplyStore
@@ -166,6 +167,11 @@ class Collector:
         self._low_supplies: dict[str, frozenset[int]] = {}
         # Supply history, replacements and orders persist in the state database.
         self._supplies = SupplyTracker(SupplyStore(inventory))
+        # Missed scheduled reads per device (device_silent / device_back), persisted too.
+        self.liveness = LivenessTracker(inventory)
+        self.last_good_read: datetime | None = max(
+            (d.last_read_at for d in inventory.devices() if d.last_read_at), default=None
+        )
         self._snmp_counted = (transport.requests_sent, transport.timeouts, transport.retries)
 
     def reconfigure(self, config: AgentConfig, eligibility: EligibilityInputs | None) -> None:
@@ -335,6 +341,39 @@ class Collector:
             structlog.contextvars.unbind_contextvars("device_id", "address")
         if outcome.read is not None:
             await self._deliver(device, outcome.read, purpose, profile=outcome.profile)
+            self.last_good_read = outcome.read.collected_at
+        await self._liveness(device, outcome)
+
+    async def _liveness(self, device: InventoryDevice, outcome: ReadOutcome) -> None:
+        """Count a missed read, or end a run of them: ``device_silent`` / ``device_back``."""
+        assert device.address is not None
+        before = self.liveness.state(device.device_id)
+        state, event = after_read(
+            before,
+            answered=outcome.read is not None,
+            at=self._clock(),
+            address=device.address,
+            threshold=self.config.liveness.device_silent_after,
+            last_answered_at=device.last_read_at,
+            reason=outcome.reason,
+        )
+        self.liveness.update(state, event=event is not None)  # an overlapping read sees it
+        if event is None:
+            return
+        try:
+            await self._sink.submit(event)  # durable before the state says it was sent
+        except BaseException:
+            self.liveness.failed(before)
+            raise
+        self.liveness.sent(device.device_id)
+        emit = log.warning if event.event == "device_silent" else log.info
+        emit(
+            event.event.replace("_", "."),  # device.silent, device.back
+            device_id=device.device_id,
+            address=device.address,
+            since=event.since.isoformat(),
+            missed_reads=event.missed_reads,
+        )
 
     def _count_outcome(self, outcome: ReadOutcome, purpose: Purpose, stats: CycleStats) -> None:
         """Stats, the reads metric and the log line of one read, in the reasons' own words."""

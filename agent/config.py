@@ -153,6 +153,23 @@ class ScheduleConfig(_Part):
     misfire_grace: Duration = Field(default=300.0, gt=0)
 
 
+class LivenessConfig(_Part):
+    """Device silence and the agent's heartbeat (docs/operations.md, "Liveness")."""
+
+    device_silent_after: int = Field(
+        default=3,
+        ge=1,
+        le=10_000,
+        description="Scheduled reads a device may miss in a row before a device_silent event.",
+    )
+    heartbeat_interval: Duration = Field(
+        default=300.0,
+        gt=0,
+        le=86400.0,
+        description="How often the agent sends its signed heartbeat (also once at start).",
+    )
+
+
 class UploadConfig(_Part):
     enabled: bool = True
     queue_max_messages: int = Field(default=200_000, ge=100)
@@ -198,6 +215,7 @@ class AgentConfig(_Part):
     discovery: DiscoveryConfig = Field(default_factory=DiscoveryConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     upload: UploadConfig = Field(default_factory=UploadConfig)
+    liveness: LivenessConfig = Field(default_factory=LivenessConfig)
     eligibility: EligibilityConfig = Field(default_factory=EligibilityConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
 

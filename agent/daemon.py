@@ -41,6 +41,7 @@ from agent.sdnotify import SystemdNotifier
 from agent.state import inventory_path, key_path, outbox_path
 from collectors.transport import SnmpTransport
 from fleet_errors import describe, known_error
+from mibs.heartbeat import Heartbeat
 from uploader.envelope import Signer
 from uploader.errors import QueueError
 from uploader.keys import AgentKey
@@ -51,7 +52,7 @@ from uploader.spool import OutboxSpool
 log = structlog.get_logger("agent.daemon")
 
 OUTBOX_TIDY_INTERVAL = 3.0  # seconds between outbox housekeeping rounds (see Outbox.maintain)
-JOBS = ("discovery", "meters", "supplies")
+JOBS = ("discovery", "meters", "supplies", "heartbeat")
 
 
 class JobState:
@@ -102,6 +103,10 @@ class Daemon:
         self._initial_discovery = asyncio.Event()
         self._started_at = time.time()
         self._uploaded_seen = 0
+        self._sink: OutboxSink | None = None
+        #: The version of the applied remote configuration (None: the local file only);
+        #: reported in every heartbeat.
+        self.config_version: str | None = None
 
     # -- health ------------------------------------------------------------------------
 
@@ -245,6 +250,34 @@ class Daemon:
             "supplies", lambda: self.collector.read_all("supplies", fresh_for=fresh_for)
         )
 
+    async def run_heartbeat(self) -> None:
+        await self._job("heartbeat", self.send_heartbeat)
+
+    def heartbeat(self) -> Heartbeat:
+        """The agent's heartbeat as of now (:mod:`mibs.heartbeat`)."""
+        outbox, collector = self._outbox, self._collector
+        return Heartbeat(
+            agent_version=__version__,
+            site=self.config.site,
+            started_at=datetime.fromtimestamp(self._started_at, UTC),
+            uptime_s=round(time.time() - self._started_at, 3),
+            interval_s=self.config.liveness.heartbeat_interval,
+            queue_depth=outbox.depth() if outbox is not None else 0,
+            queue_oldest_age_s=outbox.oldest_age() if outbox is not None else None,
+            last_good_read_at=collector.last_good_read if collector is not None else None,
+            config_version=self.config_version,
+            devices_known=int(self.metrics.value("fleet_agent_devices_known")),
+            devices_silent=len(collector.liveness.silent()) if collector is not None else 0,
+        )
+
+    async def send_heartbeat(self) -> None:
+        """Sign the heartbeat into the outbox (it is uploaded like a read)."""
+        if self._sink is None:
+            raise RuntimeError("the daemon is not running")
+        beat = self.heartbeat()
+        await self._sink.submit(beat)
+        log.info("heartbeat.sent", queue_depth=beat.queue_depth, uptime_s=beat.uptime_s)
+
     def _schedule(self, scheduler: AsyncIOScheduler, *, first: bool) -> None:
         schedule = self.config.schedule
         now = datetime.now(UTC)
@@ -253,9 +286,11 @@ class Daemon:
             ("discovery", self.run_discovery, schedule.discovery, discovery_start),
             ("meters", self.run_meters, schedule.meters, now + timedelta(seconds=1)),
             ("supplies", self.run_supplies, schedule.supplies, None),
+            ("heartbeat", self.run_heartbeat, self.config.liveness.heartbeat_interval, now),
         )
         for name, func, every, start in plan:
-            trigger = IntervalTrigger(seconds=every, jitter=schedule.jitter or None, timezone=UTC)
+            jitter = schedule.jitter if name != "heartbeat" else 0.0  # on time: it is a beat
+            trigger = IntervalTrigger(seconds=every, jitter=jitter or None, timezone=UTC)
             if first:
                 kwargs: dict[str, Any] = {"next_run_time": start} if start else {}
                 scheduler.add_job(
@@ -381,7 +416,7 @@ class Daemon:
                     config.upload.mqtt, agent_id=config.agent_id, outbox=self._outbox
                 )
             publisher = self._publisher
-            sink = OutboxSink(
+            sink = self._sink = OutboxSink(
                 self._spool, on_submit=publisher.notify if publisher else (lambda: None)
             )
             self._collector = Collector(

@@ -2,12 +2,13 @@
 
 * ``docs/schema/read.schema.json``: a printer read (:class:`mibs.models.PrinterRead`,
   plus what :class:`mibs.messages.ReadMessage` adds to an uploaded one);
-* ``docs/schema/event.schema.json``: an event body (the :data:`mibs.events.Event` union).
+* ``docs/schema/event.schema.json``: an event body (the :data:`mibs.events.Event` union);
+* ``docs/schema/status.schema.json``: a status body (the heartbeat, :mod:`mibs.heartbeat`).
 
-Unit tests fail when a checked-in copy drifts from its model. Regenerate both
+Unit tests fail when a checked-in copy drifts from its model. Regenerate them
 after changing a model (or adding an event kind)::
 
-    .venv/bin/python -m agent.schema            # rewrite both files
+    .venv/bin/python -m agent.schema            # rewrite the files
     .venv/bin/python -m agent.schema --check    # exit 1 when a file is stale
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mibs.events import EVENT_ADAPTER, EVENT_SCHEMA_VERSION
+from mibs.heartbeat import STATUS_SCHEMA_VERSION, Heartbeat
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
 from mibs.verdict import verdict_json_schema
 
@@ -29,6 +31,8 @@ SCHEMA_ID = f"urn:fleet-agent:schema:read:{READ_SCHEMA_VERSION}"
 EVENT_SCHEMA_ID = f"urn:fleet-agent:schema:event:{EVENT_SCHEMA_VERSION}"
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema" / "read.schema.json"
 EVENTS_PATH = DEFAULT_PATH.with_name("event.schema.json")
+STATUS_SCHEMA_ID = f"urn:fleet-agent:schema:status:{STATUS_SCHEMA_VERSION}"
+STATUS_PATH = DEFAULT_PATH.with_name("status.schema.json")
 
 
 def _require_every_property(node: dict[str, Any]) -> None:
@@ -91,6 +95,23 @@ def event_schema() -> dict[str, Any]:
     }
 
 
+def status_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a heartbeat ``status`` body."""
+    body = Heartbeat.model_json_schema(mode="serialization")
+    _require_every_property(body)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": STATUS_SCHEMA_ID,
+        "title": "fleet-agent heartbeat",
+        "description": (
+            "The body of an envelope of kind 'status' whose 'report' is 'heartbeat' (other "
+            "reports may share the kind). Generated from mibs.heartbeat.Heartbeat by "
+            "`python -m agent.schema`; do not edit by hand."
+        ),
+        **{key: value for key, value in body.items() if key not in ("title", "description")},
+    }
+
+
 def _text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -103,6 +124,10 @@ def render_events() -> str:
     return _text(event_schema())
 
 
+def render_status() -> str:
+    return _text(status_schema())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent.schema", description=__doc__)
     parser.add_argument(
@@ -112,11 +137,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--events-output", type=Path, default=EVENTS_PATH, help="event schema file to write"
     )
     parser.add_argument(
+        "--status-output", type=Path, default=STATUS_PATH, help="status schema file to write"
+    )
+    parser.add_argument(
         "--check", action="store_true", help="only compare; exit 1 when a file differs"
     )
     args = parser.parse_args(argv)
     stale = 0
-    for path, text in ((args.output, render()), (args.events_output, render_events())):
+    files = (
+        (args.output, render()),
+        (args.events_output, render_events()),
+        (args.status_output, render_status()),
+    )
+    for path, text in files:
         if args.check:
             current = path.read_text(encoding="utf-8") if path.exists() else ""
             if current != text:

@@ -35,6 +35,7 @@ from typing import Literal
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from backend import agents
 from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
 from mibs.messages import parse_body
 from uploader.config import (
@@ -252,6 +253,7 @@ class Ingestor:
                 kind=envelope.kind,
                 detail=off_schema,
             )
+        received_at = self._clock()
         batch.insert_message(
             StoredMessage(
                 message_id=envelope.message_id,
@@ -259,13 +261,23 @@ class Ingestor:
                 sequence=sequence,
                 kind=envelope.kind,
                 created_at=envelope.created_at,
-                received_at=self._clock(),
+                received_at=received_at,
                 body=json.dumps(envelope.body, separators=(",", ":"), sort_keys=True),
                 token=token,
                 hash=digest,
                 prev_hash=envelope.prev_hash,
             )
         )
+        if off_schema is None:  # heartbeats and device outages: backend/agents.py
+            parts = self._topic_parts(topic)
+            origin = agents.Origin(
+                agent_id=agent_id,
+                site=parts[0] if parts else "",
+                message_id=envelope.message_id,
+                created_at=envelope.created_at,
+                received_at=received_at,
+            )
+            agents.record(batch, origin, envelope.kind, envelope.body)
         self._counters.stored += 1
         return Outcome("stored", agent_id=agent_id, sequence=sequence)
 

@@ -13,6 +13,8 @@ Tables (same shape on both):
   location, source, meters JSON)``: what billing needs of each stored read,
   written with the message (:func:`backend.billing.meter_row`), indexed by time
   and by device, so a month of 300,000 reads streams without parsing bodies.
+* ``agent_heartbeats`` and ``device_outages``: agent and device liveness, kept
+  and queried by :mod:`backend.agents`.
 
 All work for a batch of messages happens in one transaction
 (:meth:`SqlStore.batch`). Several consumers may share one store: SQLite
@@ -33,6 +35,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from backend import agents
 from backend.billing import BillingRead, meter_row
 from fleet_errors import LocalError, translate
 
@@ -144,6 +147,14 @@ class StoreBatch:
 
     def _q(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
         return self._store.execute(sql, params)
+
+    @property
+    def store(self) -> SqlStore:
+        return self._store
+
+    def execute(self, sql: str, params: Sequence[object] = ()) -> _Cursor:
+        """One statement inside this transaction (``?`` placeholders), for table modules."""
+        return self._q(sql, params)
 
     def message_hash(self, message_id: str) -> str | None:
         row = self._q("SELECT hash FROM messages WHERE message_id = ?", (message_id,)).fetchone()
@@ -452,6 +463,7 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA synchronous = NORMAL")
             fresh = not _has_table(self._db, "meter_reads")
             self._db.executescript(_SQLITE_DDL)
+            self._db.executescript(agents.SQLITE_DDL)
         if fresh:
             self.backfill_meter_reads()
 
@@ -502,7 +514,7 @@ class PostgresStore(SqlStore):
         with _failing(self.url, "cannot open", psycopg.Error):
             self._db = psycopg.connect(dsn, autocommit=True)
             fresh = self._db.execute("SELECT to_regclass('meter_reads')").fetchone() == (None,)
-            for statement in _POSTGRES_DDL.split(";"):
+            for statement in (_POSTGRES_DDL + agents.POSTGRES_DDL).split(";"):
                 if statement.strip():
                     self._db.execute(statement)
         if fresh:

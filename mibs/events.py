@@ -35,14 +35,17 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, JsonValue, TypeAdapter
 
 from mibs.models import Frozen, SupplyState
+from mibs.reasons import Reason
 from mibs.verdict import ReasonCode
 
 __all__ = [
     "EVENT_ADAPTER",
     "EVENT_SCHEMA_VERSION",
     "DeliveryContact",
+    "DeviceBack",
     "DeviceFound",
     "DeviceMoved",
+    "DeviceSilent",
     "DuplicateSerial",
     "EligibilityChanged",
     "Event",
@@ -58,7 +61,7 @@ __all__ = [
 
 #: Version of the event body format (docs/schema/event.schema.json); a new event kind
 #: or a new optional field bumps the minor number, a removed or retyped field the major.
-EVENT_SCHEMA_VERSION = "1.2"
+EVENT_SCHEMA_VERSION = "1.3"
 
 
 class EventBase(Frozen):
@@ -215,6 +218,37 @@ class SupplyOrderDue(_SupplyEvent):
     contact: DeliveryContact | None = Field(description="None when no contact covers the device.")
 
 
+class _Outage(EventBase):
+    """A device that stopped answering its scheduled reads (:mod:`agent.liveness`)."""
+
+    since: datetime = Field(
+        description="When the first missed read of this outage happened: with device_id, "
+        "the outage's identity (its device_silent and device_back carry the same)."
+    )
+    missed_reads: int = Field(ge=1, description="Scheduled reads missed in a row so far.")
+    last_answered_at: datetime | None = Field(
+        description="The device's last answered read before the outage (null: never)."
+    )
+
+
+class DeviceSilent(_Outage):
+    """A device missed ``liveness.device_silent_after`` scheduled reads in a row.
+
+    Sent once per outage (a restart of the agent does not send it again)."""
+
+    event: Literal["device_silent"] = "device_silent"
+    reason: Reason | None = Field(
+        description="Why the last read failed: timeout, port_closed, auth_failed, ..."
+    )
+
+
+class DeviceBack(_Outage):
+    """A device that was reported silent answered a scheduled read again."""
+
+    event: Literal["device_back"] = "device_back"
+    back_at: datetime = Field(description="The first answered read after the outage.")
+
+
 #: Every event kind, discriminated on ``event``. Add a new model here.
 Event = Annotated[
     DeviceFound
@@ -226,7 +260,9 @@ Event = Annotated[
     | ImplausibleJump
     | SerialChanged
     | SupplyReplaced
-    | SupplyOrderDue,
+    | SupplyOrderDue
+    | DeviceSilent
+    | DeviceBack,
     Field(discriminator="event"),
 ]
 

@@ -1,5 +1,6 @@
 """The messages the agent uploads, typed: a read message and the events of :mod:`mibs.events`.
 
+(The agent's heartbeat, :class:`mibs.heartbeat.Heartbeat`, is a ``status`` message.)
 A :class:`ReadMessage` is a :class:`~mibs.models.PrinterRead` plus what the
 daemon knows about it: the stable ``device_id``, the ``purpose`` of the job
 that made it, and the eligibility verdict when a policy is configured. Its JSON
@@ -7,7 +8,7 @@ form is the read schema (``docs/schema/read.schema.json``), flat: the read's
 fields and these three side by side (``eligibility`` left out when there is no
 verdict).
 
-Both satisfy the uploader's ``Outgoing`` protocol (``kind`` and ``to_body()``),
+All satisfy the uploader's ``Outgoing`` protocol (``kind`` and ``to_body()``),
 so the outbox signs them without looking inside, and :func:`parse_body` turns a
 received body back into the same model for the reference backend.
 """
@@ -19,6 +20,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, JsonValue
 
 from mibs.events import Event, parse_event
+from mibs.heartbeat import Heartbeat, parse_status
 from mibs.models import PrinterRead
 from mibs.verdict import Verdict
 
@@ -56,12 +58,13 @@ class ReadMessage(PrinterRead):
         return body
 
 
-#: Every message the agent uploads that has a model (``status`` bodies have none).
-AgentMessage = ReadMessage | Event
+#: Every message the agent uploads that has a model.
+AgentMessage = ReadMessage | Event | Heartbeat
 
 
 def parse_body(kind: str, body: object) -> AgentMessage | None:
-    """The model of a received ``read`` or ``event`` body; ``None`` for other kinds.
+    """The model of a received ``read``, ``event`` or heartbeat ``status`` body;
+    ``None`` for other kinds and other status reports.
 
     Raises ``pydantic.ValidationError`` when the body does not follow its schema.
     """
@@ -69,4 +72,6 @@ def parse_body(kind: str, body: object) -> AgentMessage | None:
         return ReadMessage.model_validate(body)
     if kind == "event":
         return parse_event(body)
+    if kind == "status":
+        return parse_status(body)
     return None

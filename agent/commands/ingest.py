@@ -16,6 +16,12 @@ if the broker holds one for 30 s while nothing at all arrives, the consumer
 logs ``ingest.stalled`` (error), reports it (``--metrics-port``: ``/healthz``
 503, ``fleet_ingest_stalled`` 1) and reconnects.
 
+Heartbeats and ``device_silent``/``device_back`` events are also kept per agent
+and per device (``backend/agents.py``): ``fleet-agent agents`` reports them, and
+``--metrics-port`` exports them (``fleet_agents_silent`` past ``--silent-after``,
+``fleet_agents_below_min_version`` below ``--min-version``,
+``fleet_devices_silent{site}``, ``fleet_agent_last_heartbeat_age_seconds{agent_id}``).
+
 The session is persistent (fixed client id), so the broker queues messages
 while the consumer is away. Mosquitto 2.0 does that for plain subscriptions
 only: it neither queues for a shared subscription with no member connected nor
@@ -40,9 +46,11 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from pydantic import SecretStr, ValidationError
 
+from agent.commands.agents import DEFAULT_SILENT_AFTER, duration_arg, version_arg
 from agent.errors import UsageError
 from agent.logging import configure_logging
 from agent.metrics import MetricsServer
+from backend.agent_metrics import LivenessMetrics
 from backend.consume import ConsumerHealth, StopAfter, run_ingest
 from backend.ingest import Ingestor, IngestSummary
 from backend.store import open_store
@@ -134,6 +142,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="serve /metrics and /healthz on 127.0.0.1:PORT (503 while the consumer is stalled)",
     )
     parser.add_argument(
+        "--silent-after",
+        type=duration_arg,
+        default=DEFAULT_SILENT_AFTER,
+        metavar="DURATION",
+        help="metrics: an agent unheard this long counts as silent (default 15m)",
+    )
+    parser.add_argument(
+        "--min-version",
+        type=version_arg,
+        metavar="X.Y.Z",
+        help="metrics: count agents below this version",
+    )
+    parser.add_argument(
         "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
     )
     parser.set_defaults(handler=run)
@@ -223,8 +244,19 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     configure_logging(args.log_level, stream=sys.stderr)
     try:
         ingestor = Ingestor(verifier, store, topic_prefix=settings.topic_prefix)
+        liveness = LivenessMetrics(
+            store, silent_after=args.silent_after, min_version=args.min_version
+        )
         summary = asyncio.run(
-            _main(settings, ingestor, group, client_id, limits, metrics_port=args.metrics_port)
+            _main(
+                settings,
+                ingestor,
+                group,
+                client_id,
+                limits,
+                metrics_port=args.metrics_port,
+                liveness=liveness,
+            )
         )
     finally:
         store.close()
@@ -238,8 +270,16 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
 class ConsumerMetrics:
     """The consumer's Prometheus samples, read from its health and counters when scraped."""
 
-    def __init__(self, ingestor: Ingestor, health: ConsumerHealth) -> None:
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        health: ConsumerHealth,
+        *,
+        liveness: LivenessMetrics | None = None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        if liveness is not None:  # agents and devices gone silent (backend/agent_metrics.py)
+            self.registry.register(liveness)
         samples: dict[str, tuple[str, Callable[[], float]]] = {
             "fleet_ingest_connected": (
                 "1 while subscribed at the broker.",
@@ -279,6 +319,7 @@ async def _main(
     limits: StopAfter,
     *,
     metrics_port: int | None = None,
+    liveness: LivenessMetrics | None = None,
 ) -> IngestSummary:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -289,7 +330,7 @@ async def _main(
     try:
         if metrics_port is not None:
             server = MetricsServer(
-                ConsumerMetrics(ingestor, health),
+                ConsumerMetrics(ingestor, health, liveness=liveness),
                 health.status,
                 host="127.0.0.1",
                 port=metrics_port,

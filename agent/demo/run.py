@@ -129,7 +129,7 @@ def stored_messages(
 ) -> Iterator[AgentMessage | None]:
     """The message of every stored envelope of ``agent_id``, each verified and parsed again.
 
-    ``None`` for an envelope kind without a model (``status``).
+    ``None`` for a body without a model (a ``status`` report other than the heartbeat).
     """
     for token in store.tokens(agent_id):
         envelope = verifier.verify(token.encode("ascii"))
@@ -242,7 +242,7 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
         for message in stored_messages(store, verifier, AGENT_ID):
             if isinstance(message, ReadMessage):
                 reads.append(message)
-            elif message is not None:
+            elif message is not None and message.kind == "event":
                 events += 1
         _say(out, "")
         print_table(out, printer_table(reads, title="Fleet (as stored by the consumer)"))

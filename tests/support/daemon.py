@@ -83,6 +83,7 @@ def agent_config(
     snmp: Mapping[str, Any] | None = None,
     log_level: str = "info",
     shutdown_deadline: float = 5.0,
+    liveness: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write a daemon config to ``path``: 1 s meter/supply cycles, no jitter."""
     upload: dict[str, Any] = {"enabled": broker_port is not None}
@@ -124,6 +125,8 @@ def agent_config(
     }
     if policy is not None:
         data["eligibility"] = {"policy": str(policy)}
+    if liveness is not None:
+        data["liveness"] = dict(liveness)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 

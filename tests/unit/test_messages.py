@@ -15,8 +15,10 @@ from pydantic import ValidationError
 from agent.schema import EVENTS_PATH, event_schema, main, render_events
 from mibs.events import (
     DeliveryContact,
+    DeviceBack,
     DeviceFound,
     DeviceMoved,
+    DeviceSilent,
     DuplicateSerial,
     EligibilityChanged,
     Event,
@@ -141,6 +143,22 @@ EVENTS: list[Any] = [
             email="ana@example.com",
             country_code="ES",
         ),
+    ),
+    DeviceSilent(
+        device_id="sn:hp:CNB1",
+        address="192.0.2.15",
+        since=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+        missed_reads=3,
+        last_answered_at=datetime(2026, 11, 22, 9, 45, tzinfo=UTC),
+        reason="port_closed",
+    ),
+    DeviceBack(
+        device_id="sn:hp:CNB1",
+        address="192.0.2.15",
+        since=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+        missed_reads=5,
+        last_answered_at=None,
+        back_at=datetime(2026, 11, 22, 11, 15, tzinfo=UTC),
     ),
     SupplyLow(
         device_id="sn:hp:CNB1",
