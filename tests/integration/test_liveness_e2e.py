@@ -139,12 +139,12 @@ def agents_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
         [str(FLEET_AGENT), "agents", "--db", f"sqlite:///{db}", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
     )
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
         text = response.read().decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
