@@ -28,6 +28,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent import __version__
+from agent.cli import build_parser
 from agent.daemon import load_or_create_key
 from agent.demo.broker import free_tcp_port
 from agent.demo.fleet import DEMO_FLEET
@@ -134,6 +135,13 @@ async def until(check: Callable[[], bool], what: str, within: float = WAIT) -> N
         await asyncio.sleep(0.2)
 
 
+def agents_command(db: Path, *args: str) -> tuple[int, str]:
+    """``fleet-agent agents --db ... ARGS`` in this process: (exit status, output)."""
+    arguments = build_parser("agents").parse_args(["agents", "--db", f"sqlite:///{db}", *args])
+    out = io.StringIO()
+    return arguments.handler(arguments, stdout=out), out.getvalue()
+
+
 def agents_cli(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(FLEET_AGENT), "agents", "--db", f"sqlite:///{db}", *args],
@@ -204,9 +212,9 @@ async def test_printer_outage_and_agent_stop_reach_the_backend_once(
         samples = await asyncio.to_thread(scrape, metrics_port)
         assert samples[("fleet_devices_silent", (("site", "lab"),))] == 1
         assert samples[("fleet_agents_silent", ())] == 0
-        code = await asyncio.to_thread(agents_cli, db, "--format", "json", "--check")
-        assert code.returncode == 1, code.stderr  # a silent device needs attention
-        document = json.loads(code.stdout)
+        status, out = await asyncio.to_thread(agents_command, db, "--format", "json", "--check")
+        assert status == 1  # a silent device needs attention
+        document = json.loads(out)
         assert document["silent_devices_by_site"] == {"lab": 1}
         assert document["silent_devices"][0]["address"] == stopped
 
@@ -230,8 +238,8 @@ async def test_printer_outage_and_agent_stop_reach_the_backend_once(
         await until(lambda: not liveness(db).silent_devices, "device_back at the backend")
         samples = await asyncio.to_thread(scrape, metrics_port)
         assert samples.get(("fleet_devices_silent", (("site", "lab"),)), 0) == 0
-        code = await asyncio.to_thread(agents_cli, db, "--check", "--silent-after", "1m")
-        assert code.returncode == 0, code.stdout + code.stderr  # nothing needs attention
+        status, out = await asyncio.to_thread(agents_command, db, "--check", "--silent-after", "1m")
+        assert status == 0, out  # nothing needs attention
 
         # -- the agent stops: silent once the threshold has passed ----------------------
         daemon.signal(signal.SIGTERM)
@@ -250,8 +258,8 @@ async def test_printer_outage_and_agent_stop_reach_the_backend_once(
         assert samples[("fleet_agents_silent", ())] == 1
         assert samples[("fleet_agents_below_min_version", ())] == 0
         assert samples[("fleet_agent_last_heartbeat_age_seconds", (("agent_id", AGENT_ID),))] > 3
-        table = await asyncio.to_thread(agents_cli, db, "--format", "csv")
-        rows = list(csv.reader(io.StringIO(table.stdout)))
+        _, table = await asyncio.to_thread(agents_command, db, "--format", "csv")
+        rows = list(csv.reader(io.StringIO(table)))
         assert rows[0][:3] == ["record", "site", "agent_id"]
         assert [row[0] for row in rows[1:]] == ["agent"]
         assert {len(row) for row in rows} == {len(rows[0])}
