@@ -39,7 +39,8 @@ from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import register_key, unique_prefix
 from tests.support.snmpsim import SnmpSimFactory
 
-pytestmark = pytest.mark.integration
+# Two daemon starts, a printer restart and the consumer: over 300 s on a loaded machine.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 AGENT_ID = "live-agent"
 SILENT_AFTER = "3s"  # the agent sends a heartbeat every second

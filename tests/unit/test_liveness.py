@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from agent.collect import Collector
-from agent.config import AgentConfig, LivenessConfig, UploadConfig
+from agent.config import AgentConfig, LivenessConfig, UploadConfig, load_config
+from agent.errors import ConfigError
 from agent.inventory import Inventory
 from agent.liveness import DeviceLiveness, LivenessTracker, after_read
 from agent.metrics import Metrics
@@ -223,9 +224,26 @@ async def test_overlapping_runs_send_one_event_each_and_a_restart_remembers(
     assert back["missed_reads"] == 7  # six overlapping misses, one after the restart
 
 
-@pytest.mark.parametrize("value", [0, -1, "three"])
-def test_device_silent_after_must_be_a_positive_count(value: object) -> None:
-    with pytest.raises(ValueError, match="device_silent_after"):
-        AgentConfig.model_validate(
-            {"upload": {"enabled": False}, "liveness": {"device_silent_after": value}}
-        )
+def test_liveness_settings_are_checked_with_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "upload:\n"
+        "  enabled: false\n"
+        "liveness:\n"
+        "  device_silent_after: 0\n"
+        "  heartbeat_interval: sometimes\n"
+        "  silent: yes\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    lines = str(info.value).splitlines()
+    assert any(line.startswith(f"{path}:4: liveness.device_silent_after: ") for line in lines)
+    assert any(
+        line.startswith(f"{path}:5: liveness.heartbeat_interval: a duration") for line in lines
+    )
+    assert f"{path}:6: liveness.silent: is not a known field" in lines
+    path.write_text(
+        "upload:\n  enabled: false\nliveness:\n  device_silent_after: 5\n  heartbeat_interval: 2m\n"
+    )
+    settings = load_config(path, environ={}).liveness
+    assert (settings.device_silent_after, settings.heartbeat_interval) == (5, 120.0)
