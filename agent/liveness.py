@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from agent.inventory import Inventory, InventoryError
+from agent.inventory import Inventory, InventoryError, out_of_space
 from mibs.events import DeviceBack, DeviceSilent
 from mibs.reasons import Reason
 
@@ -112,19 +112,33 @@ class LivenessTracker:
 
     def __init__(self, inventory: Inventory) -> None:
         self._inventory = inventory
+        self._ready = False
+        rows = []
         try:
-            db = inventory.connection()
-            db.executescript(_DDL)
-            rows = db.execute(
-                "SELECT device_id, misses, since, silent FROM device_liveness"
-            ).fetchall()
+            self._create()
+            rows = (
+                inventory.connection()
+                .execute("SELECT device_id, misses, since, silent FROM device_liveness")
+                .fetchall()
+            )
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise InventoryError(f"inventory {inventory.path}: liveness ({exc})") from exc
+            # A full volume at start-up: the table is made by the first write with room.
+            log.warning("liveness.table_not_created", path=str(inventory.path), error=str(exc))
         except sqlite3.Error as exc:
-            raise InventoryError(f"inventory {inventory.path}: liveness table ({exc})") from exc
+            raise InventoryError(f"inventory {inventory.path}: liveness ({exc})") from exc
         self._saved = {
             row[0]: DeviceLiveness(row[0], row[1], _time(row[2]), bool(row[3])) for row in rows
         }
         self._states = dict(self._saved)
         self._pending: dict[str, int] = {}
+
+    def _create(self) -> None:
+        """Create the table once; raises SQLite's SQLITE_FULL error on a full volume."""
+        if not self._ready:
+            self._inventory.connection().executescript(_DDL)
+            self._ready = True
 
     def state(self, device_id: str) -> DeviceLiveness:
         return self._states.get(device_id) or DeviceLiveness(device_id)
@@ -173,6 +187,7 @@ class LivenessTracker:
             return
         healthy = state == DeviceLiveness(device_id)
         try:
+            self._create()
             with self._inventory.transaction() as db:
                 if healthy:  # answering: nothing to remember
                     db.execute("DELETE FROM device_liveness WHERE device_id = ?", (device_id,))
@@ -185,7 +200,7 @@ class LivenessTracker:
                         (device_id, state.misses, _text(state.since), int(state.silent)),
                     )
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != sqlite3.SQLITE_FULL:
+            if not out_of_space(exc):
                 raise
             log.warning("liveness.write_failed", device_id=device_id, error=str(exc))
             return

@@ -120,6 +120,7 @@ class _Session:
 class _Transport:
     requests_sent = 0
     timeouts = 0
+    retries = 0
 
     def session(
         self,
