@@ -49,6 +49,8 @@ RECEIVE_BUFFER = 4 * 1024 * 1024  # 200 requests in flight overflow the default 
 RETRY_BACKOFF = 1.5
 # Linux ip(7) / ipv6(7): queue ICMP errors on unconnected sockets too (not in the socket module).
 _IP_RECVERR, _IPV6_RECVERR = 11, 25
+#: Sends of one datagram before it is left to the transport (each failed one filed an error).
+_SEND_ATTEMPTS = 8
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -182,6 +184,26 @@ class UdpClient(asyncio.DatagramProtocol):
                     SnmpPortClosed("ICMP port unreachable: no SNMP agent", address=host)
                 )
 
+    def _send(self, message: bytes, destination: tuple[str, int]) -> None:
+        """Send one datagram, surviving the ICMP errors of earlier ones.
+
+        With ``IP_RECVERR`` an unconnected socket reports a pending ICMP error (another
+        address's port unreachable) on the next ``sendto``, which then sends nothing:
+        the transport would drop this datagram and call it that address's error. Here
+        the error is filed where it belongs and the datagram sent again.
+        """
+        assert self._transport is not None
+        for _ in range(_SEND_ATTEMPTS):
+            try:
+                self._sock.sendto(message, destination)
+            except ConnectionRefusedError as exc:
+                self.error_received(exc)  # someone else's port unreachable: file it, resend
+                continue
+            except (BlockingIOError, InterruptedError):
+                break  # the socket buffer is full: the transport queues it
+            return
+        self._transport.sendto(message, destination)
+
     def _request_id(self) -> int:
         self._next_id = self._next_id + 1 if self._next_id < (1 << 31) - 1 else 1
         return self._next_id
@@ -227,7 +249,7 @@ class UdpClient(asyncio.DatagramProtocol):
                     await pace()
                 if self._transport is None:
                     raise RuntimeError("SnmpTransport is closed; build a new one")
-                self._transport.sendto(message, (host, port))
+                self._send(message, (host, port))
                 done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()

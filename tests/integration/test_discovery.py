@@ -132,7 +132,7 @@ def test_finds_printers_counts_others_and_never_touches_exclusions(
         "--exclude", "127.0.4.7",
         "--exclude", "127.0.4.20-127.0.4.25",
         "--snmp-port", str(port),
-        "--timeout", "0.3",
+        "--timeout", "5",
         "--retries", "0",
         "--state-dir", str(tmp_path / "state"),
     )  # fmt: skip
@@ -186,7 +186,7 @@ def test_moved_printer_duplicate_serial_and_two_addresses(
         "--snmp-port",
         str(port),
         "--timeout",
-        "0.3",
+        "5",
         "--retries",
         "0",
         "--state-dir",
@@ -236,7 +236,7 @@ def test_inventory_command_lists_what_discovery_found(
     port = common_port(list(devices))
     start_devices(snmpsim_factory, tmp_path / "sims", devices, port)
     state = str(tmp_path / "state")
-    base = ["127.0.5.2", "--snmp-port", str(port), "--timeout", "0.3", "--state-dir", state]
+    base = ["127.0.5.2", "--snmp-port", str(port), "--timeout", "5", "--state-dir", state]
     (found,), _ = discover(capsys, *base)
     assert found["lifetime_pages"] is None  # identification alone reads no meters
     assert main(["inventory", "--state-dir", state, "--format", "csv"]) == 0
