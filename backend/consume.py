@@ -307,14 +307,10 @@ class _Shell:
                 if limits.idle is not None:
                     return
                 continue
-            batch = [first]
             room = _BATCH
             if limits.count is not None:
                 room = min(room, limits.count - self.ingestor.processed)
-            while len(batch) < room and session.queued() > 0:
-                message = await session.receive(0)
-                if message is not None:
-                    batch.append(message)
+            batch = await session.take_ready(first, room)
             beats = [m for m in batch if self._heartbeat(m)]
             work = [m for m in batch if m not in beats] if beats else batch
             if work:

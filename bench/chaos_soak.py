@@ -415,9 +415,12 @@ async def run(options: Options) -> dict[str, Any]:
         asyncio.create_task(chaos_loop(peers, options, rng, stop)),
     ]
     daemon_exits = 0
+    loads: list[float] = []
     try:
         while time.monotonic() - started < options.duration:
             await asyncio.sleep(1)
+            if int(time.monotonic() - started) % 30 == 0:
+                loads.append(os.getloadavg()[0])
             if daemon.poll() is not None:
                 daemon_exits += 1
                 break
@@ -475,6 +478,11 @@ async def run(options: Options) -> dict[str, Any]:
         "longest_live_wait_s": round(longest, 2),
         "messages_waiting_over_10s": over,
         "witnessed": len(chaos.seen_at),
+        "load_1min": {
+            "min": min(loads, default=0.0),
+            "mean": round(sum(loads) / len(loads), 1) if loads else 0.0,
+            "max": max(loads, default=0.0),
+        },
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
         "workdir": str(workdir),
     }
