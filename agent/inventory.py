@@ -82,6 +82,10 @@ class InventoryError(LocalError):
     """The inventory file cannot be opened or is not ours; the message names the file."""
 
 
+class InventoryFull(InventoryError):
+    """A sighting cannot be written: no room on the inventory's disk (earlier ones are kept)."""
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -145,7 +149,7 @@ class Inventory:
             try:
                 self._prepare()
             except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _NO_SPACE:
+                if not _no_space(exc):
                     raise
                 # A full disk: no room for the WAL's -shm file. Exclusive locking keeps
                 # that index in memory, so the daemon starts (other commands cannot
@@ -262,10 +266,33 @@ class Inventory:
         ``sweep_started``: sightings of one device since then are extra
         addresses of the same sweep, not moves.
         """
-        db = self._conn()
         seen = seen_at or _now()
         sweep = _text(sweep_started) if sweep_started else _text(seen)
         stamp = _text(seen)
+        try:
+            return self._record_sighting(
+                address, identity, device_key, credential_profile, stamp=stamp, sweep=sweep
+            )
+        except sqlite3.OperationalError as exc:
+            if not _no_space(exc):
+                raise
+            raise InventoryFull(
+                f"inventory {self.path}: cannot record printer {address}, the disk is full "
+                f"({exc}); printers recorded before are kept; free space in {self.path.parent} "
+                "and discover again"
+            ) from exc
+
+    def _record_sighting(
+        self,
+        address: str,
+        identity: Identity,
+        device_key: str | None,
+        credential_profile: str | None,
+        *,
+        stamp: str,
+        sweep: str,
+    ) -> DiscoveryOutcome:
+        db = self._conn()
         with _transaction(db):
             device_id, duplicate = self._resolve(device_key, identity, address)
             existing = db.execute(
@@ -460,7 +487,12 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.execute("COMMIT")  # may fail too (a full disk): then rolled back like the rest
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
+
+
+def _no_space(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _NO_SPACE

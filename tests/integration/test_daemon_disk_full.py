@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sqlite3
-import subprocess
 import urllib.request
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +29,7 @@ from tests.support.daemon import DaemonProcess, DaemonRunner, agent_config, star
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import eventually, start_consumer, unique_prefix
 from tests.support.snmpsim import SnmpSimFactory
+from tests.support.tmpfs import TmpfsFactory, fill
 from uploader.config import MqttSettings
 from uploader.envelope import Signer
 from uploader.outgoing import JsonMessage
@@ -40,46 +38,6 @@ from uploader.queue import Outbox
 pytestmark = pytest.mark.integration
 
 AGENT_ID = "test-agent"
-TmpfsFactory = Callable[[str], Path]
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[TmpfsFactory]:
-    """Mount small tmpfs volumes (root only); every one is unmounted after the test."""
-    mounted: list[Path] = []
-
-    def mount(size: str) -> Path:
-        point = tmp_path / f"volume-{len(mounted)}"
-        point.mkdir()
-        result = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(point)],
-            capture_output=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            pytest.fail(f"cannot mount a tmpfs (root needed): {result.stderr.decode().strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in mounted:
-        subprocess.run(["umount", "-l", str(point)], check=False)
-
-
-def fill(directory: Path) -> Path:
-    """Write a file until the volume has no byte left."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        for block in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * block)
-            except OSError:
-                continue
-    finally:
-        os.close(fd)
-    return filler
 
 
 def health(daemon: DaemonProcess) -> dict[str, Any]:
