@@ -36,6 +36,7 @@ from agent.yamlconf import Loc, read_yaml, validate
 from collectors.credentials import Credential, SnmpSettings
 from collectors.targets import (
     TargetError,
+    check_host_name,
     check_spec,
     is_host_name,
     parse_spec_for_exclusion,
@@ -106,11 +107,13 @@ def _target_spec(value: str, info: ValidationInfo) -> str:
 
 
 def _exclude_spec(value: str) -> str:
-    if not is_host_name(value):
-        try:
+    try:
+        if is_host_name(value):
+            check_host_name(value)
+        else:
             parse_spec_for_exclusion(value)
-        except TargetError as exc:
-            raise ValueError(str(exc)) from None
+    except TargetError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 

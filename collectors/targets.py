@@ -347,11 +347,55 @@ def _mistyped_address(text: str) -> bool:
     return len(labels) in (3, 4) and sum(label.isdigit() for label in labels) >= len(labels) - 1
 
 
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+
+
+def check_host_name(spec: str) -> None:
+    """A host name's syntax (RFC 1123 labels, IDNA for non-ASCII), checked without resolving.
+
+    Raises :class:`TargetError` saying what is wrong. An IPv4 address in one of the
+    old numeric forms ``inet_aton`` accepts (``0x7f.1``) is refused: it would
+    bypass the address-space checks until resolved.
+    """
+    text = spec.strip()
+    if _mistyped_address(text):
+        raise TargetError("not a valid IPv4 address", spec=spec)
+    try:
+        socket.inet_aton(text)
+    except OSError:
+        pass
+    else:
+        raise TargetError(
+            "an IPv4 address in a non-standard form: write it dotted-decimal", spec=spec
+        )
+    try:
+        ascii_name = text if text.isascii() else text.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise TargetError("not a valid international host name (IDNA)", spec=spec) from None
+    name = ascii_name.removesuffix(".")
+    if len(name) > 253:
+        raise TargetError(f"host name longer than 253 characters ({len(name)})", spec=spec)
+    labels = name.split(".")
+    for label in labels:
+        if not label:
+            raise TargetError("host name with an empty label (two dots in a row?)", spec=spec)
+        if len(label) > 63:
+            raise TargetError(
+                f"host name label {label[:16]}... is {len(label)} characters (at most 63)",
+                spec=spec,
+            )
+        if not set(label) <= _LDH or label.startswith("-") or label.endswith("-"):
+            raise TargetError(
+                f"host name label {label!r}: only letters, digits and inner hyphens", spec=spec
+            )
+    if labels[-1].isdigit():
+        raise TargetError("not a valid host name (its last label is a number)", spec=spec)
+
+
 def check_spec(spec: str, *, allow_public: bool) -> None:
-    """One target spec as a configuration may give it; host names are not resolved here."""
+    """One target spec as a configuration may give it; host names are checked, not resolved."""
     if is_host_name(spec):
-        if _mistyped_address(spec.strip()):
-            raise TargetError("not a valid IPv4 address", spec=spec)
+        check_host_name(spec)
         return
     check_address_space(parse_spec(spec), spec, allow_public=allow_public)
 

@@ -10,7 +10,13 @@ import pytest
 
 from agent.daemon import load_or_create_key
 from agent.state import OUTBOX_FILE
-from tests.support.daemon import DaemonRunner, Event, agent_config, start_printers
+from tests.support.daemon import (
+    DaemonRunner,
+    Event,
+    agent_config,
+    past_the_sweep_limit,
+    start_printers,
+)
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import start_consumer, unique_prefix
 from tests.support.snmpsim import SnmpSimFactory
@@ -71,13 +77,15 @@ def test_sighup_applies_good_config_rejects_bad_and_survives_failing_job(
     daemon.wait_for("config.reloaded", after=mark)
     daemon.wait_for("reads.completed", after=mark, where=meters_cycle(5))
 
-    # A job that raises: a host name passes the configuration (names are resolved when
-    # discovery runs) but this one cannot be resolved (a 64-character label, refused
-    # locally, no DNS query), so discovery raises (TargetError) before it sends anything.
-    # (A block beyond the sweep limit is now refused by the reload itself.) Logged as
-    # job.failed; the daemon goes on, the meter/supply jobs keep running and discovery
-    # runs (and fails) again.
-    write([printers.target_range, "p" * 64 + ".example"], discovery="1s")
+    # A job that raises: a host name is counted only when discovery resolves it, and
+    # here it takes the sweep one address past the limit, so discovery raises
+    # (TargetError) before it sends anything. (A block beyond the limit, or a malformed
+    # name, is refused by the reload itself.) Logged as job.failed; the daemon goes on,
+    # the meter/supply jobs keep running and discovery runs (and fails) again.
+    write(
+        [printers.target_range, *past_the_sweep_limit(len(printers.addresses))],
+        discovery="1s",
+    )
     mark = daemon.mark()
     daemon.signal(signal.SIGHUP)
     daemon.wait_for("config.reloaded", after=mark)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import DaemonRunner, agent_config, start_printers
+from tests.support.daemon import DaemonRunner, agent_config, past_the_sweep_limit, start_printers
 from tests.support.snmpsim import SnmpSimFactory
 
 pytestmark = pytest.mark.integration
@@ -26,6 +26,8 @@ INVALID = {
     "reserved": "240.0.0.0/28",
     "broadcast": "255.255.255.255",
     "public": "8.8.8.0/24",
+    "name-long-label": "p" * 64 + ".example",
+    "name-underscore": "print_server.example",
 }
 
 
@@ -99,14 +101,13 @@ def test_run_once_exits_non_zero_when_a_job_failed(
     snmpsim_factory: SnmpSimFactory, daemon_runner: DaemonRunner, tmp_path: Path
 ) -> None:
     printers = start_printers(snmpsim_factory, tmp_path, "127.0.72")
-    # A host name passes the configuration (it is resolved when discovery runs); this
-    # one cannot be resolved (a 64-character label), locally and without a DNS query.
-    unresolvable = "p" * 64 + ".example"
+    # Valid targets whose host name is counted only when discovery resolves it: the
+    # sweep is then one address over the limit and the job fails, sending nothing.
     config = agent_config(
         tmp_path / "agent.yaml",
         state_dir=tmp_path / "state",
         snmp_port=printers.port,
-        targets=[printers.target_range, unresolvable],
+        targets=[printers.target_range, *past_the_sweep_limit(len(printers.addresses))],
         broker_port=None,
         http_port=None,
     )

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ import pytest
 import yaml
 
 from agent.demo.fleet import DEMO_FLEET, PrinterSpec, to_snmprec
+from collectors.targets import HUGE_LIMIT
 
 if TYPE_CHECKING:  # imported lazily: plugins load alphabetically, snmpsim after this module
     from tests.support.snmpsim import SnmpSim, SnmpSimFactory
@@ -66,6 +68,20 @@ def start_printers(
         (data_dir / "public.snmprec").write_text(to_snmprec(spec))
         sims.append(snmpsim_factory(data_dir, address=address, port=port))
     return Printers(port, addresses, sims, specs)
+
+
+def past_the_sweep_limit(counted: int) -> list[str]:
+    """Targets that pass the configuration and make discovery fail when it runs, silently.
+
+    A private range filling the sweep limit up to ``counted`` addresses given
+    beside it, and ``localhost`` (resolved from /etc/hosts, no DNS query). Names
+    are counted only once resolved, so the configuration is accepted, and the
+    discovery job refuses the sweep (TargetError: more than 262,144 addresses)
+    before it sends a packet.
+    """
+    first = ipaddress.IPv4Address("10.0.0.0")
+    last = first + (HUGE_LIMIT - counted) - 1
+    return [f"{first}-{last}", "localhost"]
 
 
 def agent_config(

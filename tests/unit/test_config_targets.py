@@ -29,6 +29,13 @@ INVALID = {
     "ipv6-multicast": ("ff02::1", "not a unicast"),
     "ipv6-public": ("2001:4860::8888", "public address space"),
     "garbage": ("10.0.0.x", "not a valid IPv4 address"),
+    "name-long-label": ("p" * 64 + ".example", "is 64 characters (at most 63)"),
+    "name-underscore": ("print_server.example", "only letters, digits and inner hyphens"),
+    "name-hyphen": ("-printer.example", "only letters, digits and inner hyphens"),
+    "name-empty-label": ("printer..example", "an empty label"),
+    "name-numeric-tld": ("printer.42", "last label is a number"),
+    "name-hex-address": ("0x7f.1", "non-standard form"),
+    "name-too-long": (".".join(["a" * 60] * 5), "longer than 253"),
 }
 
 
@@ -117,6 +124,10 @@ def test_validation_functions() -> None:
     assert not is_host_name("10.0.0.1-20")
     assert not is_host_name("10.0.0.0/8")
     check_spec("printer-3.example", allow_public=False)  # not resolved here
+    check_spec("printer-3.example.", allow_public=False)  # a fully qualified name
+    check_spec("drucker-süd.example", allow_public=False)  # IDNA
+    with pytest.raises(TargetError, match="empty label"):
+        check_spec("printer-3..example", allow_public=False)
     with pytest.raises(TargetError, match="public"):
         check_spec("1.1.1.1", allow_public=False)
     assert len(validate_targets(["1.1.1.0/30"], allow_public=True)) == 2
