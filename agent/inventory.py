@@ -149,7 +149,7 @@ class Inventory:
             try:
                 self._prepare()
             except sqlite3.OperationalError as exc:
-                if not _no_space(exc):
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _NO_SPACE:
                     raise
                 # A full disk: no room for the WAL's -shm file. Exclusive locking keeps
                 # that index in memory, so the daemon starts (other commands cannot
@@ -274,7 +274,7 @@ class Inventory:
                 address, identity, device_key, credential_profile, stamp=stamp, sweep=sweep
             )
         except sqlite3.OperationalError as exc:
-            if not _no_space(exc):
+            if not out_of_space(exc):
                 raise
             raise InventoryFull(
                 f"inventory {self.path}: cannot record printer {address}, the disk is full "
@@ -492,7 +492,3 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-
-
-def _no_space(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in _NO_SPACE
