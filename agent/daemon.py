@@ -140,7 +140,7 @@ class Daemon:
             "site": self.config.site,
             "uptime_s": round(time.time() - self._started_at, 1),
             "devices_known": int(self.metrics.value("fleet_agent_devices_known")),
-            "queue": {"depth": depth, "oldest_age_s": oldest},
+            "queue": {"depth": depth, "oldest_age_s": oldest, **self._memory_only()},
             "broker": {
                 "endpoint": self.config.upload.mqtt.endpoint if self.config.upload.mqtt else None,
                 "connected": connected,
@@ -157,6 +157,17 @@ class Daemon:
                 "timeouts": int(self.metrics.value("fleet_agent_snmp_timeouts_total")),
             },
             "jobs": {name: job.as_dict() for name, job in self.jobs.items()},
+        }
+
+    def _memory_only(self) -> dict[str, int]:
+        """Reads held in memory while the disk is full: lost if the process dies meanwhile."""
+        spool = self._spool
+        if spool is None:
+            return {"memory_only": 0, "memory_limit": 0, "memory_dropped": 0}
+        return {
+            "memory_only": spool.held,
+            "memory_limit": spool.limit,
+            "memory_dropped": spool.dropped,
         }
 
     def _disk_health(self) -> list[str]:

@@ -382,6 +382,12 @@ async def run(options: Options) -> dict[str, Any]:
     rng = random.Random(options.seed)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="chaos-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    # Mosquitto drops root: it must reach its persistence directory under here, or it
+    # cannot save its sessions at a stop and every restart loses what it queued.
+    workdir.chmod(workdir.stat().st_mode | 0o005)  # mkdtemp makes it 0700
+    closed = [d for d in workdir.resolve().parents if not d.stat().st_mode & 0o001]
+    if closed:
+        raise SystemExit(f"mosquitto could not reach {workdir}: {closed[0]} is not o+x")
     chaos = Chaos()
     specs = synthetic_fleet(options.devices)
     addresses = fleet_addresses(options.devices, options.base)

@@ -73,7 +73,14 @@ def _status(args: argparse.Namespace) -> int:
         print(
             f"  upload queue: {queue.get('depth')} waiting"
             + (f", oldest {oldest:.0f}s" if isinstance(oldest, int | float) else "")
+            + f"; {queue.get('memory_only', 0)} in memory only"
         )
+        if queue.get("memory_only") or queue.get("memory_dropped"):
+            print(
+                f"  disk full: {queue.get('memory_only')} messages held in memory only (at most "
+                f"{queue.get('memory_limit')}; lost if the daemon stops before space returns), "
+                f"{queue.get('memory_dropped')} dropped past that bound"
+            )
         print(
             f"  broker: {broker.get('endpoint') or 'upload disabled'}, connected "
             f"{_yes_no(broker.get('connected'))}, last ack {_age(broker.get('last_ack_at'))}"

@@ -149,7 +149,10 @@ async def test_a_full_volume_costs_no_read_and_never_stops_the_daemon(
     held = daemon.wait_for("outbox.held_in_memory", after=mark, timeout=120)
     assert held["held"] > 0
     assert metric(daemon, "fleet_agent_outbox_reserve_released") == 1
-    assert "disk reserve is in use" in " ".join(health(daemon)["problems"])
+    degraded = health(daemon)
+    assert "disk reserve is in use" in " ".join(degraded["problems"])
+    assert degraded["queue"]["memory_only"] > 0  # what `fleet-agent status` reports
+    assert degraded["queue"]["memory_limit"] > 0
     broker.start()
     await asyncio.sleep(3)
     assert daemon.running, daemon.log()[-3000:]
