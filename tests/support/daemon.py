@@ -179,7 +179,7 @@ class DaemonProcess:
         *,
         after: int = 0,
         where: Callable[[Event], bool] = lambda _e: True,
-        timeout: float = 30.0,
+        timeout: float = 90.0,  # a loaded CI machine; only a failing wait pays it
     ) -> Event:
         deadline = time.monotonic() + timeout
         while True:
