@@ -32,7 +32,7 @@ COMMANDS: dict[str, Command] = {
         "agent.commands.discover", "sweep addresses for printers and record them in the inventory"
     ),
     "inventory": Command("agent.commands.inventory", "list the devices discovery has found"),
-    "config": Command("agent.commands.config", "check or print the configuration"),
+    "config": Command("agent.commands.config", "check, show or push the configuration"),
     "keys": Command("agent.commands.keys", "create or show the agent's signing key"),
     "eligibility": Command(
         "agent.commands.eligibility", "managed-print eligibility report of a site"

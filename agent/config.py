@@ -15,6 +15,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -308,13 +309,35 @@ def config_path_from_env(environ: Mapping[str, str] | None = None) -> Path:
     return Path(env.get("FLEET_AGENT_CONFIG", str(DEFAULT_CONFIG_PATH)))
 
 
-def load_config(
+@dataclass(frozen=True)
+class LocalSettings:
+    """What the local sources set, before validation: the file, then the environment.
+
+    ``data`` is the merged tree (secret files read); ``place(loc)`` names where a
+    value came from: ``file:line`` or ``environment variable NAME``.
+    """
+
+    path: Path
+    data: dict[str, Any]
+    place: Callable[[Loc], str]
+
+    def sets(self, loc: Loc) -> bool:
+        """True when the file or the environment gives a value at ``loc`` (or above it)."""
+        node: Any = self.data
+        for part in loc:
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        return True
+
+
+def read_local(
     path: Path | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     require_file: bool = True,
-) -> AgentConfig:
-    """Read, merge and validate the configuration; :class:`ConfigError` names the place."""
+) -> LocalSettings:
+    """Read and merge the file and the environment; :class:`ConfigError` names the place."""
     env = os.environ if environ is None else environ
     config_path = path or config_path_from_env(env)
     data: dict[str, Any] = {}
@@ -334,4 +357,15 @@ def load_config(
             probe = probe[:-1]
         return file_where(loc)
 
-    return validate(AgentConfig, data, where, source=str(config_path))
+    return LocalSettings(config_path, data, where)
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    require_file: bool = True,
+) -> AgentConfig:
+    """Read, merge and validate the local configuration; :class:`ConfigError` names the place."""
+    local = read_local(path, environ=environ, require_file=require_file)
+    return validate(AgentConfig, local.data, local.place, source=str(local.path))

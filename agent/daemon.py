@@ -11,6 +11,15 @@ Signals: SIGTERM/SIGINT stop gracefully (running jobs get ``shutdown_deadline``
 to finish, then are cancelled; the outbox stays consistent because each
 message is one transaction); SIGHUP reloads the configuration (a bad one is
 rejected with the reason and the old one keeps running).
+
+Remote configuration (``docs/remote-config.md``): the publisher's connection also
+subscribes to the backend's configuration documents for the site and for this
+agent; :class:`agent.remote_agent.RemoteConfigReceiver` screens each one
+(signature, scope, version) and :meth:`Daemon._apply` runs it through the same
+path as SIGHUP: validated exactly like the local file, switched, and rolled back
+to the previous configuration if the jobs cannot be scheduled with it. The outcome
+goes to the backend as a signed ``status`` envelope (``config_status``); the last
+good document starts the next run before the broker is reached.
 """
 
 from __future__ import annotations
@@ -32,11 +41,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import __version__
 from agent.collect import Collector, EligibilityInputs, OutboxSink, load_eligibility
-from agent.config import AgentConfig, load_config
-from agent.errors import FleetAgentError
+from agent.config import AgentConfig, read_local
+from agent.errors import ConfigError, FleetAgentError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.metrics import Metrics, MetricsServer
+from agent.remote_agent import Received, RemoteConfigReceiver
+from agent.remote_config import effective_config
 from agent.sdnotify import SystemdNotifier
 from agent.state import inventory_path, key_path, outbox_path
 from collectors.transport import SnmpTransport
@@ -47,6 +58,7 @@ from uploader.errors import QueueError
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
 from uploader.queue import Outbox
+from uploader.remote_config import ConfigStatus, config_topic
 from uploader.spool import OutboxSpool
 
 log = structlog.get_logger("agent.daemon")
@@ -87,7 +99,16 @@ class Daemon:
     def __init__(self, config_path: Path | None, *, once: bool = False) -> None:
         self._config_path = config_path
         self._once = once
-        self.config: AgentConfig = load_config(config_path)
+        self._local = read_local(config_path)
+        self._local_config = effective_config(self._local, None)  # fatal when invalid
+        self.remote = RemoteConfigReceiver(
+            self._local_config.state_dir,
+            site=self._broker_site(self._local_config),
+            agent_id=self._local_config.agent_id,
+        )
+        self._remote_inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._reports: list[ConfigStatus] = []  # for the backend, once the outbox is open
+        self.config: AgentConfig = self._starting_config()
         self._eligibility: EligibilityInputs | None = load_eligibility(self.config)
         self.metrics = Metrics()
         self.jobs = {name: JobState() for name in JOBS}
@@ -107,6 +128,31 @@ class Daemon:
         #: The version of the applied remote configuration (None: the local file only);
         #: reported in every heartbeat.
         self.config_version: str | None = None
+
+    @staticmethod
+    def _broker_site(config: AgentConfig) -> str:
+        """The site the backend knows this agent by: its topics' site level."""
+        return config.upload.mqtt.site if config.upload.mqtt is not None else config.site
+
+    @property
+    def config_version(self) -> int | None:
+        """The remote configuration version running (``None``: the local file alone)."""
+        return self.remote.applied_version
+
+    def _starting_config(self) -> AgentConfig:
+        """The local configuration merged with the last good remote document, if usable."""
+        last = self.remote.load_last_good()
+        if last is None:
+            return self._local_config
+        try:
+            config = effective_config(self._local, last.document)
+            load_eligibility(config)
+        except ConfigError as exc:
+            self._reports.append(self.remote.refused(last.document.version, "invalid", str(exc)))
+            return self._local_config
+        self.remote.applied = last.document
+        log.info("config.remote_loaded", version=last.document.version, scope=last.document.scope)
+        return config
 
     # -- health ------------------------------------------------------------------------
 
@@ -157,6 +203,11 @@ class Daemon:
                 "timeouts": int(self.metrics.value("fleet_agent_snmp_timeouts_total")),
             },
             "jobs": {name: job.as_dict() for name, job in self.jobs.items()},
+            "config": {
+                "version": self.config_version,
+                "source": "local" if self.config_version is None else "local+remote",
+                "remote_error": self.remote.last_error,
+            },
         }
 
     def _memory_only(self) -> dict[str, int]:
@@ -325,27 +376,92 @@ class Daemon:
         """Apply a new configuration, or keep the old one and say why."""
         self._notifier.reloading()
         try:
-            new = load_config(self._config_path)
-            eligibility = load_eligibility(new)
+            local = read_local(self._config_path)
+            new = effective_config(local, self.remote.applied)
+            failure = self._apply(new)
         except FleetAgentError as exc:
-            log.error("config.reload_rejected", reason=str(exc))  # noqa: TRY400 - user error, no traceback
+            failure = str(exc)
+        if failure is not None:
+            log.error("config.reload_rejected", reason=failure)
             self._notifier.status("config reload rejected; old configuration kept")
             self._notifier.ready()
             return False
+        self._local = local
+        self._notifier.ready("running (configuration reloaded)")
+        return True
+
+    def _apply(self, new: AgentConfig) -> str | None:
+        """Run with ``new``; ``None``, or why it could not start (the old one runs again).
+
+        The one path of SIGHUP and of remote documents. Raises :class:`ConfigError`
+        (nothing changed) when the eligibility files of ``new`` cannot be read.
+        """
+        eligibility = load_eligibility(new)
+        old, old_eligibility = self.config, self._eligibility
+        try:
+            self._switch(new, eligibility)
+        except Exception as exc:  # cannot start with it: loudly, then back to what ran
+            reason = describe(exc, types=True)
+            log.exception("config.apply_failed", error=reason)
+            self._switch(old, old_eligibility)
+            return f"cannot start with the new configuration, previous one restored: {reason}"
         restart_only = [
             part
             for part in ("agent_id", "state_dir", "upload", "http", "log_level")
-            if getattr(new, part) != getattr(self.config, part)
+            if getattr(new, part) != getattr(old, part)
         ]
-        self.config = new
+        if self._scheduler is not None and new.discovery != old.discovery:
+            # New targets are swept now, not at the next interval.
+            self._scheduler.modify_job("discovery", next_run_time=datetime.now(UTC))
+        log.info("config.reloaded", needs_restart=restart_only or None)
+        return None
+
+    def _switch(self, config: AgentConfig, eligibility: EligibilityInputs | None) -> None:
+        self.config = config
         self._eligibility = eligibility
         if self._collector is not None:
-            self._collector.reconfigure(new, eligibility)
+            self._collector.reconfigure(config, eligibility)
         if self._scheduler is not None:
             self._schedule(self._scheduler, first=False)
-        log.info("config.reloaded", needs_restart=restart_only or None)
-        self._notifier.ready("running (configuration reloaded)")
-        return True
+
+    # -- remote configuration ----------------------------------------------------------
+
+    def _on_config_message(self, _topic: str, payload: bytes) -> None:
+        self._remote_inbox.put_nowait(payload)
+
+    async def _remote_config_loop(self) -> None:
+        """Screen and apply the documents the broker delivers, one at a time."""
+        while True:
+            payload = await self._remote_inbox.get()
+            outcome = self.remote.screen(payload)
+            if isinstance(outcome, Received):
+                outcome = self._apply_document(outcome)
+            if outcome is not None:
+                await self._report(outcome)
+
+    def _apply_document(self, received: Received) -> ConfigStatus:
+        document = received.document
+        try:
+            new = effective_config(self._local, document)
+            failure = self._apply(new)
+        except ConfigError as exc:
+            return self.remote.refused(document.version, "invalid", str(exc))
+        if failure is not None:
+            return self.remote.refused(document.version, "cannot_start", failure, rolled_back=True)
+        return self.remote.applied_ok(received)
+
+    async def _report(self, status: ConfigStatus) -> None:
+        """Queue a signed ``status`` envelope about a document for the backend."""
+        if self._spool is None:
+            self._reports.append(status)
+            return
+        try:
+            await asyncio.to_thread(self._spool.submit_many, [status])
+        except QueueError as exc:
+            log.error("config.report_failed", error=str(exc))  # noqa: TRY400 - named
+            return
+        if self._publisher is not None:
+            self._publisher.notify()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -423,8 +539,16 @@ class Daemon:
                 SnmpTransport(config.snmp.transport_settings())
             )
             if config.upload.enabled and config.upload.mqtt is not None:
+                mqtt = config.upload.mqtt
                 self._publisher = MqttPublisher(
-                    config.upload.mqtt, agent_id=config.agent_id, outbox=self._outbox
+                    mqtt,
+                    agent_id=config.agent_id,
+                    outbox=self._outbox,
+                    subscriptions=(
+                        config_topic(mqtt.topic_prefix, mqtt.site),
+                        config_topic(mqtt.topic_prefix, mqtt.site, config.agent_id),
+                    ),
+                    on_message=self._on_config_message,
                 )
             publisher = self._publisher
             sink = self._sink = OutboxSink(
@@ -457,20 +581,26 @@ class Daemon:
                 site=config.site,
                 key_id=key.key_id,
                 state_dir=str(config.state_dir),
+                config_version=self.config_version,
                 broker=config.upload.mqtt.endpoint if publisher and config.upload.mqtt else None,
                 once=self._once,
             )
             async with asyncio.TaskGroup() as group:
                 if publisher is not None:
                     group.create_task(publisher.run(publisher_stop), name="uploader.publisher")
+                    remote = group.create_task(
+                        self._remote_config_loop(), name="daemon.remote_config"
+                    )
                 group.create_task(self._watchdog(), name="systemd.watchdog")
                 group.create_task(self._housekeeping(), name="daemon.housekeeping")
                 if self._once:
                     group.create_task(self._run_once(), name="daemon.once")
                 else:
                     self._scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
-                    self._schedule(self._scheduler, first=True)
-                    self._scheduler.start()
+                    self._start_scheduler(self._scheduler)
+                reports, self._reports = self._reports, []
+                for report in reports:
+                    await self._report(report)
                 self._notifier.ready(f"running; {len(self._inventory.devices())} devices known")
                 await self._stop.wait()
                 self._notifier.stopping()
@@ -481,6 +611,8 @@ class Daemon:
                     # Only now: APScheduler's shutdown cancels running coroutine jobs at once.
                     self._scheduler.shutdown(wait=False)
                 publisher_stop.set()
+                if publisher is not None:
+                    remote.cancel()
             self.health()
             log.info(
                 "daemon.stopped",
@@ -493,6 +625,28 @@ class Daemon:
             return 1
         return 0
 
+    def _start_scheduler(self, scheduler: AsyncIOScheduler) -> None:
+        """Schedule the jobs; if the remote configuration cannot, start with the local one."""
+        try:
+            self._schedule(scheduler, first=True)
+        except Exception as exc:
+            if self.remote.applied is None:
+                raise  # the local configuration alone cannot run: a bug, loudly
+            version = self.remote.applied.version
+            reason = describe(exc, types=True)
+            log.exception("config.apply_failed", error=reason)
+            scheduler.remove_all_jobs()
+            self.remote.applied = None
+            self.config = self._local_config
+            self._eligibility = load_eligibility(self._local_config)
+            self.collector.reconfigure(self.config, self._eligibility)
+            self._schedule(scheduler, first=True)
+            detail = f"cannot start with it, running the local configuration: {reason}"
+            self._reports.append(
+                self.remote.refused(version, "cannot_start", detail, rolled_back=True)
+            )
+        scheduler.start()
+
     @staticmethod
     def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -501,8 +655,9 @@ class Daemon:
 
 def run_daemon(config_path: Path | None, *, once: bool = False) -> int:
     async def main() -> int:
+        # Logging first: the daemon's start-up (the last good remote document) logs.
+        configure_logging(effective_config(read_local(config_path), None).log_level, sys.stdout)
         daemon = Daemon(config_path, once=once)
-        configure_logging(daemon.config.log_level, stream=sys.stdout)
         return await daemon.run()
 
     return asyncio.run(main())

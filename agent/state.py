@@ -1,8 +1,10 @@
 """The agent's state directory and the files in it, named once.
 
-``agent.key`` (the signing key), ``outbox.db`` (the durable outbox) and
-``inventory.db`` (the device inventory) live in ``state_dir``; commands that
-run without a config file find it through ``$FLEET_AGENT_STATE_DIR``.
+``agent.key`` (the signing key), ``outbox.db`` (the durable outbox),
+``inventory.db`` (the device inventory), ``backend-key.jwk`` (the backend's pinned
+public key) and ``remote-config.json`` (the last good remote configuration) live in
+``state_dir``; commands that run without a config file find it through
+``$FLEET_AGENT_STATE_DIR``.
 The daemon and the commands both take these names from here (the daemon
 imports no command module).
 """
@@ -18,6 +20,10 @@ STATE_DIR_ENV = "FLEET_AGENT_STATE_DIR"
 KEY_FILE = "agent.key"
 OUTBOX_FILE = "outbox.db"
 INVENTORY_FILE = "inventory.db"
+#: The backend's public key (JWK), pinned at enrollment: configuration documents verify with it.
+BACKEND_KEY_FILE = "backend-key.jwk"
+#: The last configuration document from the backend that the daemon ran with.
+REMOTE_CONFIG_FILE = "remote-config.json"
 
 
 def default_state_dir() -> Path:
@@ -36,3 +42,31 @@ def outbox_path(state_dir: Path) -> Path:
 
 def inventory_path(state_dir: Path) -> Path:
     return state_dir / INVENTORY_FILE
+
+
+def backend_key_path(state_dir: Path) -> Path:
+    return state_dir / BACKEND_KEY_FILE
+
+
+def remote_config_path(state_dir: Path) -> Path:
+    return state_dir / REMOTE_CONFIG_FILE
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600): a reader sees the old or the new file whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        tmp.unlink(missing_ok=True)

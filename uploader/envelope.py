@@ -22,7 +22,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
@@ -58,6 +58,10 @@ __all__ = [
     "envelope_hash",
     "link_status",
     "new_message_id",
+    "public_keys",
+    "sign_compact",
+    "validate_payload",
+    "verify_compact",
 ]
 
 SCHEMA_VERSION = "1.0"
@@ -167,7 +171,6 @@ class Signer:
             raise ValueError("agent_id must be 1 to 128 characters")
         self._key = key
         self._agent_id = agent_id
-        self._header = {"alg": ALGORITHM, "kid": key.key_id, "typ": TOKEN_TYPE}
 
     @property
     def agent_id(self) -> str:
@@ -226,9 +229,7 @@ class Signer:
             raise ValueError(
                 f"{kind} envelope is {len(payload)} bytes, above the {MAX_PAYLOAD_BYTES} bound"
             )
-        token = jws.serialize_compact(
-            self._header, payload, self._key.jose_key, registry=_SIGN_REGISTRY
-        )
+        token = sign_compact(self._key, payload, token_type=TOKEN_TYPE)
         return SignedMessage(
             message_id=message_id,
             sequence=sequence,
@@ -236,6 +237,12 @@ class Signer:
             created_at=moment.astimezone(UTC),
             token=token,
         )
+
+
+def sign_compact(key: AgentKey, payload: bytes, *, token_type: str) -> str:
+    """``payload`` as a compact JWS (EdDSA) of type ``token_type``, ``kid`` the key id."""
+    header = {"alg": ALGORITHM, "kid": key.key_id, "typ": token_type}
+    return jws.serialize_compact(header, payload, key.jose_key, registry=_SIGN_REGISTRY)
 
 
 def _b64url_json(segment: str, what: str) -> dict[str, Any]:
@@ -253,69 +260,99 @@ class Verifier:
     """Verifies tokens against registered public keys (key id -> key)."""
 
     def __init__(self, keys: Mapping[str, PublicKey]) -> None:
-        # Re-import only the public members: a JWK's own "alg"/"use" would make
-        # joserfc refuse the key for the RFC 9864 "Ed25519" algorithm name.
-        self._keys: dict[str, PublicKey] = {}
-        for kid, key in keys.items():
-            public = key.as_dict(private=False)
-            if public.get("crv") != "Ed25519":
-                raise ValueError(f"key {kid!r} is not an Ed25519 key")
-            self._keys[kid] = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": public["x"]})
+        self._keys = public_keys(keys)
 
     def verify(self, token: str | bytes) -> Envelope:
         """The verified envelope, or :class:`EnvelopeRejected` with a stable ``reason``."""
-        if isinstance(token, bytes):
-            try:
-                token = token.decode("ascii")
-            except UnicodeDecodeError:
-                raise EnvelopeRejected("malformed", "token is not ASCII") from None
-        if not token.isascii():
-            raise EnvelopeRejected("malformed", "token is not ASCII")
-        if len(token) > _MAX_TOKEN_CHARS:
-            raise EnvelopeRejected("malformed", f"token is longer than {_MAX_TOKEN_CHARS} chars")
-        parts = token.split(".")
-        if len(parts) != 3 or not parts[0]:
-            raise EnvelopeRejected("malformed", "not a compact JWS (three dot-separated parts)")
-        if len(parts[0]) > _MAX_HEADER_CHARS:
-            raise EnvelopeRejected("malformed", f"protected header above {_MAX_HEADER_CHARS} chars")
-        header = _b64url_json(parts[0], "protected header")
-        alg = header.get("alg")
-        if alg not in ACCEPTED_ALGORITHMS:
-            raise EnvelopeRejected("wrong_algorithm", f"alg {alg!r} is not EdDSA/Ed25519")
-        if not parts[1] or not parts[2]:
-            raise EnvelopeRejected("malformed", "empty payload or signature")
-        if header.get("typ") != TOKEN_TYPE:
-            raise EnvelopeRejected("wrong_type", f"typ {header.get('typ')!r} is not {TOKEN_TYPE}")
-        kid = header.get("kid")
-        key = self._keys.get(kid) if isinstance(kid, str) else None
-        if key is None:
-            raise EnvelopeRejected("unknown_key", f"kid {kid!r} is not registered")
-        try:
-            signature = jws.deserialize_compact(token, key, registry=_VERIFY_REGISTRY)
-        except BadSignatureError:
-            raise EnvelopeRejected(
-                "bad_signature", f"signature does not verify (kid {kid})"
-            ) from None
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
-            raise EnvelopeRejected("malformed", f"JWS rejected: {type(exc).__name__}") from exc
-        try:
-            payload = json.loads(signature.payload)
-        except (ValueError, RecursionError):
-            raise EnvelopeRejected("bad_schema", "signed payload is not UTF-8 JSON") from None
-        if not isinstance(payload, dict):
-            raise EnvelopeRejected("bad_schema", "signed payload is not a JSON object")
-        version = payload.get("schema_version")
-        if not isinstance(version, str) or not version.startswith("1."):
-            raise EnvelopeRejected("unsupported_version", f"schema_version {version!r}")
-        try:
-            envelope = Envelope.model_validate_json(signature.payload)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "payload"
-            raise EnvelopeRejected("bad_schema", f"{where}: {first['msg']}") from None
+        payload, kid = verify_compact(token, self._keys, token_type=TOKEN_TYPE)
+        envelope = validate_payload(payload, Envelope)
         if envelope.key_id != kid:
             raise EnvelopeRejected("bad_schema", "key_id in the payload differs from kid")
         return envelope
+
+
+def public_keys(keys: Mapping[str, PublicKey]) -> dict[str, OKPKey]:
+    """``keys`` re-imported with only their public members (key id -> key).
+
+    A JWK's own "alg"/"use" would make joserfc refuse the key for the RFC 9864
+    "Ed25519" algorithm name.
+    """
+    out: dict[str, OKPKey] = {}
+    for kid, key in keys.items():
+        public = key.as_dict(private=False)
+        if public.get("crv") != "Ed25519":
+            raise ValueError(f"key {kid!r} is not an Ed25519 key")
+        out[kid] = OKPKey.import_key({"kty": "OKP", "crv": "Ed25519", "x": public["x"]})
+    return out
+
+
+def verify_compact(
+    token: str | bytes, keys: Mapping[str, OKPKey], *, token_type: str
+) -> tuple[bytes, str]:
+    """The signed payload and the key id of a compact JWS of type ``token_type``.
+
+    The one place that checks a received JWS (envelopes, the backend's configuration
+    documents): size bounds, EdDSA/Ed25519 only, explicit ``typ``, a ``kid`` among
+    ``keys`` (made by :func:`public_keys`). Raises :class:`EnvelopeRejected`.
+    """
+    if isinstance(token, bytes):
+        try:
+            token = token.decode("ascii")
+        except UnicodeDecodeError:
+            raise EnvelopeRejected("malformed", "token is not ASCII") from None
+    if not token.isascii():
+        raise EnvelopeRejected("malformed", "token is not ASCII")
+    if len(token) > _MAX_TOKEN_CHARS:
+        raise EnvelopeRejected("malformed", f"token is longer than {_MAX_TOKEN_CHARS} chars")
+    parts = token.split(".")
+    if len(parts) != 3 or not parts[0]:
+        raise EnvelopeRejected("malformed", "not a compact JWS (three dot-separated parts)")
+    if len(parts[0]) > _MAX_HEADER_CHARS:
+        raise EnvelopeRejected("malformed", f"protected header above {_MAX_HEADER_CHARS} chars")
+    header = _b64url_json(parts[0], "protected header")
+    alg = header.get("alg")
+    if alg not in ACCEPTED_ALGORITHMS:
+        raise EnvelopeRejected("wrong_algorithm", f"alg {alg!r} is not EdDSA/Ed25519")
+    if not parts[1] or not parts[2]:
+        raise EnvelopeRejected("malformed", "empty payload or signature")
+    if header.get("typ") != token_type:
+        raise EnvelopeRejected("wrong_type", f"typ {header.get('typ')!r} is not {token_type}")
+    kid = header.get("kid")
+    key = keys.get(kid) if isinstance(kid, str) else None
+    if key is None or not isinstance(kid, str):
+        raise EnvelopeRejected("unknown_key", f"kid {kid!r} is not registered")
+    try:
+        signature = jws.deserialize_compact(token, key, registry=_VERIFY_REGISTRY)
+    except BadSignatureError:
+        raise EnvelopeRejected("bad_signature", f"signature does not verify (kid {kid})") from None
+    except (JoseError, ValueError, TypeError, KeyError) as exc:
+        raise EnvelopeRejected("malformed", f"JWS rejected: {type(exc).__name__}") from exc
+    return signature.payload, kid
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def validate_payload(payload: bytes, model: type[_Model]) -> _Model:
+    """A verified ``payload`` as ``model``: a JSON object with a 1.x ``schema_version``.
+
+    Raises :class:`EnvelopeRejected` (``bad_schema``, ``unsupported_version``).
+    """
+    try:
+        decoded = json.loads(payload)
+    except (ValueError, RecursionError):
+        raise EnvelopeRejected("bad_schema", "signed payload is not UTF-8 JSON") from None
+    if not isinstance(decoded, dict):
+        raise EnvelopeRejected("bad_schema", "signed payload is not a JSON object")
+    version = decoded.get("schema_version")
+    if not isinstance(version, str) or not version.startswith("1."):
+        raise EnvelopeRejected("unsupported_version", f"schema_version {version!r}")
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "payload"
+        raise EnvelopeRejected("bad_schema", f"{where}: {first['msg']}") from None
 
 
 # -- chain checks (the consumer decides what to do with each status) -----------

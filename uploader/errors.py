@@ -4,6 +4,7 @@
   or not an Ed25519 key; names the file.
 * :class:`EnvelopeRejected`: a received token failed verification; ``reason``
   is a stable code (see :data:`REJECT_REASONS`).
+* :class:`DocumentRejected`: the same for a configuration document from the backend.
 * :class:`QueueError`: the durable outbox cannot be used; names the file.
   Its children say why: :class:`QueueCorrupt` (not an outbox, or damaged),
   :class:`QueueFull` (bounded size reached, nothing was written),
@@ -52,9 +53,10 @@ class EnvelopeRejected(RemoteError):
     """A received token failed verification. ``reason`` is one of :data:`REJECT_REASONS`."""
 
     reason: RejectReason
+    what = "envelope"
 
     def __init__(self, reason: RejectReason, detail: str) -> None:
-        super().__init__(f"envelope rejected ({reason}): {detail}", reason=reason)
+        super().__init__(f"{self.what} rejected ({reason}): {detail}", reason=reason)
         self.detail = detail
 
 
@@ -90,3 +92,9 @@ class QueueFull(QueueError):
         super().__init__(message, path=path)
         self.depth = depth
         self.max_messages = max_messages
+
+
+class DocumentRejected(EnvelopeRejected):
+    """A configuration document from the backend failed verification (``reason`` as above)."""
+
+    what = "configuration document"

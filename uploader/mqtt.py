@@ -8,6 +8,8 @@
 It wakes when :meth:`MqttPublisher.notify` is called (new messages submitted),
 survives broker outages (reconnect with capped, jittered backoff; what was not
 acknowledged is sent again: at least once, the message id makes it idempotent),
+optionally subscribes to topics on the same connection (the backend's configuration
+documents: at a site that only lets one connection out, it is the only one),
 announces presence on its own retained, unsigned ``presence`` topic (``online`` on
 connect, ``offline`` by last will or on orderly shutdown; the ``status`` topic carries
 signed envelopes only) and exposes its state for metrics.
@@ -190,10 +192,26 @@ class _ConnectionLost(Exception):
 class MqttPublisher:
     """Drains an outbox to the broker for one agent. State is readable for metrics."""
 
-    def __init__(self, settings: MqttSettings, *, agent_id: str, outbox: OutboxPort) -> None:
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        agent_id: str,
+        outbox: OutboxPort,
+        subscriptions: Sequence[str] = (),
+        on_message: Callable[[str, bytes], None] | None = None,
+    ) -> None:
+        """``subscriptions``: topics to subscribe to (QoS 1) on every connection, on the
+        same connection as the uploads; each message received is handed to ``on_message``
+        (topic, payload) in the event loop. Retained messages arrive after each subscribe.
+        """
+        if subscriptions and on_message is None:
+            raise ValueError("subscriptions need an on_message callback")
         self._settings = settings
         self._agent_id = agent_id
         self._outbox = outbox
+        self._subscriptions = tuple(subscriptions)
+        self._on_message = on_message
         self._topics = {
             kind: settings.agent_topic(agent_id, kind) for kind in ("read", "event", "status")
         }
@@ -282,6 +300,8 @@ class MqttPublisher:
             self.last_error = None
             log.info("upload.connected", broker=self._settings.endpoint, client_id=self.client_id)
             await client.publish(presence_topic, PRESENCE_ONLINE, qos=1, retain=True)
+            for topic in self._subscriptions:
+                await client.subscribe(topic, qos=1, timeout=self._settings.ack_timeout)
             await self._drain(client, stop)
             await client.publish(presence_topic, PRESENCE_OFFLINE, qos=1, retain=True)
             log.info("upload.stopped", published=self.published)
@@ -326,8 +346,10 @@ class MqttPublisher:
 
         async def watch_connection() -> None:
             try:
-                async for _ in client.messages:
-                    pass
+                async for message in client.messages:
+                    payload = message.payload
+                    if self._on_message is not None and isinstance(payload, bytes | bytearray):
+                        self._on_message(str(message.topic), bytes(payload))
             except aiomqtt.MqttError as exc:
                 failures.append(exc)
             wake.set()

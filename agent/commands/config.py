@@ -1,14 +1,25 @@
-"""``fleet-agent config check|example``."""
+"""``fleet-agent config check|show|example|push``.
+
+``check`` validates the local configuration; ``show`` prints the effective
+configuration (the local file merged with the last good remote document in the
+state directory) and where every value came from: ``file:line``, an environment
+variable, ``remote config vN (...)`` or ``default``. ``push`` is the backend's
+side of remote configuration (``docs/remote-config.md``): it signs a document
+with the backend key and publishes it, retained, for a site or one agent.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
-from agent.config import DEFAULT_CONFIG_PATH, load_config
+from agent.config import DEFAULT_CONFIG_PATH, load_config, read_local
+from agent.errors import ConfigError, UsageError
 
 
 def example_text() -> str:
@@ -38,14 +49,137 @@ def _example(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    from agent.logging import configure_logging
+    from agent.remote_agent import RemoteConfigReceiver
+    from agent.remote_config import effective_config, provenance
+
+    configure_logging("warning", stream=sys.stderr)  # a stale remote document is said there
+    local = read_local(args.config)
+    config = effective_config(local, None)
+    site = config.upload.mqtt.site if config.upload.mqtt is not None else config.site
+    receiver = RemoteConfigReceiver(config.state_dir, site=site, agent_id=config.agent_id)
+    last = receiver.load_last_good()
+    document = last.document if last is not None else None
+    if document is not None:
+        config = effective_config(local, document)
+    rows = provenance(config, local, document)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "remote_version": document.version if document else None,
+                    "values": [{"key": r.key, "value": r.value, "source": r.source} for r in rows],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    from rich.table import Table
+
+    from agent.output import print_table
+
+    title = f"effective configuration ({local.path}"
+    title += f" + {document.label})" if document is not None else ")"
+    table = Table(title=title)
+    table.add_column("Key", no_wrap=True)
+    table.add_column("Value")
+    table.add_column("Source")
+    for row in rows:
+        table.add_row(row.key, json.dumps(row.value), row.source)
+    print_table(sys.stdout, table)
+    return 0
+
+
+def _read_settings(path: Path) -> dict[str, Any]:
+    from agent.yamlconf import read_yaml
+
+    document = read_yaml(path, what="configuration document")
+    return document.data
+
+
+def _push(args: argparse.Namespace) -> int:
+    from agent.commands._broker_options import settings_from_args
+    from agent.logging import configure_logging
+    from agent.remote_config import check_settings
+    from backend.config_push import push
+    from uploader.keys import AgentKey
+
+    if args.version is not None and args.version < 1:
+        raise UsageError("--version: must be at least 1")
+    settings = settings_from_args(args)
+    key = AgentKey.load(args.backend_key)
+    document_settings = _read_settings(args.file)
+    try:
+        check_settings(document_settings, str(args.file))
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path=args.file) from None
+    configure_logging(args.log_level, stream=sys.stderr)
+    try:
+        pushed = asyncio.run(
+            push(
+                settings,
+                key,
+                document_settings,
+                site=args.site,
+                agent_id=args.agent,
+                version=args.version,
+                client_id=args.client_id,
+            )
+        )
+    except ValueError as exc:
+        raise UsageError(f"--version: {exc}") from None
+    if args.format == "json":
+        print(json.dumps({"topic": pushed.topic, "version": pushed.version}))
+    else:
+        print(f"published version {pushed.version} for {pushed.document.scope} on {pushed.topic}")
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("config", help="check or print the configuration")
+    parser = subparsers.add_parser("config", help="check, show or push the configuration")
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
+    config_help = f"config file (default {DEFAULT_CONFIG_PATH})"
     check = actions.add_parser("check", help="validate the configuration without running")
-    check.add_argument(
-        "--config", type=Path, default=None, help=f"config file (default {DEFAULT_CONFIG_PATH})"
-    )
+    check.add_argument("--config", type=Path, default=None, help=config_help)
     check.add_argument("--format", choices=("text", "json"), default="text")
     check.set_defaults(handler=_check)
+    show = actions.add_parser(
+        "show",
+        help="the effective configuration and where every value came from",
+        description="The local configuration merged with the last good remote document "
+        "(STATE_DIR/remote-config.json); each value's source: file:line, environment "
+        "variable, remote config version, or default. Secrets are masked.",
+    )
+    show.add_argument("--config", type=Path, default=None, help=config_help)
+    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.set_defaults(handler=_show)
     example = actions.add_parser("example", help="print a commented example covering every option")
     example.set_defaults(handler=_example)
+    _register_push(actions)
+
+
+def _register_push(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from agent.commands._broker_options import add_broker_options
+
+    push = actions.add_parser(
+        "push",
+        help="backend: sign a configuration document and publish it for a site or an agent",
+        description="Sign FILE (YAML: discovery, schedule and snmp settings; credential "
+        "profiles by name only) with the backend key and publish it retained, so agents that "
+        "connect later get it too. The version is one above the newest document retained for "
+        "the site unless --version is given. See docs/remote-config.md.",
+    )
+    push.add_argument("file", type=Path, metavar="FILE", help="the settings (YAML)")
+    push.add_argument("--site", required=True, help="the site the document is for")
+    push.add_argument("--agent", help="only this agent of the site")
+    push.add_argument(
+        "--backend-key", type=Path, required=True, help="the backend's signing key (PEM)"
+    )
+    push.add_argument("--version", type=int, help="document version (default: newest + 1)")
+    push.add_argument("--format", choices=("text", "json"), default="text")
+    push.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+    )
+    add_broker_options(push, client_id_help="MQTT client id (default fleet-config-push-<time>)")
+    push.set_defaults(handler=_push)
