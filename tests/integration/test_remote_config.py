@@ -209,7 +209,8 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
     assert refused["reason"] == "rejected"
     assert "unknown_key" in refused["detail"]
     report = await _report(consumer, agent_key, None, "refused")
-    assert report["reason"] == "rejected" and report["applied_version"] == 1
+    assert report["reason"] == "rejected"
+    assert report["applied_version"] == 1
     await _still_sweeping_the_printer(daemon, mark)
 
     # 3. An invalid target: refused with the field, exactly as `config check` words it.
@@ -227,7 +228,8 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
         "'224.0.1.0/24'"
     ), refused["detail"]
     report = await _report(consumer, agent_key, 2, "refused")
-    assert report["reason"] == "invalid" and report["applied_version"] == 1
+    assert report["reason"] == "invalid"
+    assert report["applied_version"] == 1
     await _still_sweeping_the_printer(daemon, mark)
 
     # 4. Valid, but the jobs cannot be scheduled with it: applied, failed, rolled back.
@@ -239,7 +241,8 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
     assert pushed.returncode == 0, pushed.stderr
     assert json.loads(pushed.stdout)["version"] == 3
     rolled = await asyncio.to_thread(daemon.wait_for, "config.remote_rolled_back", after=mark)
-    assert rolled["reason"] == "cannot_start" and rolled["applied_version"] == 1
+    assert rolled["reason"] == "cannot_start"
+    assert rolled["applied_version"] == 1
     assert "previous one restored" in rolled["detail"]
     report = await _report(consumer, agent_key, 3, "rolled_back")
     assert report["applied_version"] == 1

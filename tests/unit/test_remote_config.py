@@ -131,7 +131,8 @@ def test_local_keys_win_and_credentials_are_picked_by_name(local_file: Path) -> 
     assert sources["snmp.credentials"].endswith("(profiles defined locally)")
     assert sources["schedule.supplies"] == "default"
     values = {row.key: row.value for row in provenance(config, local, document)}
-    assert "s3cret" not in json.dumps(values) and "other" not in json.dumps(values)
+    assert "s3cret" not in json.dumps(values)
+    assert "other" not in json.dumps(values)
 
 
 def test_remote_values_are_validated_like_the_local_file(local_file: Path) -> None:
@@ -174,7 +175,8 @@ def test_screening_refuses_bad_signatures_other_scopes_and_replays(tmp_path: Pat
     assert (forged.outcome, forged.reason) == ("refused", "rejected")
     other_site = _document(2).model_copy(update={"site": "elsewhere"})
     wrong = receiver.screen(sign_document(backend, other_site).encode())
-    assert isinstance(wrong, ConfigStatus) and wrong.reason == "wrong_scope"
+    assert isinstance(wrong, ConfigStatus)
+    assert wrong.reason == "wrong_scope"
 
     good = sign_document(backend, _document(2, schedule={"meters": "1h"})).encode()
     received = receiver.screen(good)
@@ -186,7 +188,8 @@ def test_screening_refuses_bad_signatures_other_scopes_and_replays(tmp_path: Pat
     assert isinstance(replay, ConfigStatus)
     assert (replay.reason, replay.version, replay.applied_version) == ("replay", 2, 2)
     older = receiver.screen(sign_document(backend, _document(1)).encode())
-    assert isinstance(older, ConfigStatus) and older.reason == "replay"
+    assert isinstance(older, ConfigStatus)
+    assert older.reason == "replay"
     assert older.to_body()["type"] == "config_status"
 
     # The last good document is on disk, signed, and reloads verified after a restart.
@@ -194,7 +197,8 @@ def test_screening_refuses_bad_signatures_other_scopes_and_replays(tmp_path: Pat
     assert record["version"] == 2
     restarted = _receiver(tmp_path, None)
     last = restarted.load_last_good()
-    assert last is not None and last.document.version == 2
+    assert last is not None
+    assert last.document.version == 2
     assert restarted.screen(good) is None
 
 
@@ -210,4 +214,5 @@ def test_a_tampered_last_good_file_is_not_used(tmp_path: Path) -> None:
     path.write_text(json.dumps({**record, "token": forged}))
     restarted = _receiver(tmp_path, None)
     assert restarted.load_last_good() is None
-    assert restarted.last_error is not None and "unknown_key" in restarted.last_error
+    assert restarted.last_error is not None
+    assert "unknown_key" in restarted.last_error
