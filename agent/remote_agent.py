@@ -70,11 +70,11 @@ class RemoteConfigReceiver:
         if not path.exists():
             if not self._said_no_key:
                 self._said_no_key = True
-                log.warning(
-                    "config.remote_ignored",
-                    reason=f"no backend key pinned at {path}: remote configuration is off "
-                    "(enroll the agent, or copy the backend's public JWK there)",
+                self.last_error = (
+                    f"no backend key pinned at {path}: remote configuration is off "
+                    "(enroll the agent, or copy the backend's public JWK there)"
                 )
+                log.warning("config.remote_ignored", reason=self.last_error)
             return None
         return load_public_key(path)
 

@@ -3,7 +3,12 @@
 * ``docs/schema/read.schema.json``: a printer read (:class:`mibs.models.PrinterRead`,
   plus what :class:`mibs.messages.ReadMessage` adds to an uploaded one);
 * ``docs/schema/event.schema.json``: an event body (the :data:`mibs.events.Event` union);
-* ``docs/schema/status.schema.json``: a status body (the heartbeat, :mod:`mibs.heartbeat`).
+* ``docs/schema/status.schema.json``: a status body (the heartbeat, :mod:`mibs.heartbeat`);
+* ``docs/schema/config-document.schema.json``: the payload of a configuration document
+  from the backend (:class:`uploader.remote_config.ConfigDocument`);
+* ``docs/schema/config-status.schema.json``: the body of the ``status`` envelope an agent
+  sends about one (:class:`uploader.remote_config.ConfigStatus`).
+>>>>>>> a1d3247 (Remote config: schemas of the document and config_status, docs/remote-config.md, status line, broker options shared by ingest and config push (agent/broker_options.py); tests split)
 
 Unit tests fail when a checked-in copy drifts from its model. Regenerate them
 after changing a model (or adding an event kind)::
@@ -25,6 +30,7 @@ from mibs.events import EVENT_ADAPTER, EVENT_SCHEMA_VERSION
 from mibs.heartbeat import STATUS_SCHEMA_VERSION, Heartbeat
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
 from mibs.verdict import verdict_json_schema
+from uploader.remote_config import CONFIG_SCHEMA_VERSION, ConfigDocument, ConfigStatus
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_ID = f"urn:fleet-agent:schema:read:{READ_SCHEMA_VERSION}"
@@ -33,6 +39,9 @@ DEFAULT_PATH = Path(__file__).resolve().parent.parent / "docs" / "schema" / "rea
 EVENTS_PATH = DEFAULT_PATH.with_name("event.schema.json")
 STATUS_SCHEMA_ID = f"urn:fleet-agent:schema:status:{STATUS_SCHEMA_VERSION}"
 STATUS_PATH = DEFAULT_PATH.with_name("status.schema.json")
+CONFIG_DOCUMENT_PATH = DEFAULT_PATH.with_name("config-document.schema.json")
+CONFIG_STATUS_PATH = DEFAULT_PATH.with_name("config-status.schema.json")
+>>>>>>> a1d3247 (Remote config: schemas of the document and config_status, docs/remote-config.md, status line, broker options shared by ingest and config push (agent/broker_options.py); tests split)
 
 
 def _require_every_property(node: dict[str, Any]) -> None:
@@ -112,6 +121,40 @@ def status_schema() -> dict[str, Any]:
     }
 
 
+def config_document_schema() -> dict[str, Any]:
+    """The JSON Schema of a configuration document's signed payload."""
+    body = ConfigDocument.model_json_schema(mode="serialization")
+    body["properties"]["issued_at"]["pattern"] = "Z$"
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"urn:fleet-agent:schema:config-document:{CONFIG_SCHEMA_VERSION}",
+        "title": "fleet-agent configuration document",
+        "description": (
+            "The payload of a compact JWS (typ fleet-agent-config+jws) signed by the backend; "
+            "'settings' is limited to what docs/remote-config.md lists. Generated from "
+            "uploader.remote_config.ConfigDocument by `python -m agent.schema`; do not edit."
+        ),
+        **{key: value for key, value in body.items() if key not in ("title", "description")},
+    }
+
+
+def config_status_schema() -> dict[str, Any]:
+    """The JSON Schema of a ``config_status`` body (envelope kind ``status``)."""
+    body = ConfigStatus.model_json_schema(mode="serialization")
+    _require_every_property(body)
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": f"urn:fleet-agent:schema:config-status:{CONFIG_SCHEMA_VERSION}",
+        "title": "fleet-agent config_status",
+        "description": (
+            "The body of an envelope of kind 'status' whose 'type' is 'config_status': what "
+            "the agent did with a configuration document. Generated from "
+            "uploader.remote_config.ConfigStatus by `python -m agent.schema`; do not edit."
+        ),
+        **{key: value for key, value in body.items() if key not in ("title", "description")},
+    }
+
+
 def _text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -148,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.output, render()),
         (args.events_output, render_events()),
         (args.status_output, render_status()),
+        (CONFIG_DOCUMENT_PATH, _text(config_document_schema())),
+        (CONFIG_STATUS_PATH, _text(config_status_schema())),
     )
     for path, text in files:
         if args.check:

@@ -99,7 +99,7 @@ def _read_settings(path: Path) -> dict[str, Any]:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from agent.commands._broker_options import settings_from_args
+    from agent.broker_options import settings_from_args
     from agent.logging import configure_logging
     from agent.remote_config import check_settings
     from backend.config_push import push
@@ -160,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _register_push(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from agent.commands._broker_options import add_broker_options
+    from agent.broker_options import add_broker_options
 
     push = actions.add_parser(
         "push",

@@ -44,7 +44,7 @@ from typing import TextIO
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from agent.commands._broker_options import add_broker_options, settings_from_args
+from agent.broker_options import add_broker_options, settings_from_args
 from agent.commands.agents import DEFAULT_SILENT_AFTER, duration_arg, version_arg
 from agent.errors import UsageError
 from agent.logging import configure_logging

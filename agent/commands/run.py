@@ -85,6 +85,13 @@ def _status(args: argparse.Namespace) -> int:
             f"  broker: {broker.get('endpoint') or 'upload disabled'}, connected "
             f"{_yes_no(broker.get('connected'))}, last ack {_age(broker.get('last_ack_at'))}"
         )
+        remote = health.get("config", {})
+        version = remote.get("version")
+        print(
+            "  configuration: local file"
+            + (f" + remote version {version}" if version is not None else " only")
+            + (f" (remote: {remote['remote_error']})" if remote.get("remote_error") else "")
+        )
         for name, job in health.get("jobs", {}).items():
             error = f", last error: {job['last_error']}" if job.get("last_error") else ""
             print(

@@ -1,6 +1,6 @@
 """Issue 13, remote configuration: the real daemon, a real Mosquitto, snmpsim, `config push`.
 
-One printer (snmpsim) at 127.0.93.1 and a silent UDP sink at 127.0.93.2 that counts
+One printer (snmpsim) at .1 and a silent UDP sink at .2 of a 127.0.9x block that counts
 every datagram: the bad documents all point discovery at the sink, so "the previous
 configuration still runs" is proven from the peer's side (not one packet reached it)
 as well as from the daemon's (it goes on sweeping and reading the printer).
@@ -12,6 +12,8 @@ import asyncio
 import json
 import signal
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,12 @@ import yaml
 from agent.daemon import load_or_create_key
 from agent.demo.fleet import DEMO_FLEET
 from agent.state import backend_key_path, remote_config_path
+from backend.config_push import push
 from tests.support.daemon import FLEET_AGENT, DaemonProcess, DaemonRunner, start_printers
 from tests.support.mosquitto import Mosquitto, MosquittoFactory
-from tests.support.mqtt_consumer import RunningConsumer, eventually, start_consumer, unique_prefix
+from tests.support.mqtt_consumer import RunningConsumer, start_consumer, unique_prefix
 from tests.support.snmpsim import SnmpSimFactory
-from tests.support.udp_counter import UdpCounterFactory
+from tests.support.udp_counter import UdpCounter, UdpCounterFactory
 from uploader.config import MqttSettings
 from uploader.envelope import Verifier
 from uploader.keys import AgentKey
@@ -33,7 +36,6 @@ from uploader.keys import AgentKey
 pytestmark = pytest.mark.integration
 
 AGENT_ID = "rc-agent"
-SINK = "127.0.93.2"
 
 
 def _local_config(
@@ -99,7 +101,7 @@ def _push(
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
 
 
@@ -116,18 +118,15 @@ def _config_reports(consumer: RunningConsumer, agent_key: AgentKey) -> list[dict
 async def _report(
     consumer: RunningConsumer, agent_key: AgentKey, version: int | None, outcome: str
 ) -> dict[str, Any]:
-    def found() -> bool:
-        return any(
-            r["version"] == version and r["outcome"] == outcome
-            for r in _config_reports(consumer, agent_key)
-        )
-
-    await eventually(found, within=60, what=f"config_status {outcome} v{version}")
-    return next(
-        r
-        for r in _config_reports(consumer, agent_key)
-        if r["version"] == version and r["outcome"] == outcome
-    )
+    """The agent's signed config_status report of ``version``, once the backend stored it."""
+    deadline = time.monotonic() + 60
+    while True:
+        for report in _config_reports(consumer, agent_key):
+            if report["version"] == version and report["outcome"] == outcome:
+                return report
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no config_status {outcome} v{version} stored within 60 s")
+        await asyncio.sleep(0.5)
 
 
 async def _still_sweeping_the_printer(daemon: DaemonProcess, mark: int) -> None:
@@ -145,26 +144,71 @@ async def _still_sweeping_the_printer(daemon: DaemonProcess, mark: int) -> None:
     assert (read["devices"], read["ok"]) == (1, 1), read
 
 
-async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
+@dataclass
+class Site:
+    tmp_path: Path
+    printer: str
+    sink: UdpCounter
+    broker: Mosquitto
+    prefix: str
+    state: Path
+    agent_key: AgentKey
+    backend_dir: Path
+    consumer: RunningConsumer
+    config: Path
+    daemon: DaemonProcess
+
+    async def push(self, key: str, settings: dict[str, Any], agent: str | None = None) -> int:
+        """The backend's push (in this process), signed with ``backend_dir/{key}.key``."""
+        pushed = await push(
+            MqttSettings(
+                host=self.broker.host, port=self.broker.port, tls=False, topic_prefix=self.prefix
+            ),
+            AgentKey.load(self.backend_dir / f"{key}.key"),
+            settings,
+            site="lab",
+            agent_id=agent,
+        )
+        return pushed.version
+
+    async def push_cli(self, key: str, settings: dict[str, Any], *extra: str) -> int:
+        """``fleet-agent config push``, signed with ``backend_dir/{key}.key``."""
+        done = await asyncio.to_thread(
+            _push,
+            self.tmp_path,
+            self.broker,
+            self.prefix,
+            self.backend_dir / f"{key}.key",
+            settings,
+            *extra,
+        )
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert result["topic"] == f"{self.prefix}/lab/config"
+        return int(result["version"])
+
+
+async def _site(
     snmpsim_factory: SnmpSimFactory,
     mosquitto_factory: MosquittoFactory,
     udp_counter_factory: UdpCounterFactory,
     daemon_runner: DaemonRunner,
     tmp_path: Path,
-) -> None:
-    printers = start_printers(snmpsim_factory, tmp_path, "127.0.93", DEMO_FLEET[:1])
-    printer = printers.addresses[0]
-    sink = udp_counter_factory([SINK], printers.port)
+    subnet: str,
+) -> Site:
+    """A printer, a silent sink, a broker, the backend's consumer and a connected daemon."""
+    printers = start_printers(snmpsim_factory, tmp_path, subnet, DEMO_FLEET[:1])
+    sink = udp_counter_factory([f"{subnet}.2"], printers.port)
     broker = mosquitto_factory()
     prefix = unique_prefix("rconf")
     state = tmp_path / "state"
     agent_key = load_or_create_key(state)
     backend_dir = tmp_path / "backend"
-    backend_key, forger_key = AgentKey.generate(), AgentKey.generate()
-    backend_key.save(backend_dir / "backend.key")
-    forger_key.save(backend_dir / "forger.key")
+    AgentKey.generate().save(backend_dir / "backend.key")
+    AgentKey.generate().save(backend_dir / "forger.key")
     # What enrollment pins (or the admin copies by hand): the backend's public JWK.
-    backend_key_path(state).write_text(json.dumps(backend_key.public_jwk()))
+    backend_public = AgentKey.load(backend_dir / "backend.key").public_jwk()
+    backend_key_path(state).write_text(json.dumps(backend_public))
     consumer = await start_consumer(
         MqttSettings(host=broker.host, port=broker.port, tls=False, topic_prefix=prefix),
         [agent_key],
@@ -174,37 +218,55 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
         tmp_path / "agent.yaml", state=state, snmp_port=printers.port, broker=broker, prefix=prefix
     )
     daemon = daemon_runner(config)
-    await asyncio.to_thread(daemon.wait_for, "upload.connected", timeout=60)
-
-    # 1. A good push: applied at once (discovery runs on the new targets), reported.
-    mark = daemon.mark()
-    good = {"discovery": {"targets": [printer]}, "schedule": {"discovery": "3s", "meters": "2s"}}
-    pushed = await asyncio.to_thread(
-        _push, tmp_path, broker, prefix, backend_dir / "backend.key", good
+    await asyncio.to_thread(daemon.wait_for, "upload.connected", timeout=120)
+    return Site(
+        tmp_path,
+        printers.addresses[0],
+        sink,
+        broker,
+        prefix,
+        state,
+        agent_key,
+        backend_dir,
+        consumer,
+        config,
+        daemon,
     )
-    assert pushed.returncode == 0, pushed.stderr
-    assert json.loads(pushed.stdout) == {"topic": f"{prefix}/lab/config", "version": 1}
-    applied = await asyncio.to_thread(daemon.wait_for, "config.remote_applied", after=mark)
+
+
+async def _good_push(site: Site) -> None:
+    """Version 1 for the whole site: applied at once (discovery sweeps it now), reported."""
+    mark = site.daemon.mark()
+    good = {
+        "discovery": {"targets": [site.printer]},
+        "schedule": {"discovery": "3s", "meters": "2s"},
+    }
+    assert await site.push_cli("backend", good) == 1
+    applied = await asyncio.to_thread(site.daemon.wait_for, "config.remote_applied", after=mark)
     assert applied["version"] == 1
-    await _still_sweeping_the_printer(daemon, mark)
-    report = await _report(consumer, agent_key, 1, "applied")
+    await _still_sweeping_the_printer(site.daemon, mark)
+    report = await _report(site.consumer, site.agent_key, 1, "applied")
     assert report["applied_version"] == 1
-    assert json.loads(remote_config_path(state).read_text())["version"] == 1
+    assert json.loads(remote_config_path(site.state).read_text())["version"] == 1
+
+
+async def test_a_good_push_applies_bad_ones_are_refused_or_rolled_back(
+    snmpsim_factory: SnmpSimFactory,
+    mosquitto_factory: MosquittoFactory,
+    udp_counter_factory: UdpCounterFactory,
+    daemon_runner: DaemonRunner,
+    tmp_path: Path,
+) -> None:
+    site = await _site(
+        snmpsim_factory, mosquitto_factory, udp_counter_factory, daemon_runner, tmp_path, "127.0.93"
+    )
+    daemon, consumer, agent_key, sink = site.daemon, site.consumer, site.agent_key, site.sink
+    sink_address = "127.0.93.2"
+    await _good_push(site)
 
     # 2. Signed by another key (to this agent alone): refused, nothing changes.
     mark = daemon.mark()
-    forged = {"discovery": {"targets": [SINK]}}
-    pushed = await asyncio.to_thread(
-        _push,
-        tmp_path,
-        broker,
-        prefix,
-        backend_dir / "forger.key",
-        forged,
-        "--agent",
-        AGENT_ID,
-    )
-    assert pushed.returncode == 0, pushed.stderr
+    await site.push("forger", {"discovery": {"targets": [sink_address]}}, AGENT_ID)
     refused = await asyncio.to_thread(daemon.wait_for, "config.remote_refused", after=mark)
     assert refused["reason"] == "rejected"
     assert "unknown_key" in refused["detail"]
@@ -215,12 +277,9 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
 
     # 3. An invalid target: refused with the field, exactly as `config check` words it.
     mark = daemon.mark()
-    invalid = {"discovery": {"targets": [SINK, "224.0.1.0/24"]}}
-    pushed = await asyncio.to_thread(
-        _push, tmp_path, broker, prefix, backend_dir / "backend.key", invalid, "--agent", AGENT_ID
-    )
-    assert pushed.returncode == 0, pushed.stderr
-    assert json.loads(pushed.stdout)["version"] == 2  # above the retained v1 (the forgery ignored)
+    invalid = {"discovery": {"targets": [sink_address, "224.0.1.0/24"]}}
+    # above the retained v1; the forgery retained on the agent's topic does not count
+    assert await site.push("backend", invalid, AGENT_ID) == 2
     refused = await asyncio.to_thread(daemon.wait_for, "config.remote_refused", after=mark)
     assert refused["reason"] == "invalid"
     assert refused["detail"].startswith(
@@ -234,12 +293,8 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
 
     # 4. Valid, but the jobs cannot be scheduled with it: applied, failed, rolled back.
     mark = daemon.mark()
-    unstartable = {"discovery": {"targets": [SINK]}, "schedule": {"meters": "99999999999d"}}
-    pushed = await asyncio.to_thread(
-        _push, tmp_path, broker, prefix, backend_dir / "backend.key", unstartable
-    )
-    assert pushed.returncode == 0, pushed.stderr
-    assert json.loads(pushed.stdout)["version"] == 3
+    unstartable = {"discovery": {"targets": [sink_address]}, "schedule": {"meters": "99999999999d"}}
+    assert await site.push("backend", unstartable) == 3
     rolled = await asyncio.to_thread(daemon.wait_for, "config.remote_rolled_back", after=mark)
     assert rolled["reason"] == "cannot_start"
     assert rolled["applied_version"] == 1
@@ -247,21 +302,33 @@ async def test_pushes_applied_refused_rolled_back_and_kept_across_a_restart(
     report = await _report(consumer, agent_key, 3, "rolled_back")
     assert report["applied_version"] == 1
     await _still_sweeping_the_printer(daemon, mark)
-    assert json.loads(remote_config_path(state).read_text())["version"] == 1
+    assert json.loads(remote_config_path(site.state).read_text())["version"] == 1
     assert sink.count() == 0, "a refused configuration reached the network"
     assert daemon.running
-
-    # 5. Restarted with the broker down: the last good document runs before any reconnect.
     daemon.signal(signal.SIGTERM)
     assert await daemon.exited() == 0
-    await consumer.finish()
-    broker.stop()
-    restarted = daemon_runner(config)
-    loaded = await asyncio.to_thread(restarted.wait_for, "config.remote_loaded")
+
+
+async def test_an_agent_restarted_after_a_push_runs_it_before_reconnecting(
+    snmpsim_factory: SnmpSimFactory,
+    mosquitto_factory: MosquittoFactory,
+    udp_counter_factory: UdpCounterFactory,
+    daemon_runner: DaemonRunner,
+    tmp_path: Path,
+) -> None:
+    site = await _site(
+        snmpsim_factory, mosquitto_factory, udp_counter_factory, daemon_runner, tmp_path, "127.0.94"
+    )
+    await _good_push(site)
+    site.daemon.signal(signal.SIGTERM)
+    assert await site.daemon.exited() == 0
+    await site.consumer.finish()
+    site.broker.stop()  # restarted with the broker down: only the last good file can say
+    restarted = daemon_runner(site.config)
+    loaded = await asyncio.to_thread(restarted.wait_for, "config.remote_loaded", timeout=120)
     assert loaded["version"] == 1
     assert restarted.wait_for("daemon.started")["config_version"] == 1
     await _still_sweeping_the_printer(restarted, 0)
     assert restarted.named("upload.connected") == []
-    assert sink.count() == 0
     restarted.signal(signal.SIGTERM)
     assert await restarted.exited() == 0

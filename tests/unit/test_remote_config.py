@@ -216,3 +216,28 @@ def test_a_tampered_last_good_file_is_not_used(tmp_path: Path) -> None:
     assert restarted.load_last_good() is None
     assert restarted.last_error is not None
     assert "unknown_key" in restarted.last_error
+
+
+def test_checked_in_schemas_match_the_models_and_bodies_follow_them() -> None:
+    import jsonschema
+
+    from agent.schema import (
+        CONFIG_DOCUMENT_PATH,
+        CONFIG_STATUS_PATH,
+        config_document_schema,
+        config_status_schema,
+    )
+
+    for path, schema in (
+        (CONFIG_DOCUMENT_PATH, config_document_schema()),
+        (CONFIG_STATUS_PATH, config_status_schema()),
+    ):
+        assert json.loads(path.read_text()) == schema, f"{path} is stale: python -m agent.schema"
+    status = ConfigStatus(
+        outcome="rolled_back", version=3, applied_version=1, reason="cannot_start", detail="x"
+    )
+    jsonschema.validate(status.to_body(), config_status_schema())
+    document = _document(2, discovery={"targets": ["10.0.0.1"]})
+    jsonschema.validate(document.model_dump(mode="json"), config_document_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**status.to_body(), "extra": 1}, config_status_schema())
