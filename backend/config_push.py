@@ -11,18 +11,21 @@ that is not newer than the one they run, so versions only grow.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import aiomqtt
 import structlog
 from pydantic import JsonValue
 
 from uploader.config import MqttSettings
 from uploader.errors import DocumentRejected
 from uploader.keys import AgentKey
-from uploader.mqtt import connect
+from uploader.mqtt import BrokerUnavailable, connect
 from uploader.remote_config import (
     CONFIG_TOPIC_LEVEL,
     ConfigDocument,
@@ -35,9 +38,6 @@ __all__ = ["Pushed", "newest_versions", "publish_document", "push"]
 
 log = structlog.get_logger("backend.config_push")
 
-#: How long to wait for more retained documents after the last one arrived.
-RETAINED_QUIET = 0.5
-
 
 @dataclass(frozen=True)
 class Pushed:
@@ -46,34 +46,57 @@ class Pushed:
     document: ConfigDocument
 
 
+@contextlib.asynccontextmanager
+async def _lost(settings: MqttSettings, doing: str) -> AsyncIterator[None]:
+    """A broker that stops answering midway: :class:`BrokerUnavailable`, not a traceback."""
+    try:
+        yield
+    except (aiomqtt.MqttError, TimeoutError) as exc:
+        raise BrokerUnavailable(
+            host=settings.host,
+            port=settings.effective_port,
+            reason=f"no answer while {doing} the configuration documents ({exc or 'timed out'})",
+        ) from exc
+
+
 async def newest_versions(
     settings: MqttSettings, key: AgentKey, *, site: str, client_id: str
 ) -> dict[str, int]:
-    """Topic -> version of every document retained for ``site`` (site-wide and per agent)."""
+    """Topic -> version of every document retained for ``site`` (site-wide and per agent).
+
+    MQTT has no "end of retained messages": after subscribing, the command publishes a
+    marker to a topic of its own and reads until the marker comes back. The broker
+    queued the retained messages when it handled the subscriptions, before the marker.
+    """
     topics = [
         config_topic(settings.topic_prefix, site),
         f"{settings.topic_prefix}/{site}/+/{CONFIG_TOPIC_LEVEL}",
     ]
+    marker_topic = f"{settings.topic_prefix}/_config_push/{client_id}"
+    marker = secrets.token_hex(8).encode("ascii")
     found: dict[str, int] = {}
-    async with connect(settings, client_id=client_id) as client:
-        for topic in topics:
+    async with connect(settings, client_id=client_id) as client, _lost(settings, "reading"):
+        for topic in [marker_topic, *topics]:
             await client.subscribe(topic, qos=1, timeout=settings.ack_timeout)
-        messages = client.messages
-        while True:
-            try:
-                message = await asyncio.wait_for(anext(messages), timeout=RETAINED_QUIET)
-            except TimeoutError:
-                break
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray) or not payload:
-                continue
-            try:
-                document = verify_document(bytes(payload), key.jose_key)
-            except DocumentRejected as exc:
-                # Not ours (another backend key, or junk): it cannot lower our versions.
-                log.warning("config.retained_unverified", topic=str(message.topic), error=str(exc))
-                continue
-            found[str(message.topic)] = document.version
+        await client.publish(marker_topic, marker, qos=1, timeout=settings.ack_timeout)
+        async with asyncio.timeout(settings.ack_timeout):
+            async for message in client.messages:
+                payload = message.payload
+                if str(message.topic) == marker_topic:
+                    if payload == marker:
+                        break
+                    continue
+                if not isinstance(payload, bytes | bytearray) or not payload:
+                    continue
+                try:
+                    document = verify_document(bytes(payload), key.jose_key)
+                except DocumentRejected as exc:
+                    # Not ours (another backend key, or junk): it cannot lower our versions.
+                    log.warning(
+                        "config.retained_unverified", topic=str(message.topic), error=str(exc)
+                    )
+                    continue
+                found[str(message.topic)] = document.version
     return found
 
 
@@ -81,8 +104,10 @@ async def publish_document(
     settings: MqttSettings, token: str, topic: str, *, client_id: str
 ) -> None:
     """Publish a signed document retained (QoS 1) on ``topic``."""
-    async with connect(settings, client_id=client_id) as client:
-        await client.publish(topic, token.encode("ascii"), qos=1, retain=True)
+    async with connect(settings, client_id=client_id) as client, _lost(settings, "publishing"):
+        await client.publish(
+            topic, token.encode("ascii"), qos=1, retain=True, timeout=settings.ack_timeout
+        )
 
 
 async def push(

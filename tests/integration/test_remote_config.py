@@ -234,14 +234,15 @@ async def _site(
     )
 
 
-async def _good_push(site: Site) -> None:
+async def _good_push(site: Site, *, cli: bool) -> None:
     """Version 1 for the whole site: applied at once (discovery sweeps it now), reported."""
     mark = site.daemon.mark()
     good = {
         "discovery": {"targets": [site.printer]},
         "schedule": {"discovery": "3s", "meters": "2s"},
     }
-    assert await site.push_cli("backend", good) == 1
+    version = await (site.push_cli("backend", good) if cli else site.push("backend", good))
+    assert version == 1
     applied = await asyncio.to_thread(site.daemon.wait_for, "config.remote_applied", after=mark)
     assert applied["version"] == 1
     await _still_sweeping_the_printer(site.daemon, mark)
@@ -262,7 +263,7 @@ async def test_a_good_push_applies_bad_ones_are_refused_or_rolled_back(
     )
     daemon, consumer, agent_key, sink = site.daemon, site.consumer, site.agent_key, site.sink
     sink_address = "127.0.93.2"
-    await _good_push(site)
+    await _good_push(site, cli=True)
 
     # 2. Signed by another key (to this agent alone): refused, nothing changes.
     mark = daemon.mark()
@@ -319,11 +320,11 @@ async def test_an_agent_restarted_after_a_push_runs_it_before_reconnecting(
     site = await _site(
         snmpsim_factory, mosquitto_factory, udp_counter_factory, daemon_runner, tmp_path, "127.0.94"
     )
-    await _good_push(site)
+    await _good_push(site, cli=False)
     site.daemon.signal(signal.SIGTERM)
     assert await site.daemon.exited() == 0
-    await site.consumer.finish()
     site.broker.stop()  # restarted with the broker down: only the last good file can say
+    await site.consumer.finish()
     restarted = daemon_runner(site.config)
     loaded = await asyncio.to_thread(restarted.wait_for, "config.remote_loaded", timeout=120)
     assert loaded["version"] == 1

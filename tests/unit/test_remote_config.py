@@ -241,3 +241,54 @@ def test_checked_in_schemas_match_the_models_and_bodies_follow_them() -> None:
     jsonschema.validate(document.model_dump(mode="json"), config_document_schema())
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**status.to_body(), "extra": 1}, config_status_schema())
+
+
+def test_config_show_names_the_source_of_every_value(
+    local_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main
+
+    backend = AgentKey.generate()
+    receiver = _receiver(tmp_path, backend)
+    document = _document(7, discovery={"targets": ["10.1.0.0/28"]}, schedule={"meters": "2h"})
+    received = receiver.screen(sign_document(backend, document).encode())
+    assert isinstance(received, Received)
+    receiver.applied_ok(received)
+    capsys.readouterr()  # the receiver's log line
+
+    assert main(["config", "show", "--config", str(local_file), "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["remote_version"] == 7
+    rows = {row["key"]: row for row in shown["values"]}
+    assert rows["discovery.targets"] == {
+        "key": "discovery.targets",
+        "value": ["10.1.0.0/28"],
+        "source": "remote config v7 (site lab)",
+    }
+    assert rows["schedule.meters"]["value"] == 7200
+    assert rows["agent_id"]["source"] == f"{local_file}:1"
+    assert rows["schedule.jitter"]["source"] == "default"
+    assert "s3cret" not in json.dumps(shown)
+
+    assert main(["config", "show", "--config", str(local_file)]) == 0
+    table = capsys.readouterr().out
+    assert "remote config v7 (site lab)" in table
+    assert "discovery.targets" in table
+
+
+def test_config_push_refuses_keys_that_are_local_only_before_connecting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main
+
+    key = tmp_path / "backend.key"
+    AgentKey.generate().save(key)
+    document = tmp_path / "push.yaml"
+    document.write_text("upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.1]\n")
+    # Port 9 on loopback: nothing listens; the refusal comes before any connection.
+    argv = ["config", "push", str(document), "--site", "lab", "--backend-key", str(key)]
+    argv += ["--broker", "127.0.0.1", "--port", "9", "--no-tls"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{document}: upload: cannot be set remotely" in err
+    assert "Traceback" not in err
