@@ -125,9 +125,6 @@ class Daemon:
         self._started_at = time.time()
         self._uploaded_seen = 0
         self._sink: OutboxSink | None = None
-        #: The version of the applied remote configuration (None: the local file only);
-        #: reported in every heartbeat.
-        self.config_version: str | None = None
 
     @staticmethod
     def _broker_site(config: AgentConfig) -> str:
@@ -327,7 +324,7 @@ class Daemon:
             queue_depth=outbox.depth() if outbox is not None else 0,
             queue_oldest_age_s=outbox.oldest_age() if outbox is not None else None,
             last_good_read_at=collector.last_good_read if collector is not None else None,
-            config_version=self.config_version,
+            config_version=None if self.config_version is None else str(self.config_version),
             devices_known=int(self.metrics.value("fleet_agent_devices_known")),
             devices_silent=len(collector.liveness.silent()) if collector is not None else 0,
         )

@@ -8,7 +8,6 @@
   from the backend (:class:`uploader.remote_config.ConfigDocument`);
 * ``docs/schema/config-status.schema.json``: the body of the ``status`` envelope an agent
   sends about one (:class:`uploader.remote_config.ConfigStatus`).
->>>>>>> a1d3247 (Remote config: schemas of the document and config_status, docs/remote-config.md, status line, broker options shared by ingest and config push (agent/broker_options.py); tests split)
 
 Unit tests fail when a checked-in copy drifts from its model. Regenerate them
 after changing a model (or adding an event kind)::
@@ -41,7 +40,6 @@ STATUS_SCHEMA_ID = f"urn:fleet-agent:schema:status:{STATUS_SCHEMA_VERSION}"
 STATUS_PATH = DEFAULT_PATH.with_name("status.schema.json")
 CONFIG_DOCUMENT_PATH = DEFAULT_PATH.with_name("config-document.schema.json")
 CONFIG_STATUS_PATH = DEFAULT_PATH.with_name("config-status.schema.json")
->>>>>>> a1d3247 (Remote config: schemas of the document and config_status, docs/remote-config.md, status line, broker options shared by ingest and config push (agent/broker_options.py); tests split)
 
 
 def _require_every_property(node: dict[str, Any]) -> None:
@@ -147,7 +145,7 @@ def config_status_schema() -> dict[str, Any]:
         "$id": f"urn:fleet-agent:schema:config-status:{CONFIG_SCHEMA_VERSION}",
         "title": "fleet-agent config_status",
         "description": (
-            "The body of an envelope of kind 'status' whose 'type' is 'config_status': what "
+            "The body of an envelope of kind 'status' whose 'report' is 'config_status': what "
             "the agent did with a configuration document. Generated from "
             "uploader.remote_config.ConfigStatus by `python -m agent.schema`; do not edit."
         ),

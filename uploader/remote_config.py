@@ -146,7 +146,7 @@ class ConfigStatus(BaseModel):
 
     kind: ClassVar[MessageKind] = "status"
 
-    type: Literal["config_status"] = "config_status"
+    report: Literal["config_status"] = "config_status"
     outcome: ConfigOutcome
     version: int | None = Field(description="The document's version (null when unreadable).")
     applied_version: int | None = Field(

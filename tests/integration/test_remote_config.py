@@ -110,7 +110,7 @@ def _config_reports(consumer: RunningConsumer, agent_key: AgentKey) -> list[dict
     out = []
     for token in consumer.store.tokens(AGENT_ID):
         envelope = verifier.verify(token)
-        if envelope.kind == "status" and envelope.body.get("type") == "config_status":
+        if envelope.kind == "status" and envelope.body.get("report") == "config_status":
             out.append(dict(envelope.body))
     return out
 

@@ -190,7 +190,7 @@ def test_screening_refuses_bad_signatures_other_scopes_and_replays(tmp_path: Pat
     older = receiver.screen(sign_document(backend, _document(1)).encode())
     assert isinstance(older, ConfigStatus)
     assert older.reason == "replay"
-    assert older.to_body()["type"] == "config_status"
+    assert older.to_body()["report"] == "config_status"
 
     # The last good document is on disk, signed, and reloads verified after a restart.
     record = json.loads(remote_config_path(tmp_path / "state").read_text())
