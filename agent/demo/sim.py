@@ -148,6 +148,10 @@ class SimulatedFleet:
             printer.stop()
 
 
+#: snmpsim compiles its data on start: over 30 s on a busy two-core machine.
+START_TIMEOUT = 90.0
+
+
 def _start_one(
     responder: Path, spec: PrinterSpec, address: str, port: int, work_dir: Path
 ) -> SimulatedPrinter:
@@ -158,7 +162,7 @@ def _start_one(
     cache_dir = work_dir / ("cache-" + spec.name)
     process = spawn_snmpsim(snmpsim_args(responder, data_dir, address, port, cache_dir), log_path)
     printer = SimulatedPrinter(spec, address, port, process, log_path)
-    if wait_for_snmp(process, address, port, COMMUNITY, timeout=30):
+    if wait_for_snmp(process, address, port, COMMUNITY, timeout=START_TIMEOUT):
         return printer
     if process.poll() is not None:
         raise DemoError(
@@ -166,7 +170,9 @@ def _start_one(
             + printer.log()[-2000:]
         )
     printer.stop()
-    raise DemoError(f"snmpsim for {spec.name} on {address}:{port} did not answer within 30 s")
+    raise DemoError(
+        f"snmpsim for {spec.name} on {address}:{port} did not answer within {START_TIMEOUT:g} s"
+    )
 
 
 def start_fleet(
