@@ -7,8 +7,8 @@ Lists every agent the consumer (``fleet-agent ingest``) heard from: its last
 heartbeat, version, configuration version, upload queue and last good read;
 agents not heard from for ``--silent-after`` (default 15m) are SILENT, agents
 below ``--min-version`` are OUTDATED (an agent that never sent a heartbeat is
-both). Then the devices reported silent (``device_silent`` with no
-``device_back`` since), per site.
+silent, and outdated when a minimum is given). Then the devices reported silent
+(``device_silent`` with no ``device_back`` since), per site.
 
 ``--format table`` (default on a terminal), ``json`` (one document) or ``csv``
 (one header, one row per agent and per silent device; ``record`` says which).
