@@ -28,7 +28,7 @@ from agent.supply_store import SupplyStore
 from mibs.events import DeliveryContact, SupplyOrderDue, SupplyReplaced
 from mibs.forecast import SupplyForecast, forecast
 from mibs.models import PrinterRead, Supply
-from mibs.supply_history import Replacement, SupplyPoint, replacements
+from mibs.supply_history import Replacement, SupplyPoint, cartridges, replacements
 from mibs.supply_report import order_id
 
 
@@ -120,13 +120,11 @@ class SupplyTracker:
         settings: ReplenishmentPolicy,
     ) -> tuple[datetime, SupplyForecast | None]:
         """(start of the current cartridge, its forecast) with ``ordered`` from the marks."""
-        first = forecast(points, settings.settings())
-        if first is None:
-            return points[-1].at if points else datetime.min, None
-        key = f"order/{order_id(device_id, supply_index, first.cartridge_since)}"
-        if self.store.marked(key):
-            return first.cartridge_since, forecast(points, settings.settings(), ordered=True)
-        return first.cartridge_since, first
+        if not points:
+            return datetime.min, None
+        since = cartridges(points)[-1].since  # the forecast's cartridge_since
+        ordered = self.store.marked(f"order/{order_id(device_id, supply_index, since)}")
+        return since, forecast(points, settings.settings(), ordered=ordered)
 
     def _replaced(
         self, device_id: str, address: str, supply: Supply, points: list[SupplyPoint]

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 
 from mibs.identity import stable_device_id
 from mibs.meter_anomalies import MeterAnomaly, MeterPoint, detect_anomalies
-from mibs.metering import BillingPolicy, MeterExpression, device_meters
+from mibs.metering import METER_NAMES, BillingPolicy, MeterExpression, device_meters
 from mibs.modelmatch import normalise
 from mibs.models import Identity, PrinterRead
 
@@ -249,10 +249,9 @@ def serial_problem(serial: str | None) -> RejectReason | None:
 
 
 class _DeviceBill:
-    """The lines and rejects of one device."""
+    """The lines and rejects of one device (its reads are not kept: 300,000 would be)."""
 
     def __init__(self, reads: list[BillingRead], period: Period, billing: BillingPolicy) -> None:
-        self.reads = reads
         self.last = reads[-1]
         self.serial = next((r.serial for r in reversed(reads) if r.serial), None)
         self.lines: list[BillingLine] = []
@@ -273,37 +272,37 @@ class _DeviceBill:
             )
         )
 
-    def _span(self) -> list[BillingRead]:
+    def _span(self, reads: list[BillingRead]) -> list[BillingRead]:
         """From the last read before the period through the first read after it."""
-        period, reads = self._period, self.reads
+        period = self._period
         first = max((i for i, r in enumerate(reads) if r.collected_at <= period.start), default=0)
         after = (i for i, r in enumerate(reads) if r.collected_at >= period.end)
         last = next(after, len(reads) - 1)
         return reads[first : last + 1]
 
-    def run(self) -> None:
+    def run(self, reads: list[BillingRead]) -> None:
         problem = serial_problem(self.serial)
         if problem is not None:
             self.reject(problem, f"serial {self.serial!r} cannot key a billing import")
             return
-        span = self._span()
-        ceiling = self._billing.pages_per_minute_for(self.last.vendor, self.last.model)
+        span = self._span(reads)
+        last = self.last
+        ceiling = self._billing.pages_per_minute_for(last.vendor, last.model)
+        meter_types = self._billing.meter_types_for(last.vendor, last.model)
+        # Only the meters the contract bills are checked (a serial change always is).
+        used = {meter for expression in meter_types.values() for meter in expression.meters}
+        checked = tuple(name for name in METER_NAMES if name in used)
+        points = [MeterPoint(r.collected_at, r.serial, r.meters) for r in span]
         anomalies: list[MeterAnomaly] = []
-        for previous, current in pairwise(span):
+        for previous, current in pairwise(points):
             anomalies.extend(
-                detect_anomalies(
-                    MeterPoint(previous.collected_at, previous.serial, previous.meters),
-                    MeterPoint(current.collected_at, current.serial, current.meters),
-                    pages_per_minute=ceiling,
-                )
+                detect_anomalies(previous, current, pages_per_minute=ceiling, meters=checked)
             )
         changed = [a for a in anomalies if a.kind == "serial_changed"]
         if changed:
             self.reject("serial_changed", "; ".join(a.describe() for a in changed))
             return
-        for name, expression in self._billing.meter_types_for(
-            self.last.vendor, self.last.model
-        ).items():
+        for name, expression in meter_types.items():
             self._line(name, expression, span, anomalies)
 
     def _line(
@@ -384,12 +383,12 @@ def bill(
         device = _DeviceBill(group, period, billing)
         if wanted is not None:
             keys = {normalise(device.last.device_id)}
-            keys.update(normalise(r.serial) for r in group if r.serial)
+            keys.update(normalise(serial) for serial in {r.serial for r in group if r.serial})
             matched = keys & wanted.keys()
             if not matched:
                 continue
             found.update(matched)
-        device.run()
+        device.run(group)
         devices.append(device)
     rejects = [reject for device in devices for reject in device.rejects]
     by_serial: dict[str, list[_DeviceBill]] = {}

@@ -7,14 +7,18 @@ points fuller for a day or two), and have cartridges replaced once empty.
 Sensors differ: integer percent, impressions out of the yield, noisy percent,
 Canon's three stages (100/10/1), Brother's 0-3 codes, and -3 "some remaining".
 
-Every simulated morning each printer is read: its varbinds (Printer-MIB
-supplies table, prtMarkerLifeCount, descriptions with HP part numbers or
-Xerox PN/SN suffixes) go through :func:`mibs.decode.decode_read`, then the
-agent's :class:`agent.supplies.SupplyTracker` on a real state database
-(SQLite, in a temporary directory): history, replacements, forecast, orders.
-Time is simulated; nothing sleeps.
+Every simulated morning each printer is read as the daemon reads it: each
+printer has its own fake agent (:mod:`collectors.fake_agent`) on a loopback
+address serving that day's varbinds (Printer-MIB supplies table,
+prtMarkerLifeCount, descriptions with HP part numbers or Xerox PN/SN suffixes)
+over real UDP, and :func:`collectors.reader.read_device` reads it with the full
+read plan (BER codec, SnmpTransport, :func:`mibs.decode.decode_read`). The read
+goes to the agent's :class:`agent.supplies.SupplyTracker` on a real state
+database (SQLite, in a temporary directory): history, replacements, forecast,
+orders. Time is simulated (the reader's clock is the simulated morning);
+nothing sleeps.
 
-    .venv/bin/python -m bench.supply_sim --printers 150 --days 365 --seed 1
+    .venv/bin/python -m bench.supply_sim --printers 250 --days 180 --seed 1
 
 Prints the measures docs/benchmarks.md records: median absolute error of the
 predicted empty date 14 and 7 days before each cartridge ran out, the share of
@@ -25,8 +29,11 @@ orders, and orders made while learning above the emergency level.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import math
+import os
 import random
 import statistics
 import tempfile
@@ -36,13 +43,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import structlog
+from pydantic import SecretStr
+
 from agent.eligibility.policy import ReplenishmentPolicy
 from agent.inventory import Inventory
 from agent.supplies import SupplyTracker
 from agent.supply_store import SupplyStore
-from mibs.decode import decode_read
+from collectors.credentials import Credential, SnmpSettings
+from collectors.fake_agent import FakeAgent, start_fake_agent
+from collectors.reader import read_device
+from collectors.transport import SnmpTransport
 from mibs.events import SupplyOrderDue, SupplyReplaced
 from mibs.forecast import SupplyForecast
+from mibs.models import PrinterRead
+from mibs.plan import full_read_plan
 from mibs.values import Oid, Value
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
@@ -136,7 +151,7 @@ def make_printer(rng: random.Random, number: int) -> Printer:
     ]
     printer = Printer(
         device_id=f"sim:{number:04d}",
-        address=f"127.0.9.{number % 250 + 1}",
+        address=address_of(number),
         sensor=sensor,
         vendor=vendor,
         weekday_pages=weekday,
@@ -259,6 +274,8 @@ class Result:
     true_replacements: int = 0
     false_replacements: int = 0
     by_sensor: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    snmp_reads: int = 0
+    snmp_requests: int = 0
 
 
 def _error_at(cartridge: Cartridge, days_before: int) -> float | None:
@@ -270,47 +287,142 @@ def _error_at(cartridge: Cartridge, days_before: int) -> float | None:
     return float(abs((outlook.predicted_empty - cartridge.empty_at.date()).days))
 
 
-def simulate(printers: int, days: int, seed: int, lead: float) -> Result:
+def address_of(number: int) -> str:
+    """The loopback address printer ``number`` is served on (250 a /24, from 127.0.40.1)."""
+    third, fourth = divmod(number, 250)
+    return f"127.0.{40 + third}.{fourth + 1}"
+
+
+class Fleet:
+    """Every simulated printer served by its own fake agent over UDP, read as the daemon reads.
+
+    Each morning a printer's agent is handed that day's varbinds
+    (:meth:`collectors.fake_agent.FakeAgent.set_varbinds`); the read then goes
+    through the agent's whole read path: :func:`collectors.reader.read_device`
+    with the full read plan on :class:`collectors.transport.SnmpTransport` (BER
+    over real UDP, SNMPv2c), and :func:`mibs.decode.decode_read` inside it.
+    """
+
+    def __init__(self, printers: list[Printer], concurrency: int) -> None:
+        self.printers = printers
+        self.concurrency = concurrency
+        self.agents: dict[str, FakeAgent] = {}
+        self.requests = 0
+        self.reads = 0
+
+    async def __aenter__(self) -> Fleet:
+        port = 0
+        for printer in self.printers:
+            agent = await start_fake_agent({}, address=printer.address, port=port)
+            port = agent.port
+            self.agents[printer.address] = agent
+        self.settings = SnmpSettings(port=port, timeout=5.0, retries=2, read_deadline=120.0)
+        self.credential = Credential(name="sim", version="v2c", community=SecretStr("public"))
+        self.transport = SnmpTransport(self.settings)
+        await self.transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.transport.__aexit__(None, None, None)
+        for agent in self.agents.values():
+            self.requests += agent.requests
+            agent.close()
+
+    async def read_all(
+        self, values: dict[str, dict[Oid, Value]], morning: datetime
+    ) -> dict[str, PrinterRead]:
+        """Serve ``values`` (address -> varbinds) and read every printer once, at ``morning``."""
+        for address, varbinds in values.items():
+            self.agents[address].set_varbinds(varbinds)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        reads: dict[str, PrinterRead] = {}
+
+        async def one(address: str) -> None:
+            async with semaphore:
+                outcome = await read_device(
+                    address,
+                    [self.credential],
+                    full_read_plan(),
+                    self.settings.read_deadline,
+                    sessions=self.transport,
+                    settings=self.settings,
+                    clock=lambda: morning,  # simulated time
+                )
+            if outcome.read is None:
+                raise SystemExit(f"{address}: {outcome.kind} ({outcome.reason})")
+            reads[address] = outcome.read
+
+        async with asyncio.TaskGroup() as group:
+            for address in values:
+                group.create_task(one(address))
+        self.reads += len(reads)
+        return reads
+
+
+async def simulate(
+    printers: int, days: int, seed: int, lead: float, concurrency: int = 32
+) -> Result:
     rng = random.Random(seed)
     fleet = [make_printer(rng, n) for n in range(printers)]
     result = Result()
     order_ids: dict[str, int] = defaultdict(int)
     with tempfile.TemporaryDirectory() as work, Inventory(Path(work) / "inventory.db") as inv:
         tracker = SupplyTracker(SupplyStore(inv))
-        for day in range(days):
-            morning = START + timedelta(days=day, hours=8, minutes=rng.randint(0, 90))
-            for printer in fleet:
-                replace_empties(rng, printer, morning)
-                read = decode_read(printer.address, morning, varbinds(rng, printer))
-                pending = tracker.observe(printer.device_id, read)
-                tracker.sent(pending)
-                for supply in printer.supplies:
-                    outlook = tracker.outlooks.get((printer.device_id, supply.index))
-                    supply.current.forecasts[morning.date()] = outlook
-                for item in pending:
-                    if isinstance(item.event, SupplyOrderDue):
-                        order_ids[item.event.order_id] += 1
-                        supply = printer.supplies[item.event.supply_index - 1]
-                        supply.current.orders.append((morning, item.event))
-                        outlook = supply.current.forecasts[morning.date()]
-                        level = item.event.level
-                        if (
-                            outlook is not None
-                            and outlook.history_days < POLICY.min_history_days
-                            and (level is None or level > POLICY.emergency_percent)
-                        ):
-                            result.learning_orders += 1
-                    elif isinstance(item.event, SupplyReplaced):
-                        result.replaced_events += 1
-                print_day(rng, printer, morning.replace(hour=9, minute=0))
+        async with Fleet(fleet, concurrency) as served:
+            for day in range(days):
+                morning = START + timedelta(days=day, hours=8, minutes=rng.randint(0, 90))
+                values = {}
+                for printer in fleet:
+                    replace_empties(rng, printer, morning)
+                    values[printer.address] = varbinds(rng, printer)
+                reads = await served.read_all(values, morning)
+                for printer in fleet:
+                    read = reads[printer.address]
+                    _observe(tracker, printer, read, morning, result, order_ids)
+                    print_day(rng, printer, morning.replace(hour=9, minute=0))
+        result.snmp_reads, result.snmp_requests = served.reads, served.requests
     result.duplicate_orders = sum(n - 1 for n in order_ids.values())
+    _score(fleet, days, lead, result)
+    return result
+
+
+def _observe(
+    tracker: SupplyTracker,
+    printer: Printer,
+    read: PrinterRead,
+    morning: datetime,
+    result: Result,
+    order_ids: dict[str, int],
+) -> None:
+    """The agent's supply tracking of one read; orders and replacements noted for scoring."""
+    pending = tracker.observe(printer.device_id, read)
+    tracker.sent(pending)
+    for supply in printer.supplies:
+        outlook = tracker.outlooks.get((printer.device_id, supply.index))
+        supply.current.forecasts[morning.date()] = outlook
+    for item in pending:
+        if isinstance(item.event, SupplyOrderDue):
+            order_ids[item.event.order_id] += 1
+            supply = printer.supplies[item.event.supply_index - 1]
+            supply.current.orders.append((morning, item.event))
+            outlook = supply.current.forecasts[morning.date()]
+            level = item.event.level
+            if (
+                outlook is not None
+                and outlook.history_days < POLICY.min_history_days
+                and (level is None or level > POLICY.emergency_percent)
+            ):
+                result.learning_orders += 1
+        elif isinstance(item.event, SupplyReplaced):
+            result.replaced_events += 1
+
+
+def _score(fleet: list[Printer], days: int, lead: float, result: Result) -> None:
     for printer in fleet:
         for supply in printer.supplies:
             result.true_replacements += sum(1 for c in supply.cartridges if c.replaced)
             for cartridge in supply.cartridges:
                 result.cartridges += 1
-                if len(cartridge.orders) > 1:
-                    result.duplicate_orders += 0  # counted by order id above
                 if cartridge.empty_at is None or cartridge.empty_at > START + timedelta(days=days):
                     continue
                 result.emptied += 1
@@ -336,7 +448,6 @@ def simulate(printers: int, days: int, seed: int, lead: float) -> Result:
                     result.late += 1
                     timing[1] += 1
     result.false_replacements = max(0, result.replaced_events - result.true_replacements)
-    return result
 
 
 def main() -> None:
@@ -345,9 +456,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lead", type=float, default=POLICY.lead_time_days)
+    parser.add_argument("--concurrency", type=int, default=32, help="reads in flight")
     args = parser.parse_args()
-    started = time.perf_counter()
-    r = simulate(args.printers, args.days, args.seed, args.lead)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    started, cpu = time.perf_counter(), time.process_time()
+    r = asyncio.run(simulate(args.printers, args.days, args.seed, args.lead, args.concurrency))
     emptied = max(1, r.emptied)
     summary = {
         "printers": args.printers,
@@ -375,7 +488,11 @@ def main() -> None:
             k: statistics.median(v) for k, v in sorted(r.by_sensor.items())
         },
         "in_time_late_never_by_sensor": dict(sorted(r.timing_by_sensor.items())),
+        "snmp_reads": r.snmp_reads,
+        "snmp_requests_per_read": round(r.snmp_requests / max(1, r.snmp_reads), 2),
         "seconds": round(time.perf_counter() - started, 1),
+        "cpu_seconds": round(time.process_time() - cpu, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(summary, indent=2))
 

@@ -144,17 +144,28 @@ def theil_sen(pairs: Sequence[tuple[float, float]]) -> tuple[float, float] | Non
     return slope, statistics.median(y - slope * x for x, y in pairs)
 
 
-def _own_slope(cartridge: Cartridge) -> float | None:
-    """Percent used per page by this cartridge, once it has used enough to tell."""
-    pairs = [
+def _pairs(cartridge: Cartridge) -> list[tuple[float, float]]:
+    """(page count, percent) of the cartridge's readings that have both."""
+    return [
         (float(p.pages), p.percent)
         for p in cartridge.points
         if p.pages is not None and p.percent is not None
     ]
+
+
+def _own_fit(pairs: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
+    """(slope, intercept) of a cartridge's level against pages, once it has used enough
+    to tell and the level falls."""
     if len(pairs) < 3 or max(y for _, y in pairs) - min(y for _, y in pairs) < MIN_SPAN:
         return None
     fit = theil_sen(pairs)
-    return -fit[0] if fit is not None and fit[0] < 0 else None
+    return fit if fit is not None and fit[0] < 0 else None
+
+
+def _own_slope(cartridge: Cartridge) -> float | None:
+    """Percent used per page by this cartridge, once it has used enough to tell."""
+    fit = _own_fit(_pairs(cartridge))
+    return -fit[0] if fit is not None else None
 
 
 def _earlier_per_page(done: Sequence[Cartridge]) -> float | None:
@@ -172,19 +183,18 @@ def _learned_yield(done: Sequence[Cartridge], following: Sequence[Cartridge]) ->
     return int(statistics.median(pages)) if pages else None
 
 
-def _level_now(current: Cartridge, per_page: float) -> float | None:
+def _level_now(
+    current: Cartridge,
+    pairs: Sequence[tuple[float, float]],
+    own: tuple[float, float] | None,
+    per_page: float,
+) -> float | None:
+    """The level now: on the cartridge's own line ``own`` when it has one."""
     last = current.points[-1]
-    pairs = [
-        (float(p.pages), p.percent)
-        for p in current.points
-        if p.pages is not None and p.percent is not None
-    ]
     if last.pages is None or last.percent is None:
         return None
-    if _own_slope(current) is not None:
-        fit = theil_sen(pairs)
-        if fit is not None:
-            return min(100.0, max(0.0, fit[1] + fit[0] * last.pages))
+    if own is not None:
+        return min(100.0, max(0.0, own[1] + own[0] * last.pages))
     # Too little of this cartridge used to fit a line: its readings, centred on the slope.
     offsets = [y + per_page * x for x, y in pairs]
     return min(100.0, max(0.0, statistics.median(offsets) - per_page * last.pages))
@@ -212,11 +222,13 @@ def forecast(
     per_page: float | None = None
     note = ""
     if last.percent is not None:
-        per_page = _own_slope(current) or _earlier_per_page(done)
+        pairs = _pairs(current)
+        own = _own_fit(pairs)  # one Theil-Sen fit of the current cartridge, used twice
+        per_page = (-own[0] if own is not None else None) or _earlier_per_page(done)
         if per_page is None and rated:
             per_page, note = 100.0 / rated, "level used per page from the rated yield so far"
         if per_page is not None:
-            method, level = "level", _level_now(current, per_page)
+            method, level = "level", _level_now(current, pairs, own, per_page)
         else:
             level, note = last.percent, "the cartridge has not used enough yet to measure"
     else:

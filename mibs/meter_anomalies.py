@@ -17,7 +17,7 @@ stored reads of a billing period, so both flag the same things.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -97,9 +97,18 @@ def jump_limit(pages_per_minute: int, seconds: float, per_page: int = 1) -> int:
 
 
 def detect_anomalies(
-    previous: MeterPoint, current: MeterPoint, *, pages_per_minute: int
+    previous: MeterPoint,
+    current: MeterPoint,
+    *,
+    pages_per_minute: int,
+    meters: Sequence[str] | None = None,
 ) -> tuple[MeterAnomaly, ...]:
-    """Every anomaly from ``previous`` to ``current`` (a later read of the same device id)."""
+    """Every anomaly from ``previous`` to ``current`` (a later read of the same device id).
+
+    ``meters``: check only these device meters, in this order (billing checks the ones
+    its contract meter types use, in :data:`METER_NAMES` order); a serial change is
+    always checked.
+    """
     found: list[MeterAnomaly] = []
 
     def note(kind: AnomalyKind, meter: str | None, old: object, new: object, **extra: int) -> None:
@@ -117,11 +126,12 @@ def detect_anomalies(
             )
         )
 
-    before, after = _serial_key(previous.serial), _serial_key(current.serial)
-    if before is not None and after is not None and before != after:
-        note("serial_changed", None, previous.serial, current.serial)
+    if previous.serial != current.serial:
+        before, after = _serial_key(previous.serial), _serial_key(current.serial)
+        if before is not None and after is not None and before != after:
+            note("serial_changed", None, previous.serial, current.serial)
     seconds = (current.at - previous.at).total_seconds()
-    for name in METER_NAMES:
+    for name in METER_NAMES if meters is None else meters:
         old, new = previous.meters.get(name), current.meters.get(name)
         if old is None or new is None:
             continue

@@ -9,6 +9,7 @@ PostgreSQL refuses root). Each test gets its own database from
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -38,13 +39,17 @@ def _as_postgres(command: list[str]) -> list[str]:
     return command
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """DSN of the server's ``postgres`` database (superuser, trust auth on loopback)."""
-    pytest.importorskip("psycopg")
+class PostgresUnavailable(RuntimeError):
+    """PostgreSQL (or psycopg) is not installed here."""
+
+
+@contextlib.contextmanager
+def local_postgres() -> Iterator[str]:
+    """A throw-away server on 127.0.0.1: DSN of its ``postgres`` database (superuser, trust
+    auth on loopback), stopped and deleted on exit. The benchmarks use it too."""
     bin_dir = _pg_bin()
     if bin_dir is None:
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        raise PostgresUnavailable("PostgreSQL is not installed (apt-get install postgresql)")
     directory = Path(tempfile.mkdtemp(prefix="fleet-pg-"))
     data = directory / "data"
     if os.geteuid() == 0:
@@ -74,7 +79,8 @@ def postgres_server() -> Iterator[str]:
         )
     except subprocess.CalledProcessError as exc:
         shutil.rmtree(directory, ignore_errors=True)
-        pytest.fail(f"cannot start PostgreSQL: {exc.stderr.decode(errors='replace')}")
+        message = exc.stderr.decode(errors="replace")
+        raise RuntimeError(f"cannot start PostgreSQL: {message}") from exc
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
@@ -85,6 +91,17 @@ def postgres_server() -> Iterator[str]:
             timeout=60,
         )
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """DSN of the server's ``postgres`` database (superuser, trust auth on loopback)."""
+    pytest.importorskip("psycopg")
+    try:
+        with local_postgres() as dsn:
+            yield dsn
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture
