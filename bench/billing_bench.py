@@ -294,7 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(directory)
         policy = work / "policy.yaml"
         policy.write_text(policy_text([serial_of(n) for n in range(args.devices)]))
-        results = [bench_store(kind, work, args, policy) for kind in kinds]
+        results = []
+        for kind in kinds:
+            results.append(bench_store(kind, work, args, policy))
+            print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # each store as it ends
         if len(results) == 2:
             same = (work / "export-sqlite.csv").read_bytes() == (
                 work / "export-postgresql.csv"
