@@ -116,6 +116,17 @@ def _command_of(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _parser_of(parser: argparse.ArgumentParser, words: Sequence[str]) -> argparse.ArgumentParser:
+    """The innermost (sub-)parser the command words name: ``config check`` -> its own."""
+    current = parser
+    for word in words:
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction) and word in action.choices:
+                current = cast(argparse.ArgumentParser, action.choices[word])
+                break
+    return current
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = _run(argv)
@@ -133,7 +144,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_of(arguments))
-    args = parser.parse_args(arguments)
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:
+        # The sub-command's own usage, not the top level's: that is where the option belongs.
+        _parser_of(parser, arguments).error(f"unrecognized arguments: {' '.join(unknown)}")
     handler = cast(Handler | None, getattr(args, "handler", None))
     if handler is None:
         parser.print_help(sys.stderr)

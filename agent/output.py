@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.errors import LocalError
+from collectors.target_syntax import split_endpoint
 from mibs.models import PrinterRead, Supply
 
 OutputFormat = Literal["table", "json"]
@@ -48,35 +49,49 @@ def write_line(stream: TextIO, line: str) -> None:
         raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
 
 
-def address_key(address: str) -> tuple[int, int, str]:
-    """Sort key: IP addresses numerically, host names after them."""
+def address_key(address: str) -> tuple[int, int, int, int, str]:
+    """Sort key: IP addresses numerically (IPv4 first, then by port), host names after them."""
     try:
-        ip = ipaddress.ip_address(address)
+        host, port = split_endpoint(address)
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        return (1, 0, address)
-    return (0, int(ip), address)
+        return (1, 0, 0, 0, address)
+    return (0, ip.version, int(ip), port or 0, address)
 
 
-def _consumable_shortest(supplies: Iterable[Supply]) -> Supply | None:
-    """The consumed supply with the lowest known percentage (receptacles fill up, not down)."""
-    known = [s for s in supplies if s.supply_class == "consumed" and s.percent is not None]
-    if known:
-        return min(known, key=lambda s: (s.percent, s.index))
-    flagged = [s for s in supplies if s.supply_class == "consumed" and s.state in ("empty", "low")]
-    if flagged:
-        return min(flagged, key=lambda s: (s.state != "empty", s.index))
-    return None
+def _supply_name(supply: Supply) -> str:
+    return supply.description or " ".join(p for p in (supply.colorant, supply.type) if p)
 
 
 def lowest_supply(read: PrinterRead) -> str:
-    """``"Black Toner 12%"``, ``"Cyan Ink low"`` or ``"-"`` when nothing is known."""
-    supply = _consumable_shortest(read.supplies)
-    if supply is None:
-        return "-"
-    name = supply.description or " ".join(p for p in (supply.colorant, supply.type) if p)
-    if supply.percent is not None:
-        return f"{name} {supply.percent:.0f}%"
-    return f"{name} {supply.state}"
+    """The consumable closest to running out, and any whose level is not known in percent.
+
+    ``"Black Toner 12%"``, ``"Cyan Ink low"``, ``"Black Toner 12%, Yellow Toner some
+    remaining"`` (a toner that reports only "some remaining", RFC 3805's -3, may be the
+    lowest of all: it is named rather than hidden), or ``"-"`` when nothing is known.
+    Receptacles (waste toner) fill up rather than run out and are left out.
+    """
+    consumed = [s for s in read.supplies if s.supply_class == "consumed"]
+    urgency = {"empty": 0, "low": 1}
+    candidates = [s for s in consumed if s.percent is not None or s.state in urgency]
+    parts: list[str] = []
+    if candidates:
+        lowest = min(
+            candidates,
+            key=lambda s: (
+                urgency.get(s.state, 2),
+                -1.0 if s.percent is None else s.percent,
+                s.index,
+            ),
+        )
+        level = lowest.state if lowest.percent is None else f"{lowest.percent:.0f}%"
+        parts.append(f"{_supply_name(lowest)} {level}")
+    parts += [
+        f"{_supply_name(s)} some remaining"
+        for s in sorted(consumed, key=lambda s: s.index)
+        if s.percent is None and s.state == "some_remaining"
+    ]
+    return ", ".join(parts) or "-"
 
 
 def _cell(value: object) -> Text:
@@ -84,8 +99,22 @@ def _cell(value: object) -> Text:
     return Text("-" if value is None or value == "" else str(value))
 
 
+def printer_cells(read: PrinterRead) -> list[Text]:
+    """Address, vendor, model, serial, lifetime pages, lowest supply: one printer's row."""
+    identity = read.identity
+    total = read.counters.total
+    return [
+        _cell(read.address),
+        _cell(identity.vendor),
+        _cell(identity.model),
+        _cell(identity.serial),
+        _cell(None if total is None else f"{total:,}"),
+        _cell(lowest_supply(read)),
+    ]
+
+
 def printer_table(reads: Iterable[PrinterRead], *, title: str | None = None) -> Table:
-    """One row per printer: address, vendor, model, serial, lifetime pages, lowest supply."""
+    """One row per printer (:func:`printer_cells`), by address numerically."""
     table = Table(title=title, show_lines=False)
     table.add_column("Address", no_wrap=True)
     table.add_column("Vendor")
@@ -94,16 +123,7 @@ def printer_table(reads: Iterable[PrinterRead], *, title: str | None = None) -> 
     table.add_column("Lifetime pages", justify="right")
     table.add_column("Lowest supply")
     for read in sorted(reads, key=lambda r: address_key(r.address)):
-        identity = read.identity
-        total = read.counters.total
-        table.add_row(
-            _cell(read.address),
-            _cell(identity.vendor),
-            _cell(identity.model),
-            _cell(identity.serial),
-            "-" if total is None else f"{total:,}",
-            _cell(lowest_supply(read)),
-        )
+        table.add_row(*printer_cells(read))
     return table
 
 

@@ -10,8 +10,15 @@ Accepted spec forms (the same for targets and exclusions):
 * ``192.0.2.0/24``: a block; for IPv4 blocks of /30 and larger the network and
   broadcast addresses are skipped (a /31 or /32 keeps every address, RFC 3021);
 * ``192.0.2.10-192.0.2.200`` or ``192.0.2.10-200``: an inclusive range, kept as given;
+* ``10.1.2-3.1-50``: an nmap octet range (each octet ``N``, ``N-M`` or ``*``);
 * ``printer-3.example``: a host name, resolved once with ``getaddrinfo`` at
-  parse time (IPv4 preferred).
+  parse time (IPv4 preferred);
+* any of these followed by ``:PORT`` (``[2001:db8::7]:1161`` for IPv6), and
+  several of them separated by commas (:mod:`collectors.target_syntax`).
+
+Addresses with a port iterate as ``192.0.2.7:1161`` / ``[2001:db8::7]:1161``
+(the transport reads the port from there); an exclusion without a port drops
+the address on every port, one with a port only that endpoint.
 
 More than :data:`HUGE_LIMIT` addresses (a /16 is fine, a /8 is not) is refused
 unless ``allow_huge`` is passed, because at a polite budget such a sweep takes
@@ -23,9 +30,17 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from collectors.target_syntax import (
+    SyntaxProblem,
+    format_endpoint,
+    is_octet_pattern,
+    octet_pattern,
+    split_endpoint,
+    split_list,
+)
 from fleet_errors import LocalError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -51,16 +66,17 @@ class _Interval:
     version: int
     first: int
     last: int  # inclusive
+    port: int | None = None  # None: the configured SNMP port
 
 
-def _resolve(host: str) -> IPAddress:
+def _resolve(host: str, spec: str) -> IPAddress:
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise TargetError("not an address, range, block or known host name", spec=host) from exc
+        raise TargetError("not an address, range, block or known host name", spec=spec) from exc
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not addresses:
-        raise TargetError("host name resolves to no address", spec=host)
+        raise TargetError("host name resolves to no address", spec=spec)
     v4 = [a for a in addresses if a.version == 4]
     return (v4 or addresses)[0]
 
@@ -97,9 +113,9 @@ def _parse_range(spec: str, start_text: str, end_text: str) -> _Interval:
     return _Interval(start.version, int(start), int(end))
 
 
-def _parse_block(spec: str) -> _Interval:
+def _parse_block(text: str, spec: str) -> _Interval:
     try:
-        network = ipaddress.ip_network(spec, strict=False)
+        network = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
     first, last = int(network.network_address), int(network.broadcast_address)
@@ -110,13 +126,27 @@ def _parse_block(spec: str) -> _Interval:
     return _Interval(network.version, first, last)
 
 
-def parse_spec(spec: str) -> _Interval:
-    """One spec to one interval of addresses; :class:`TargetError` names the spec."""
-    text = spec.strip()
+def parse_spec(spec: str) -> list[_Interval]:
+    """One spec to its intervals of addresses; :class:`TargetError` names the spec."""
+    try:
+        host, port = split_endpoint(spec)
+    except SyntaxProblem as exc:
+        raise TargetError(str(exc), spec=spec) from None
+    return [
+        _Interval(i.version, i.first, i.last, port) for i in _parse_host_part(host.strip(), spec)
+    ]
+
+
+def _parse_host_part(text: str, spec: str) -> list[_Interval]:
     if not text:
         raise TargetError("empty target", spec=spec)
     if "/" in text:
-        return _parse_block(text)
+        return [_parse_block(text, spec)]
+    if is_octet_pattern(text):
+        try:
+            return [_Interval(4, first, last) for first, last in octet_pattern(text)]
+        except SyntaxProblem as exc:
+            raise TargetError(str(exc), spec=spec) from None
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -124,16 +154,16 @@ def parse_spec(spec: str) -> _Interval:
     if address is None and "-" in text and ":" not in text:
         start_text, _, end_text = text.partition("-")
         if _looks_numeric(start_text):
-            return _parse_range(text, start_text, end_text)
+            return [_parse_range(spec, start_text, end_text)]
     if address is None and ":" in text and "-" in text:
         start_text, _, end_text = text.partition("-")
-        return _parse_range(text, start_text, end_text)
+        return [_parse_range(spec, start_text, end_text)]
     if address is None:
         if _looks_numeric(text):
             raise TargetError("not a valid IPv4 address", spec=spec)
-        address = _resolve(text)
+        address = _resolve(text, spec)
     _check_unicast(address, spec)
-    return _Interval(address.version, int(address), int(address))
+    return [_Interval(address.version, int(address), int(address))]
 
 
 def _looks_numeric(text: str) -> bool:
@@ -168,12 +198,24 @@ def _subtract(keep: list[tuple[int, int]], drop: list[tuple[int, int]]) -> list[
     return result
 
 
-class TargetSet:
-    """The addresses to sweep: lazily iterable, sized, with fast membership."""
+Key = tuple[int, int | None]  # (IP version, port or None)
 
-    def __init__(self, intervals: dict[int, list[tuple[int, int]]]) -> None:
-        self._intervals = {version: list(spans) for version, spans in intervals.items() if spans}
-        self._starts = {v: [first for first, _ in spans] for v, spans in self._intervals.items()}
+
+class TargetSet:
+    """The addresses to sweep: lazily iterable, sized, with fast membership.
+
+    ``intervals`` maps (IP version, port or None) to merged inclusive spans.
+    Iteration yields IPv4 before IPv6, each in address order, the addresses
+    without a port first; an address with a port reads ``192.0.2.7:1161``.
+    """
+
+    def __init__(self, intervals: Mapping[Key, list[tuple[int, int]]]) -> None:
+        self._intervals = {
+            key: list(spans)
+            for key, spans in sorted(intervals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
+            if spans
+        }
+        self._starts = {k: [first for first, _ in spans] for k, spans in self._intervals.items()}
         self.count = sum(
             last - first + 1 for spans in self._intervals.values() for first, last in spans
         )
@@ -185,43 +227,60 @@ class TargetSet:
         return self.count > 0
 
     def __iter__(self) -> Iterator[str]:
-        for version in (4, 6):
+        for (version, port), spans in self._intervals.items():
             make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
-            for first, last in self._intervals.get(version, ()):
+            for first, last in spans:
                 for value in range(first, last + 1):
-                    yield str(make(value))
+                    yield format_endpoint(str(make(value)), port)
 
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
             return False
         try:
-            address = ipaddress.ip_address(item)
+            host, port = split_endpoint(item)
+            address = ipaddress.ip_address(host)
         except ValueError:
             return False
-        spans = self._intervals.get(address.version)
+        key = (address.version, port)
+        spans = self._intervals.get(key)
         if not spans:
             return False
         value = int(address)
-        position = bisect.bisect_right(self._starts[address.version], value) - 1
+        position = bisect.bisect_right(self._starts[key], value) - 1
         return position >= 0 and spans[position][1] >= value
 
     def __repr__(self) -> str:
         return f"TargetSet(count={self.count}, spans={sum(map(len, self._intervals.values()))})"
 
 
+def expand_specs(specs: Sequence[str]) -> list[str]:
+    """The specs with comma lists split: ``["10.0.0.1,10.0.0.9"]`` is two specs."""
+    return list(split_list(specs))
+
+
 def parse_targets(
     specs: Sequence[str], *, exclude: Sequence[str] = (), allow_huge: bool = False
 ) -> TargetSet:
     """Targets minus exclusions. Raises :class:`TargetError` naming the bad spec."""
-    keep: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-    drop: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    specs, exclude = expand_specs(specs), expand_specs(exclude)
+    keep: dict[Key, list[tuple[int, int]]] = {}
+    drop: dict[Key, list[tuple[int, int]]] = {}
     for spec in specs:
-        interval = parse_spec(spec)
-        keep[interval.version].append((interval.first, interval.last))
+        for interval in parse_spec(spec):
+            keep.setdefault((interval.version, interval.port), []).append(
+                (interval.first, interval.last)
+            )
     for spec in exclude:
-        interval = parse_spec_for_exclusion(spec)
-        drop[interval.version].append((interval.first, interval.last))
-    merged = {v: _subtract(_merge(keep[v]), _merge(drop[v])) for v in (4, 6)}
+        for interval in parse_spec_for_exclusion(spec):
+            drop.setdefault((interval.version, interval.port), []).append(
+                (interval.first, interval.last)
+            )
+    merged = {
+        (version, port): _subtract(
+            _merge(spans), _merge(drop.get((version, None), []) + drop.get((version, port), []))
+        )
+        for (version, port), spans in keep.items()
+    }
     result = TargetSet(merged)
     if result.count > ABSOLUTE_LIMIT:
         raise TargetError(
@@ -240,17 +299,26 @@ def parse_targets(
     return result
 
 
-def parse_spec_for_exclusion(spec: str) -> _Interval:
+def parse_spec_for_exclusion(spec: str) -> list[_Interval]:
     """Like :func:`parse_spec`, but a block excludes all of itself, network and broadcast too."""
-    text = spec.strip()
+    try:
+        host, port = split_endpoint(spec)
+    except SyntaxProblem as exc:
+        raise TargetError(str(exc), spec=spec) from None
+    text = host.strip()
     if "/" in text:
         try:
             network = ipaddress.ip_network(text, strict=False)
         except ValueError as exc:
             raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
-        return _Interval(
-            network.version, int(network.network_address), int(network.broadcast_address)
-        )
+        return [
+            _Interval(
+                network.version,
+                int(network.network_address),
+                int(network.broadcast_address),
+                port,
+            )
+        ]
     return parse_spec(spec)
 
 
@@ -334,7 +402,10 @@ def check_address_space(interval: _Interval, spec: str, *, allow_public: bool) -
 
 def is_host_name(spec: str) -> bool:
     """True when ``spec`` is a host name (resolved at sweep time), not an address form."""
-    text = spec.strip()
+    try:
+        text = split_endpoint(spec)[0].strip()
+    except SyntaxProblem:
+        return False
     if not text or "/" in text or ":" in text or _looks_numeric(text):
         return False
     start, dash, _end = text.partition("-")
@@ -394,10 +465,12 @@ def check_host_name(spec: str) -> None:
 
 def check_spec(spec: str, *, allow_public: bool) -> None:
     """One target spec as a configuration may give it; host names are checked, not resolved."""
-    if is_host_name(spec):
-        check_host_name(spec)
-        return
-    check_address_space(parse_spec(spec), spec, allow_public=allow_public)
+    for item in split_list([spec]):
+        if is_host_name(item):
+            check_host_name(split_endpoint(item)[0])
+            continue
+        for interval in parse_spec(item):
+            check_address_space(interval, item, allow_public=allow_public)
 
 
 def validate_targets(
@@ -408,6 +481,7 @@ def validate_targets(
     allow_public: bool = False,
 ) -> TargetSet:
     """:func:`parse_targets` plus the address-space checks, for every spec (names resolved)."""
-    for spec in specs:
-        check_address_space(parse_spec(spec), spec, allow_public=allow_public)
+    for spec in expand_specs(specs):
+        for interval in parse_spec(spec):
+            check_address_space(interval, spec, allow_public=allow_public)
     return parse_targets(specs, exclude=exclude, allow_huge=allow_huge)

@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Self
 from collectors.base import SnmpSession
 from collectors.credentials import Credential, SnmpSettings
 from collectors.snmp_message import PduKind, Response
+from collectors.target_syntax import SyntaxProblem, split_endpoint
+from collectors.trace import Trace, TracedRequester
 from collectors.udp import Counters, Pace, UdpClient, UdpRequester
 from collectors.walk import BulkMemory, Requester, Session
 from mibs.values import Oid
@@ -40,8 +42,10 @@ __all__ = ["SnmpTransport"]
 class SnmpTransport:
     """One per process and event loop; owns the sockets and the pysnmp engine."""
 
-    def __init__(self, settings: SnmpSettings) -> None:
+    def __init__(self, settings: SnmpSettings, *, trace: Trace | None = None) -> None:
+        """With ``trace`` every request PDU and its outcome is reported (``scan -v``)."""
         self._settings = settings
+        self._trace = trace
         self._counters = Counters()
         self._clients: dict[int, UdpClient] = {}
         self._opening: dict[int, asyncio.Task[UdpClient]] = {}
@@ -105,6 +109,9 @@ class SnmpTransport:
     ) -> SnmpSession:
         """Requests to ``address`` with ``credential``; ``settings`` override the transport's.
 
+        ``address`` may carry a port (``192.0.2.7:1161``, ``[2001:db8::7]:1161``), which
+        then wins over the settings' port; the reads keep that form as their address.
+
         With ``pace``, every packet of this session (retries included) awaits it first.
         """
         self._check_usable()
@@ -117,7 +124,11 @@ class SnmpTransport:
         if running is not self._loop:
             raise RuntimeError("SnmpTransport used from another event loop than it was opened in")
         settings = settings or self._settings
-        host = address.strip("[]")
+        host, port = endpoint(address)
+        if port is not None:
+            settings = settings.model_copy(update={"port": port})
+        else:
+            address = host
         requester: Requester
         if credential.version == "v3":
             requester = _V3OnFirstUse(self, credential, host, settings, pace)
@@ -133,9 +144,13 @@ class SnmpTransport:
                 retries=settings.retries,
                 pace=pace,
             )
+        if self._trace is not None:
+            requester = TracedRequester(
+                requester, address=address, version=credential.version, trace=self._trace
+            )
         return Session(
             requester,
-            address=host,
+            address=address,
             version=credential.version,
             settings=settings,
             memory=self._memory,
@@ -170,6 +185,15 @@ class SnmpTransport:
         module = await asyncio.to_thread(importlib.import_module, "collectors.v3")
         engine: V3Engine = module.V3Engine(self._counters)
         return engine
+
+
+def endpoint(address: str) -> tuple[str, int | None]:
+    """(host, port or None) of a target string; a malformed port reads as part of the host."""
+    try:
+        host, port = split_endpoint(address)
+    except SyntaxProblem:
+        return address.strip("[]"), None
+    return host, port
 
 
 class _V3OnFirstUse:

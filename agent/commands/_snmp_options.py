@@ -20,9 +20,9 @@ since command lines are visible to every local user.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TextIO, get_args
 
 from pydantic import SecretStr, ValidationError
 
@@ -31,16 +31,71 @@ from collectors.credentials import AuthProtocol, Credential, PrivProtocol, SnmpS
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SnmpConfig
+    from collectors.trace import Exchange, Trace
 
 DEFAULT_COMMUNITY = "public"
 DEFAULT_AUTH_PROTOCOL = "SHA256"
 DEFAULT_PRIV_PROTOCOL = "AES"
 
 
+#: ``-v`` values that pick the SNMP version (net-snmp); any other use of ``-v`` is verbosity.
+SNMP_VERSIONS = ("1", "2c", "3")
+SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
+
+
+def _protocol(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """An argparse ``type`` taking net-snmp's spellings too: ``SHA-256`` is ``SHA256``."""
+
+    def convert(text: str) -> str:
+        name = text.upper().replace("-", "").replace("_", "")
+        name = {"AES128": "AES", "SHA1": "SHA"}.get(name, name)
+        if name not in choices:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not one of {', '.join(choices)} (net-snmp spellings such as "
+                "SHA-256 and AES-256 are accepted too)"
+            )
+        return name
+
+    return convert
+
+
+class _VersionOrVerbose(argparse.Action):
+    """``-v 1|2c|3`` picks the version (net-snmp); a bare ``-v`` (or ``-vv``) is verbosity.
+
+    ``-v`` followed by anything else (``scan -v 10.0.0.7``) counts as verbosity and
+    the word is kept as a target.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        value = values if isinstance(values, str) else None
+        if value in SNMP_VERSIONS:
+            namespace.snmp_version = value
+            return
+        extra = 1 if value is None or set(value) != {"v"} else 1 + len(value)
+        namespace.verbose = (getattr(namespace, "verbose", 0) or 0) + extra
+        if value is not None and set(value) != {"v"}:
+            namespace.extra_targets = [*(getattr(namespace, "extra_targets", None) or []), value]
+
+
 def add_snmp_options(parser: argparse.ArgumentParser) -> None:
-    """Declare the SNMP options on ``parser`` (one argument group)."""
-    group = parser.add_argument_group("SNMP")
+    """Declare the SNMP options on ``parser`` (one argument group).
+
+    The short options are net-snmp's (``snmpwalk -v 2c -c public -t 2 -r 1``,
+    ``-v 3 -u USER -l authPriv -a SHA-256 -A KEY -x AES -X KEY -n CONTEXT``).
+    """
+    group = parser.add_argument_group(
+        "SNMP",
+        "net-snmp's short options work as in snmpwalk. Keys and communities typed on the "
+        "command line are visible to every local user (ps): prefer the -file forms.",
+    )
     group.add_argument(
+        "-c",
         "--community",
         action="append",
         default=None,
@@ -48,48 +103,92 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
         help="v1/v2c community, repeatable; tried in order (default: public)",
     )
     group.add_argument(
+        "--community-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="communities, one a line (# comments), tried after any -c",
+    )
+    group.add_argument(
+        "-v",
+        dest="snmp_version_or_verbose",
+        nargs="?",
+        action=_VersionOrVerbose,
+        metavar="1|2c|3",
+        help="SNMP version as in net-snmp (-v 2c); a bare -v is --verbose",
+    )
+    group.add_argument(
         "--snmp-version",
-        choices=("1", "2c"),
+        choices=SNMP_VERSIONS,
         default="2c",
-        help="protocol version used with the communities (default: 2c)",
+        metavar="1|2c|3",
+        help="protocol version (default: 2c; 3 needs -u)",
+    )
+    group.add_argument(
+        "--verbose",
+        action="count",
+        default=0,
+        help="show every SNMP exchange on stderr: request, OIDs, answer or timeout, time "
+        "(-vv: and the values answered)",
     )
     group.add_argument("--snmp-port", type=int, default=None, metavar="PORT", help="UDP port (161)")
     group.add_argument(
+        "-t",
         "--timeout",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="wait for an answer (2); each retry waits 1.5x longer",
+        help="wait this long for each answer (2); each retry waits 1.5x longer",
     )
-    group.add_argument("--retries", type=int, default=None, metavar="N", help="retries (1)")
+    group.add_argument("-r", "--retries", type=int, default=None, metavar="N", help="retries (1)")
     group.add_argument(
         "--max-repetitions", type=int, default=None, metavar="N", help="GETBULK size (10)"
     )
     group.add_argument(
         "--no-bulk", action="store_true", help="walk with GETNEXT only (devices without GETBULK)"
     )
-    group.add_argument("--v3-user", default=None, metavar="USER", help="SNMPv3 user name")
+    group.add_argument("-u", "--v3-user", default=None, metavar="USER", help="SNMPv3 user name")
     group.add_argument(
-        "--v3-auth-protocol",
-        choices=get_args(AuthProtocol),
+        "-l",
+        "--v3-level",
+        choices=SECURITY_LEVELS,
         default=None,
-        help=f"SNMPv3 authentication protocol (default {DEFAULT_AUTH_PROTOCOL} with a key)",
+        metavar="LEVEL",
+        help="SNMPv3 security level: noAuthNoPriv, authNoPriv or authPriv "
+        "(default: from the keys given)",
     )
-    group.add_argument("--v3-auth-key", default=None, metavar="KEY", help="prefer the -file form")
+    group.add_argument(
+        "-a",
+        "--v3-auth-protocol",
+        type=_protocol(get_args(AuthProtocol)),
+        default=None,
+        metavar="PROTOCOL",
+        help=f"SNMPv3 authentication: {', '.join(get_args(AuthProtocol))} "
+        f"(default {DEFAULT_AUTH_PROTOCOL} with a key)",
+    )
+    group.add_argument(
+        "-A", "--v3-auth-key", default=None, metavar="KEY", help="prefer --v3-auth-key-file"
+    )
     group.add_argument(
         "--v3-auth-key-file", type=Path, default=None, metavar="FILE", help="file holding the key"
     )
     group.add_argument(
+        "-x",
         "--v3-priv-protocol",
-        choices=get_args(PrivProtocol),
+        type=_protocol(get_args(PrivProtocol)),
         default=None,
-        help=f"SNMPv3 privacy protocol (default {DEFAULT_PRIV_PROTOCOL} with a key)",
+        metavar="PROTOCOL",
+        help=f"SNMPv3 privacy: {', '.join(get_args(PrivProtocol))} "
+        f"(default {DEFAULT_PRIV_PROTOCOL} with a key)",
     )
-    group.add_argument("--v3-priv-key", default=None, metavar="KEY", help="prefer the -file form")
+    group.add_argument(
+        "-X", "--v3-priv-key", default=None, metavar="KEY", help="prefer --v3-priv-key-file"
+    )
     group.add_argument(
         "--v3-priv-key-file", type=Path, default=None, metavar="FILE", help="file holding the key"
     )
-    group.add_argument("--v3-context", default="", metavar="NAME", help="SNMPv3 context name")
+    group.add_argument("-n", "--v3-context", default="", metavar="NAME", help="SNMPv3 context name")
+    parser.set_defaults(extra_targets=None)
 
 
 def _key(args: argparse.Namespace, kind: str) -> SecretStr | None:
@@ -113,14 +212,59 @@ def _explain(exc: ValidationError) -> str:
     return "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
 
 
+def communities_from_args(args: argparse.Namespace) -> list[str] | None:
+    """``-c`` values, then those of ``--community-file``; None when neither was given."""
+    typed: list[str] | None = args.community
+    path: Path | None = getattr(args, "community_file", None)
+    if path is None:
+        return typed
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--community-file {path}: cannot read ({exc})") from exc
+    found = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not found:
+        raise UsageError(f"--community-file {path}: holds no community")
+    return [*(typed or []), *found]
+
+
+def _check_level(level: str | None, auth: SecretStr | None, priv: SecretStr | None) -> None:
+    """``-l`` as net-snmp means it: the level names which keys must (and may) be given."""
+    if level is None:
+        return
+    wants_auth, wants_priv = level != "noAuthNoPriv", level == "authPriv"
+    if wants_auth and auth is None:
+        raise UsageError(f"-l {level} needs an authentication key (-A or --v3-auth-key-file)")
+    if wants_priv and priv is None:
+        raise UsageError(f"-l {level} needs a privacy key (-X or --v3-priv-key-file)")
+    if not wants_auth and auth is not None:
+        raise UsageError(f"-l {level} takes no authentication key")
+    if not wants_priv and priv is not None:
+        raise UsageError(f"-l {level} takes no privacy key")
+
+
 def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
     """The credential profiles the options describe, in the order to try them."""
     profiles: list[Credential] = []
     auth_key, priv_key = _key(args, "auth"), _key(args, "priv")
     user: str | None = args.v3_user
-    if user is None and (auth_key or priv_key or args.v3_auth_protocol or args.v3_priv_protocol):
-        raise UsageError("--v3-auth-*/--v3-priv-* options need --v3-user")
+    level: str | None = getattr(args, "v3_level", None)
+    communities = communities_from_args(args)
+    if args.snmp_version == "3":
+        if user is None:
+            raise UsageError("-v 3 needs a user (-u USER)")
+        if communities is not None:
+            raise UsageError("-c/--community is for -v 1 and -v 2c, not with -v 3")
+    if user is None and (
+        auth_key or priv_key or args.v3_auth_protocol or args.v3_priv_protocol or level
+    ):
+        raise UsageError("--v3-auth-*/--v3-priv-*/-l options need --v3-user (-u)")
     if user is not None:
+        _check_level(level, auth_key, priv_key)
         auth_protocol = args.v3_auth_protocol or (DEFAULT_AUTH_PROTOCOL if auth_key else None)
         priv_protocol = args.v3_priv_protocol or (DEFAULT_PRIV_PROTOCOL if priv_key else None)
         if auth_protocol and auth_key is None:
@@ -142,7 +286,6 @@ def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
             )
         except ValidationError as exc:
             raise UsageError(f"--v3-user {user}: {_explain(exc)}") from None
-    communities: list[str] | None = args.community
     if communities is None:
         communities = [] if user is not None else [DEFAULT_COMMUNITY]
     version = "v1" if args.snmp_version == "1" else "v2c"
@@ -199,38 +342,6 @@ def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
     return convert
 
 
-def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | None = None) -> None:
-    """TARGET..., ``--exclude``, ``--allow-huge``, ``--allow-public``, ``--format``: scan, discover.
-
-    With ``default_help`` the targets are optional and the help says where they then come from.
-    """
-    parser.add_argument(
-        "targets",
-        nargs="*" if default_help else "+",
-        metavar="TARGET",
-        help="address, host name, CIDR block (192.0.2.0/24) or range (192.0.2.10-200)"
-        + (f"; default: {default_help}" if default_help else ""),
-    )
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
-    )
-    parser.add_argument(
-        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
-    )
-    parser.add_argument(
-        "--allow-public",
-        action="store_true",
-        help="accept targets outside private, shared (100.64/10), link-local, loopback and "
-        "unique-local space",
-    )
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default=None,
-        help="table on a terminal, JSON lines otherwise (default)",
-    )
-
-
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``--profile NAME``: the daemon's credentials and SNMP settings."""
     parser.add_argument(
@@ -271,7 +382,11 @@ def snmp_config_from_args(
     from agent.config import SnmpConfig
 
     base = config.snmp if config is not None else SnmpConfig()
-    own_credentials = args.community is not None or args.v3_user is not None
+    own_credentials = (
+        args.community is not None
+        or getattr(args, "community_file", None) is not None
+        or args.v3_user is not None
+    )
     if config is not None and not own_credentials:
         credentials = list(config.snmp.credentials)
         wanted: str | None = getattr(args, "profile", None)
@@ -290,3 +405,21 @@ def snmp_config_from_args(
     given.update({key: value for key, value in overrides.items() if value is not None})
     given["credentials"] = credentials
     return base.model_copy(update=given)
+
+
+def exchange_printer(args: argparse.Namespace, stream: TextIO) -> Trace | None:
+    """With ``-v``/``--verbose``: a trace that prints each SNMP exchange on ``stream``.
+
+    ``-vv`` also prints every varbind of each answer (values as text, or hex).
+    """
+    if not getattr(args, "verbose", 0):
+        return None
+    from collectors.trace import describe_exchange, describe_varbind
+
+    def show(exchange: Exchange) -> None:
+        lines = [f"snmp: {describe_exchange(exchange)}"]
+        if args.verbose > 1 and exchange.response is not None:  # -vv: the answer itself
+            lines += [f"snmp:   {describe_varbind(vb)}" for vb in exchange.response.varbinds]
+        print("\n".join(lines), file=stream, flush=True)
+
+    return show

@@ -32,11 +32,12 @@ from rich.table import Table
 from agent.commands._snmp_options import (
     add_config_options,
     add_snmp_options,
-    add_target_options,
     bounded,
     config_from_args,
+    exchange_printer,
     snmp_config_from_args,
 )
+from agent.commands._target_options import add_target_options, target_specs_from_args
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory
 from agent.logging import configure_logging
@@ -62,6 +63,7 @@ from collectors.targets import TargetError, TargetSet, validate_targets
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig
+    from collectors.trace import Trace
 
 
 def _log() -> structlog.typing.FilteringBoundLogger:
@@ -87,8 +89,9 @@ class Plan:
 def build_plan(args: argparse.Namespace) -> Plan:
     """Command line over configuration over defaults; :class:`UsageError` names the option."""
     config: AgentConfig | None = config_from_args(args)
-    specs: list[str] = list(args.targets)
-    exclude: list[str] = list(args.exclude)
+    given = target_specs_from_args(args)
+    specs: list[str] = given.targets
+    exclude: list[str] = given.exclude
     allow_huge: bool = args.allow_huge
     allow_public: bool = args.allow_public
     rate: float | None = args.rate
@@ -108,8 +111,12 @@ def build_plan(args: argparse.Namespace) -> Plan:
             specs, exclude=exclude, allow_huge=allow_huge, allow_public=allow_public
         )
     except TargetError as exc:
-        option = "--exclude" if exc.spec in exclude else "TARGET"
-        raise UsageError(f"{option}: {exc}") from None
+        if exc.spec in given.origin or exc.spec in given.exclude or exc.spec in given.targets:
+            raise given.usage_error(exc) from None
+        where = f"discovery.exclude in {args.config}" if exc.spec in exclude else "TARGET"
+        if config is not None and exc.spec in config.discovery.targets:
+            where = f"discovery.targets in {args.config}"
+        raise UsageError(f"{where}: {exc}") from None
 
     snmp = snmp_config_from_args(args, config)
     credentials, settings = list(snmp.credentials), snmp.transport_settings()
@@ -228,11 +235,12 @@ async def _sweep(
     inventory: Inventory,
     on_printer: Callable[[AddressResult, DiscoveryOutcome], None],
     stream: TextIO,
+    trace: Trace | None = None,
 ) -> SweepStats:
     from collectors.transport import SnmpTransport
 
     started = datetime.now(UTC)
-    async with SnmpTransport(plan.settings) as transport:
+    async with SnmpTransport(plan.settings, trace=trace) as transport:
         sweep = Sweep(
             plan.targets,
             plan.credentials,
@@ -330,7 +338,7 @@ def run(
             records.append(record)
 
     with Inventory(inventory_path(plan.state_dir)) as inventory:
-        stats = asyncio.run(_sweep(plan, inventory, on_printer, err))
+        stats = asyncio.run(_sweep(plan, inventory, on_printer, err, exchange_printer(args, err)))
     if output == "table":
         print_table(out, _found_table(records))
     print(f"fleet-agent discover: {summary_line(stats)}", file=err)

@@ -1,12 +1,18 @@
 """``fleet-agent scan``: read every printer among the targets once and print what was found.
 
 One row (table) or one JSON line (``--format json``, the read schema in
-``docs/schema/read.schema.json``) per printer. Devices that answer SNMP but are
-not printers are skipped (named on stderr in table mode); silent addresses are
-skipped quietly. A summary line on stderr counts both. Exit status: 0 when the
-scan ran, even if a sweep found nothing; 1 when the targets name hosts one by
-one and none of them answered (stderr says which, with a hint) or on any other
-failure; 2 for a bad argument (the message names it).
+``docs/schema/read.schema.json``) per printer, printed as soon as the printer and
+every address before it are done, so rows come while the scan runs and always in
+address order. Devices that answer SNMP but are not printers are skipped (named
+on stderr in table mode); silent addresses are skipped quietly. A summary line
+on stderr counts both; on a terminal a progress bar shows while the scan runs.
+``--rate`` caps the packets per second, as in discovery; ``-v`` prints every SNMP
+exchange on stderr. ``--file WALK`` reads a saved ``snmpwalk -On`` output or an
+``.snmprec`` recording instead of a device, through the same decoders.
+
+Exit status: 0 when the scan ran, even if a sweep found nothing; 1 when the
+targets name hosts one by one and none of them answered (stderr says which,
+with a hint) or on any other failure; 2 for a bad argument (the message names it).
 """
 
 from __future__ import annotations
@@ -16,38 +22,33 @@ import asyncio
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
+from rich.console import Console
 
+from agent.commands._scan_view import InOrder, RowPrinter, scan_progress
 from agent.commands._snmp_options import (
     add_config_options,
     add_snmp_options,
-    add_target_options,
     bounded,
     config_from_args,
+    exchange_printer,
     snmp_config_from_args,
 )
+from agent.commands._target_options import add_target_options, target_specs_from_args
 from agent.eligibility.policy import Policy
-from agent.eligibility.scanning import (
-    add_policy_option,
-    policy_from_args,
-    verdict_table,
-    with_eligibility,
-)
+from agent.eligibility.scanning import add_policy_option, policy_from_args, with_eligibility
 from agent.errors import UsageError
 from agent.logging import configure_logging
-from agent.output import (
-    OutputFormat,
-    default_format,
-    json_line,
-    print_table,
-    printer_table,
-    write_line,
-)
+from agent.output import OutputFormat, default_format, json_line, write_line
 from collectors.credentials import Credential
-from collectors.reader import SessionSource, read_device
+from collectors.discovery import DEFAULT_RATE
+from collectors.ratelimit import TokenBucket
+from collectors.reader import ReadOutcome, SessionSource, read_device
 from collectors.targets import TargetError, validate_targets
+from collectors.trace import Exchange
 from fleet_errors import known_error
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan
@@ -98,6 +99,7 @@ class ScanSummary:
 
 Emit = Callable[[PrinterRead], None]
 Note = Callable[[str], None]
+Tick = Callable[[ScanSummary], None]
 
 
 async def run_scan(
@@ -107,14 +109,24 @@ async def run_scan(
     *,
     emit: Emit,
     note: Note,
+    rate: float | None = None,
+    tick: Tick | None = None,
 ) -> ScanSummary:
-    """Read every address with at most ``snmp.concurrency`` devices in flight."""
+    """Read every address with at most ``snmp.concurrency`` devices in flight.
+
+    ``emit`` gets the printers in the order of ``addresses``, each as soon as it and
+    every address before it are done. With ``rate`` every packet (retries included)
+    first takes a token from a packets-per-second bucket, as a discovery sweep does.
+    ``tick`` is called after each address (the progress display).
+    """
     summary = ScanSummary()
-    pending: Iterator[str] = iter(addresses)
+    pending: Iterator[tuple[int, str]] = enumerate(addresses)
     settings = snmp.transport_settings()
+    in_order: InOrder[PrinterRead] = InOrder(emit)
+    pace = TokenBucket(rate).acquire if rate else None
 
     async def worker() -> None:
-        for address in pending:
+        for sequence, address in pending:
             summary.addresses += 1
             with structlog.contextvars.bound_contextvars(address=address):
                 outcome = await read_device(
@@ -124,31 +136,11 @@ async def run_scan(
                     snmp.read_deadline,
                     sessions=transport,
                     settings=settings,
+                    pace=pace,
                 )
-            read = outcome.read
-            if read is None:
-                if outcome.kind == "silent":
-                    summary.silent += 1
-                    if len(summary.silent_addresses) < _SILENT_NAMED:
-                        summary.silent_addresses.append(address)
-                elif outcome.kind == "refused":
-                    summary.refused += 1
-                    note(f"{address}: every credential refused ({outcome.detail})")
-                else:
-                    summary.failed += 1
-                    note(f"{address}: {outcome.detail}")
-                continue
-            if not read.identity.is_printer and _cut_short(read):
-                summary.incomplete += 1
-                note(f"{address}: answered, then fell silent before it could be identified")
-                continue
-            if not read.identity.is_printer:
-                summary.not_printers += 1
-                what = read.identity.sys_descr or read.identity.sys_object_id or "?"
-                note(f"{address}: answers SNMP but is not a printer ({what[:60]}), skipped")
-                continue
-            summary.printers += 1
-            emit(read)
+            in_order.done(sequence, _printer(outcome, summary, note))
+            if tick is not None:
+                tick(summary)
 
     try:
         async with asyncio.TaskGroup() as group:
@@ -160,6 +152,34 @@ async def run_scan(
             raise
         raise error from None
     return summary
+
+
+def _printer(outcome: ReadOutcome, summary: ScanSummary, note: Note) -> PrinterRead | None:
+    """The printer's read, or None after counting (and noting) why there is none."""
+    address, read = outcome.address, outcome.read
+    if read is None:
+        if outcome.kind == "silent":
+            summary.silent += 1
+            if len(summary.silent_addresses) < _SILENT_NAMED:
+                summary.silent_addresses.append(address)
+        elif outcome.kind == "refused":
+            summary.refused += 1
+            note(f"{address}: every credential refused ({outcome.detail})")
+        else:
+            summary.failed += 1
+            note(f"{address}: {outcome.detail}")
+        return None
+    if not read.identity.is_printer and _cut_short(read):
+        summary.incomplete += 1
+        note(f"{address}: answered, then fell silent before it could be identified")
+        return None
+    if not read.identity.is_printer:
+        summary.not_printers += 1
+        what = read.identity.sys_descr or read.identity.sys_object_id or "?"
+        note(f"{address}: answers SNMP but is not a printer ({what[:60]}), skipped")
+        return None
+    summary.printers += 1
+    return read
 
 
 def credentials_text(credentials: Sequence[Credential], *, typed: Sequence[str] = ()) -> str:
@@ -202,12 +222,21 @@ def _cut_short(read: PrinterRead) -> bool:
 
 
 async def _scan(
-    addresses: Iterable[str], snmp: SnmpConfig, *, emit: Emit, note: Note
+    addresses: Iterable[str],
+    snmp: SnmpConfig,
+    *,
+    emit: Emit,
+    note: Note,
+    rate: float | None,
+    tick: Tick,
+    trace: Callable[[Exchange], None] | None,
 ) -> ScanSummary:
     from collectors.transport import SnmpTransport
 
-    async with SnmpTransport(snmp.transport_settings()) as transport:
-        return await run_scan(transport, addresses, snmp, emit=emit, note=note)
+    async with SnmpTransport(snmp.transport_settings(), trace=trace) as transport:
+        return await run_scan(
+            transport, addresses, snmp, emit=emit, note=note, rate=rate, tick=tick
+        )
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -217,6 +246,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     add_target_options(parser)
+    parser.add_argument(
+        "--file",
+        dest="walk_files",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="WALK",
+        help="read a saved 'snmpwalk -On' output or .snmprec recording instead of a device "
+        "(repeatable; with one TARGET, that is the address the read carries)",
+    )
+    parser.add_argument(
+        "--rate",
+        type=bounded(float, 0, 100_000),
+        default=None,
+        metavar="PPS",
+        help=f"packets per second for the whole scan (default {DEFAULT_RATE:g}; 0: no limit)",
+    )
     parser.add_argument(
         "--concurrency",
         type=bounded(int, 1, 4096),
@@ -237,48 +283,86 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
+class _Output:
+    """Where reads go: JSON lines, or table rows (through the progress bar's console)."""
+
+    def __init__(self, out: TextIO, output: OutputFormat, policy: Policy | None) -> None:
+        self.out, self.output, self.policy = out, output, policy
+        self.rows: RowPrinter | None = None
+
+    def start(self, console: Console | None, address_width: int) -> None:
+        if self.output == "table":
+            shared = console if console is not None and self.out.isatty() else None
+            self.rows = RowPrinter(
+                self.out, policy=self.policy, address_width=address_width, console=shared
+            )
+
+    def emit(self, read: PrinterRead) -> None:
+        if self.rows is not None:
+            self.rows.row(read)
+        else:
+            write_line(self.out, json_line(scan_record(read, self.policy)))
+
+    def note(self, message: str) -> None:
+        if self.output == "table":
+            print(f"fleet-agent scan: {message}", file=sys.stderr)
+
+    def finish(self) -> None:
+        if self.rows is not None:
+            self.rows.finish()
+
+
 def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout if stdout is not None else sys.stdout
     configure_logging("warning", stream=sys.stderr)
+    specs = target_specs_from_args(args)
+    output = _Output(out, args.format or default_format(out), policy_from_args(args))
+    if args.walk_files:
+        from agent.commands._scan_file import scan_files
+
+        return scan_files(args.walk_files, specs.targets, output)
+    if not specs.targets:
+        raise UsageError("TARGET: give at least one target (or -iL FILE, or --file WALK)")
     snmp = snmp_config_from_args(
         args, config_from_args(args), concurrency=args.concurrency, read_deadline=args.deadline
     )
     try:
         targets = validate_targets(
-            args.targets,
-            exclude=args.exclude,
+            specs.targets,
+            exclude=specs.exclude,
             allow_huge=args.allow_huge,
             allow_public=args.allow_public,
         )
     except TargetError as exc:
-        option = "--exclude" if any(exc.spec == spec for spec in args.exclude) else "TARGET"
-        raise UsageError(f"{option}: {exc}") from None
-    output: OutputFormat = args.format or default_format(out)
-    policy = policy_from_args(args)
-
-    def note(message: str) -> None:
-        if output == "table":
-            print(f"fleet-agent scan: {message}", file=sys.stderr)
-
-    table_rows: list[PrinterRead] = []
-
-    def emit(read: PrinterRead) -> None:
-        if output == "json":
-            write_line(out, json_line(scan_record(read, policy)))
-        else:
-            table_rows.append(read)
-
+        raise specs.usage_error(exc) from None
+    rate = DEFAULT_RATE if args.rate is None else (args.rate or None)
+    trace = exchange_printer(args, sys.stderr)
     snmp = snmp.model_copy(update={"concurrency": min(snmp.concurrency, max(len(targets), 1))})
-    result = asyncio.run(_scan(targets, snmp, emit=emit, note=note))
-    if output == "table":
-        table = printer_table(table_rows) if policy is None else verdict_table(table_rows, policy)
-        print_table(out, table)
+    with scan_progress(len(targets), sys.stderr) as progress:
+        output.start(progress.console, _address_width(specs.targets))
+        result = asyncio.run(
+            _scan(
+                targets,
+                snmp,
+                emit=output.emit,
+                note=output.note,
+                rate=rate,
+                tick=lambda summary: progress.update(summary.addresses, summary.printers),
+                trace=trace,
+            )
+        )
+    output.finish()
     print(f"fleet-agent scan: {result.line()}", file=sys.stderr)
     _log.info("scan.completed", addresses=result.addresses, printers=result.printers)
-    named_hosts = len(targets) <= len(args.targets)  # one address per spec: not a sweep
+    named_hosts = len(targets) <= len(specs.targets)  # one address per spec: not a sweep
     if named_hosts and result.silent:
         for hint in silent_hints(result, snmp.credentials, typed=args.community or ()):
             print(f"fleet-agent scan: {hint}", file=sys.stderr)
     if named_hosts and result.addresses and result.silent == result.addresses:
         return 1
     return 0
+
+
+def _address_width(specs: Sequence[str]) -> int:
+    """15 for IPv4 addresses; wider when a target carries a port or is IPv6."""
+    return 15 if not any(":" in spec for spec in specs) else 41

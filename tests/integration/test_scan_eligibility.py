@@ -189,7 +189,7 @@ def test_scan_with_policy_adds_the_exact_verdict_to_every_read(
     table = _scan(port, "--format", "table", "--policy", str(policy))
     assert table.returncode == 0, table.stderr
     assert "Eligibility" in table.stdout
-    rows = {line.split()[1]: line for line in table.stdout.splitlines() if "127.0.4." in line}
+    rows = {line.split()[0]: line for line in table.stdout.splitlines() if "127.0.4." in line}
     assert "eligible" in rows["127.0.4.1"]
     assert "not eligible" not in rows["127.0.4.1"]
     assert "not eligible: lifetime_count_over_max" in rows["127.0.4.2"]

@@ -64,7 +64,8 @@ def test_lowest_supply_ignores_receptacles_that_fill_up() -> None:
 def test_lowest_supply_falls_back_to_a_flagged_state() -> None:
     r = read("192.0.2.1", supply(1, "Cyan", None, "low"), supply(2, "Black", None, "empty"))
     assert lowest_supply(r) == "Black empty"
-    assert lowest_supply(read("192.0.2.1", supply(1, "Cyan", None, "some_remaining"))) == "-"
+    only_some = read("192.0.2.1", supply(1, "Cyan", None, "some_remaining"))
+    assert lowest_supply(only_some) == "Cyan some remaining"
 
 
 def test_table_rows_sorted_by_address_numerically() -> None:

@@ -1,0 +1,117 @@
+"""The text forms of a target that net-snmp and nmap users type, before any address parsing.
+
+* **Lists**: ``10.0.0.5,10.0.0.9`` is two targets (:func:`split_list`).
+* **Ports**: ``HOST:PORT``, ``[IPV6]:PORT`` and net-snmp's transport prefix
+  ``udp:HOST:PORT`` / ``udp6:[IPV6]:PORT`` (:func:`split_endpoint`); a bare IPv6
+  address has several colons and no brackets, so it never carries a port.
+* **Octet ranges** (nmap): ``10.1.2-3.1-50`` is every address whose octets fall
+  in the given ranges; ``*`` is 0-255 (:func:`octet_pattern`).
+
+Everything here is text in, text or numbers out; errors are
+:class:`collectors.targets.TargetError` raised by the caller with the spec.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+#: net-snmp transport prefixes accepted in front of a host (``snmpget udp:host:161``).
+_TRANSPORT_PREFIXES = ("udp:", "udp6:", "udpv6:")
+_OCTET = r"(?:\d{1,3}(?:-\d{1,3})?|\*)"
+_OCTET_PATTERN = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+#: Most last-octet spans one octet pattern may expand to (``10.*.*.1-9`` is 65,536).
+MAX_PATTERN_SPANS = 65_536
+
+
+class SyntaxProblem(ValueError):
+    """What is wrong with a spec's text (the caller names the spec)."""
+
+
+def split_list(specs: Iterable[str]) -> Iterator[str]:
+    """Each comma-separated item of each spec, stripped; empty items are kept (and refused)."""
+    for spec in specs:
+        if "," not in spec:
+            yield spec
+            continue
+        for item in spec.split(","):
+            yield item.strip()
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SyntaxProblem(f"port {text!r} is not a UDP port (1-65535)")
+    return int(text)
+
+
+def split_endpoint(spec: str) -> tuple[str, int | None]:
+    """``(host part, port or None)`` of ``spec``; the host part is any target form."""
+    text = spec.strip()
+    lowered = text.lower()
+    for prefix in _TRANSPORT_PREFIXES:
+        if lowered.startswith(prefix) and len(text) > len(prefix):
+            text = text[len(prefix) :]
+            break
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise SyntaxProblem("'[' without a closing ']'")
+        host, rest = text[1:close], text[close + 1 :]
+        if not rest:
+            return host, None
+        if not rest.startswith(":"):
+            raise SyntaxProblem(f"expected ':PORT' after ']', got {rest!r}")
+        return host, _port(rest[1:])
+    if text.count(":") == 1:
+        host, _, port = text.partition(":")
+        return host, _port(port)
+    return text, None
+
+
+def format_endpoint(address: str, port: int | None) -> str:
+    """``address`` as a target string again: ``192.0.2.7:1161``, ``[2001:db8::7]:1161``."""
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def is_octet_pattern(text: str) -> bool:
+    """An nmap octet range with a range or ``*`` before the last octet (``10.1.2-3.1-50``).
+
+    A range in the last octet only (``10.1.0.10-200``) is the plain short range form.
+    """
+    if not _OCTET_PATTERN.fullmatch(text):
+        return False
+    return any("-" in octet or octet == "*" for octet in text.split(".")[:3])
+
+
+def _octet_span(octet: str) -> tuple[int, int]:
+    if octet == "*":
+        return 0, 255
+    first_text, _, last_text = octet.partition("-")
+    first, last = int(first_text), int(last_text or first_text)
+    if first > 255 or last > 255:
+        raise SyntaxProblem(f"octet {octet!r} is outside 0-255")
+    if last < first:
+        raise SyntaxProblem(f"octet range {octet!r} ends below its start")
+    return first, last
+
+
+def octet_pattern(text: str) -> list[tuple[int, int]]:
+    """The IPv4 address spans (first, last as integers) an octet pattern covers, in order."""
+    spans = [_octet_span(octet) for octet in text.split(".")]
+    count = 1
+    for first, last in spans[:3]:
+        count *= last - first + 1
+    if count > MAX_PATTERN_SPANS:
+        raise SyntaxProblem(
+            f"expands to {count:,} separate ranges (at most {MAX_PATTERN_SPANS:,}); "
+            "use a CIDR block such as 10.0.0.0/16"
+        )
+    (a0, a1), (b0, b1), (c0, c1), (d0, d1) = spans
+    return [
+        ((a << 24) | (b << 16) | (c << 8) | d0, (a << 24) | (b << 16) | (c << 8) | d1)
+        for a in range(a0, a1 + 1)
+        for b in range(b0, b1 + 1)
+        for c in range(c0, c1 + 1)
+    ]

@@ -1,0 +1,122 @@
+"""Every SNMP exchange, as it happens: what ``scan -v`` shows a support engineer.
+
+:class:`TracedRequester` wraps a :class:`collectors.walk.Requester` (v1/v2c or
+v3 alike) and reports one :class:`Exchange` per request PDU: its type, OIDs,
+and either the answer (error-status, varbinds) or why there was none (timeout
+after the retries, port closed, refused, cut short by the read deadline), with
+the time it took. :func:`describe_exchange` words it as one line. Communities
+and keys are never part of an exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from collectors.errors import SnmpError
+from collectors.snmp_message import PduKind, RawVarbind, Response, Special, error_status_name
+from collectors.walk import Requester
+from mibs.values import Oid, format_oid
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request PDU and what came of it."""
+
+    address: str
+    version: str
+    kind: PduKind
+    oids: tuple[Oid, ...]
+    max_repetitions: int
+    elapsed: float  # seconds, retries included
+    response: Response | None = None
+    failure: str | None = None  # why there is no response
+
+
+Trace = Callable[[Exchange], None]
+
+
+class TracedRequester:
+    """A requester that reports each exchange to ``trace`` (after it ends)."""
+
+    def __init__(self, inner: Requester, *, address: str, version: str, trace: Trace) -> None:
+        self._inner = inner
+        self._address = address
+        self._version = version
+        self._trace = trace
+
+    async def request(
+        self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
+    ) -> Response:
+        started = time.monotonic()
+
+        def report(response: Response | None = None, failure: str | None = None) -> None:
+            self._trace(
+                Exchange(
+                    address=self._address,
+                    version=self._version,
+                    kind=kind,
+                    oids=tuple(oids),
+                    max_repetitions=max_repetitions,
+                    elapsed=time.monotonic() - started,
+                    response=response,
+                    failure=failure,
+                )
+            )
+
+        try:
+            response = await self._inner.request(kind, oids, max_repetitions)
+        except SnmpError as exc:
+            detail = str(exc)
+            host = self._address.split(":")[0].strip("[]")
+            for prefix in (f"{self._address}: ", f"{host}: "):
+                detail = detail.removeprefix(prefix)
+            report(failure=f"{exc.reason.replace('_', ' ')}: {detail}")
+            raise
+        except asyncio.CancelledError:
+            report(failure="cut short by the read deadline")
+            raise
+        report(response)
+        return response
+
+
+_PDU_NAMES = {PduKind.GET: "GET", PduKind.NEXT: "GETNEXT", PduKind.BULK: "GETBULK"}
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, Special):
+        return value.value
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+        printable = text.isprintable() and "\ufffd" not in text
+        return repr(text) if printable else "0x" + value.hex()
+    if isinstance(value, tuple):
+        return format_oid(value)
+    return str(value)
+
+
+def describe_varbind(varbind: RawVarbind) -> str:
+    oid, value = varbind
+    return f"{format_oid(oid)} = {_value_text(value)}"
+
+
+def describe_exchange(exchange: Exchange) -> str:
+    """``127.0.1.5 v2c GETBULK max-repetitions 10 [1.3.6..., ...] -> 20 varbinds, 3.1 ms``."""
+    pdu = _PDU_NAMES[exchange.kind]
+    if exchange.kind is PduKind.BULK:
+        pdu += f" max-repetitions {exchange.max_repetitions}"
+    oids = ", ".join(format_oid(oid) for oid in exchange.oids)
+    took = f"{exchange.elapsed * 1000:.1f} ms"
+    if exchange.response is None:
+        outcome = f"no answer ({exchange.failure})"
+    else:
+        status = exchange.response.error_status
+        outcome = f"{len(exchange.response.varbinds)} varbinds"
+        if status:
+            outcome = (
+                f"error {error_status_name(status)} at index "
+                f"{exchange.response.error_index}, " + outcome
+            )
+    return f"{exchange.address} {exchange.version} {pdu} [{oids}] -> {outcome}, {took}"
