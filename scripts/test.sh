@@ -62,4 +62,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest -q -p no:cacheprovider "$@"
+# Most integration tests wait on real peers (snmpsim, Mosquitto, PostgreSQL, daemons), so
+# three workers fit two cores; a test file stays on one worker (its tests share addresses).
+.venv/bin/pytest -q -p no:cacheprovider -n "${FLEET_TEST_WORKERS:-3}" --dist loadfile "$@"

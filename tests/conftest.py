@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
+
+import agent.logging as agent_logging
 
 _SUPPORT = Path(__file__).parent / "support"
 pytest_plugins = [
@@ -29,3 +34,15 @@ def shared_recordings() -> Path:
 @pytest.fixture(scope="session")
 def own_recordings() -> Path:
     return OWN_RECORDINGS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts from structlog's defaults: a command run in-process by one test
+    (writing to that test's captured, later closed, stream) never logs into the next."""
+    monkeypatch.setattr(agent_logging, "_configured", True)  # no cached loggers in tests
+    yield
+    structlog.reset_defaults()
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "fleet-agent"]:
+        root.removeHandler(handler)
