@@ -278,6 +278,12 @@ async def test_kill_9_of_the_consumer_loses_nothing(mosquitto: Mosquitto, tmp_pa
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
+    drains: list[asyncio.Future[None]] = []
+
+    async def _drain(stream: asyncio.StreamReader) -> None:
+        while await stream.read(65536):
+            pass
+
     async def start_cli(*extra: str) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             *command,
@@ -301,6 +307,9 @@ async def test_kill_9_of_the_consumer_loses_nothing(mosquitto: Mosquitto, tmp_pa
             return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
 
     first = await start_cli()
+    assert first.stderr is not None
+    # Keep reading its log: a full pipe would block the consumer, not the kill, mid-drain.
+    drains.append(asyncio.ensure_future(_drain(first.stderr)))
     agent = start_agent(settings, key, "agent-ck", tmp_path / "outbox.db")
     n = 3000
     for _ in range(n // 100):
