@@ -103,6 +103,7 @@ class BrokerCounter:
         self.events = 0
         self.status = 0
         self.undecodable = 0
+        self.other = 0
         self.duplicates = 0
         self.reads_by_purpose: Counter[str] = Counter()
         self.read_devices: dict[str, set[str]] = {}
@@ -115,6 +116,10 @@ class BrokerCounter:
         level = topic.rsplit("/", 1)[-1]
         if level == "status":
             self.status += 1
+            return
+        if level not in ("reads", "events"):
+            # presence (a retained, unsigned online/offline) and the backend's own topics
+            self.other += 1
             return
         try:
             segment = payload.split(b".")[1]
@@ -166,6 +171,7 @@ class BrokerCounter:
             "status": self.status,
             "duplicates": self.duplicates,
             "undecodable": self.undecodable,
+            "other": self.other,
             "reads_by_purpose": dict(self.reads_by_purpose),
             "devices_read_by_purpose": {k: len(v) for k, v in self.read_devices.items()},
             "event_names": dict(self.event_names),

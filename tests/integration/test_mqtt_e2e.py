@@ -7,13 +7,13 @@ unique topic prefix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
 import signal
 import sqlite3
 import sys
-import time
 from pathlib import Path
 
 import aiomqtt
@@ -160,19 +160,21 @@ async def test_reads_queue_on_disk_while_the_broker_is_down(
 
 
 def _outbox_state(path: Path) -> tuple[int, int]:
-    """(last sequence ever submitted, messages still waiting) read straight from the file."""
-    with sqlite3.connect(path) as db:
+    """(last sequence ever submitted, messages still waiting), read once no process owns it.
+
+    The agent opens its outbox with exclusive locking, so the test reads it only between
+    the agent's runs, and closes its own connection before the next run starts.
+    """
+    with contextlib.closing(sqlite3.connect(path)) as db:
         row = db.execute("SELECT sequence FROM chain WHERE id = 1").fetchone()
         depth = db.execute("SELECT count(*) FROM messages").fetchone()[0]
     return (int(row[0]) if row else 0), int(depth)
 
 
-def _submitted(path: Path) -> int:
-    """Last sequence submitted so far; 0 while the agent has not created its outbox yet."""
-    try:
-        return _outbox_state(path)[0] if path.exists() else 0
-    except sqlite3.OperationalError:  # the file exists, its tables do not yet
-        return 0
+async def _began_submitting(stream: asyncio.StreamReader) -> None:
+    """Until the agent prints its first ``submitted N`` (its log lines come before it)."""
+    while not (line := await stream.readline()).startswith(b"submitted"):
+        assert line, "the agent ended before it submitted anything"
 
 
 async def test_kill_9_of_the_agent_loses_nothing(mosquitto: Mosquitto, tmp_path: Path) -> None:
@@ -207,23 +209,22 @@ async def test_kill_9_of_the_agent_loses_nothing(mosquitto: Mosquitto, tmp_path:
             "400",
             cwd=REPO,
             env=env,
-            stdout=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        # Kill at a random point of this round's work: first wait until it has begun
-        # submitting (interpreter start-up alone can outlast a fixed sleep on a loaded
-        # machine, or a fast one can finish first), then let it run a random moment more.
-        before = _submitted(outbox)
-        deadline = time.monotonic() + 30
-        while process.returncode is None and time.monotonic() < deadline:
-            if _submitted(outbox) > before:
-                break
-            await asyncio.sleep(0.01)
+        # Kill at a random point of this round's work: first wait until it says it has
+        # begun submitting (interpreter start-up alone can outlast a fixed sleep on a
+        # loaded machine, or a fast one can finish first), then let it run a random
+        # moment more. Its progress lines are drained meanwhile so the pipe never fills.
+        assert process.stdout is not None
+        await asyncio.wait_for(_began_submitting(process.stdout), timeout=30)
+        drain = asyncio.create_task(process.stdout.read())
         await asyncio.sleep(rng.uniform(0.0, 0.3))
         alive = process.returncode is None
         if alive:
             process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(process.wait(), timeout=10)
+        await drain
         if alive and _outbox_state(outbox)[1] > 0:
             killed_while_pending += 1
     assert killed_while_pending >= 1, "no kill landed while messages were waiting"

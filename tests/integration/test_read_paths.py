@@ -71,7 +71,7 @@ def write_config(path: Path, state_dir: Path, port: int) -> Path:
     path.write_text(
         f"state_dir: {state_dir}\n"
         "upload:\n  enabled: false\n"
-        f"snmp:\n  port: {port}\n  timeout: 0.3\n  retries: 0\n  read_deadline: 20\n"
+        f"snmp:\n  port: {port}\n  timeout: 1.0\n  retries: 1\n  read_deadline: 30\n"
         f"  credentials:\n{profiles}\n"
     )
     return path

@@ -2,8 +2,9 @@
 
 ``python -m tests.support._publish_agent --outbox F --key K --agent-id A --port P
 --prefix T --submit N`` submits N reads in batches (one fsynced transaction each)
-while :func:`uploader.mqtt.run_publisher` drains the outbox, then waits until
-the outbox is empty and exits 0. ``--submit 0`` only drains what is queued.
+while :func:`uploader.mqtt.run_publisher` drains the outbox, printing
+``submitted N`` after each batch, then waits until the outbox is empty and exits 0.
+``--submit 0`` only drains what is queued.
 The leading underscore keeps it from being loaded as a pytest plugin.
 """
 
@@ -44,6 +45,7 @@ async def _main(args: argparse.Namespace) -> None:
         outbox.submit_many([JsonMessage("read", {"n": submitted + i}) for i in range(size)])
         submitted += size
         publisher.notify()
+        print(f"submitted {submitted}", flush=True)  # the test kills only once work began
         await asyncio.sleep(0.002)
     while outbox.depth():  # noqa: ASYNC110 - the outbox has no "empty" event to wait on
         await asyncio.sleep(0.01)
