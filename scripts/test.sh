@@ -64,4 +64,10 @@ echo "== mypy"
 echo "== pytest"
 # Most integration tests wait on real peers (snmpsim, Mosquitto, PostgreSQL, daemons), so
 # three workers fit two cores; a test file stays on one worker (its tests share addresses).
-.venv/bin/pytest -q -p no:cacheprovider -n "${FLEET_TEST_WORKERS:-3}" --dist loadfile "$@"
+# PYTHONNODEBUGRANGES: Debian's Python 3.11.2 keeps the ast module's recursion depth in
+# shared state (CPython gh-106905, fixed in 3.11.7), and 3.11's traceback module parses
+# each source line to draw its ^^^ carets; two threads formatting tracebacks at once can
+# then end a worker with "AST constructor recursion depth mismatch" (an INTERNALERROR
+# that hides every other result). Without column ranges, tracebacks parse nothing.
+PYTHONNODEBUGRANGES=1 .venv/bin/pytest -q -p no:cacheprovider -n "${FLEET_TEST_WORKERS:-3}" \
+    --dist loadfile "$@"

@@ -212,21 +212,25 @@ async def test_kill_9_of_the_agent_loses_nothing(mosquitto: Mosquitto, tmp_path:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        # Kill at a random point of this round's work: first wait until it says it has
-        # begun submitting (interpreter start-up alone can outlast a fixed sleep on a
-        # loaded machine, or a fast one can finish first), then let it run a random
-        # moment more. Its progress lines are drained meanwhile so the pipe never fills.
-        assert process.stdout is not None
-        await asyncio.wait_for(_began_submitting(process.stdout), timeout=30)
-        drain = asyncio.create_task(process.stdout.read())
-        await asyncio.sleep(rng.uniform(0.0, 0.3))
-        alive = process.returncode is None
-        if alive:
-            process.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(process.wait(), timeout=10)
-        await drain
-        if alive and _outbox_state(outbox)[1] > 0:
-            killed_while_pending += 1
+        try:
+            # Kill at a random point of this round's work: first wait until it says it has
+            # begun submitting (interpreter start-up alone can outlast a fixed sleep on a
+            # loaded machine, or a fast one can finish first), then let it run a random
+            # moment more. Its progress lines are drained meanwhile so the pipe never fills.
+            assert process.stdout is not None
+            await asyncio.wait_for(_began_submitting(process.stdout), timeout=30)
+            drain = asyncio.create_task(process.stdout.read())
+            await asyncio.sleep(rng.uniform(0.0, 0.3))
+            alive = process.returncode is None
+            if alive:
+                process.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(process.wait(), timeout=10)
+            await drain
+            if alive and _outbox_state(outbox)[1] > 0:
+                killed_while_pending += 1
+        finally:
+            if process.returncode is None:  # a failed wait above: leave no agent behind
+                process.kill()
     assert killed_while_pending >= 1, "no kill landed while messages were waiting"
 
     final = await asyncio.create_subprocess_exec(
