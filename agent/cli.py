@@ -33,7 +33,12 @@ COMMANDS: dict[str, Command] = {
     ),
     "inventory": Command("agent.commands.inventory", "list the devices discovery has found"),
     "config": Command("agent.commands.config", "check, show or push the configuration"),
-    "keys": Command("agent.commands.keys", "create or show the agent's signing key"),
+    "keys": Command(
+        "agent.commands.keys", "the agent's signing key: create, show, rotate; list or revoke keys"
+    ),
+    "enroll": Command(
+        "agent.commands.enroll", "enroll this agent's key with the backend (one-time token)"
+    ),
     "eligibility": Command(
         "agent.commands.eligibility", "managed-print eligibility report of a site"
     ),
@@ -46,6 +51,10 @@ COMMANDS: dict[str, Command] = {
     "agents": Command(
         "agent.commands.agents",
         "agents and devices that fell silent, agents below a version (backend store)",
+    ),
+    "enroll-token": Command(
+        "agent.commands.enroll_token",
+        "issue, list or revoke one-time agent enrollment tokens (backend)",
     ),
     "billing": Command(
         "agent.commands.billing",

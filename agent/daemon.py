@@ -49,12 +49,12 @@ from agent.metrics import Metrics, MetricsServer
 from agent.remote_agent import Received, RemoteConfigReceiver
 from agent.remote_config import effective_config
 from agent.sdnotify import SystemdNotifier
-from agent.state import inventory_path, key_path, outbox_path
+from agent.state import inventory_path, key_path, load_or_create_key, outbox_path
 from collectors.transport import SnmpTransport
 from fleet_errors import describe, known_error
 from mibs.heartbeat import Heartbeat
 from uploader.envelope import Signer
-from uploader.errors import QueueError
+from uploader.errors import KeyFileError, QueueError
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
 from uploader.queue import Outbox
@@ -85,14 +85,13 @@ class JobState:
         }
 
 
-def load_or_create_key(state_dir: Path) -> AgentKey:
-    path = key_path(state_dir)
-    if path.exists():
-        return AgentKey.load(path)
-    key = AgentKey.generate()
-    key.save(path)
-    log.info("keys.created", path=str(path), key_id=key.key_id)
-    return key
+def _file_stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``: an atomic replacement changes it; ``None`` if absent."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
 
 
 class Daemon:
@@ -125,6 +124,8 @@ class Daemon:
         self._started_at = time.time()
         self._uploaded_seen = 0
         self._sink: OutboxSink | None = None
+        self._key_file = key_path(self.config.state_dir)
+        self._key_stamp: tuple[int, int] | None = None
 
     @staticmethod
     def _broker_site(config: AgentConfig) -> str:
@@ -484,6 +485,7 @@ class Daemon:
         next_tidy = 0.0
         while not self._stop.is_set():
             self.health()
+            self.follow_key()
             if time.monotonic() >= next_tidy:
                 await self._maintain_outbox()
                 if self._publisher is not None:
@@ -491,6 +493,24 @@ class Daemon:
                 next_tidy = time.monotonic() + OUTBOX_TIDY_INTERVAL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+
+    def follow_key(self) -> None:
+        """Sign with ``agent.key`` anew once ``keys rotate`` replaced it (checked every second).
+
+        The rotation replaces the file only after the backend acknowledged the new key,
+        and the backend still takes the old key's envelopes for a few minutes after.
+        """
+        stamp = _file_stamp(self._key_file)
+        if stamp is None or stamp == self._key_stamp or self._outbox is None:
+            return
+        self._key_stamp = stamp
+        try:
+            key = AgentKey.load(self._key_file)
+        except KeyFileError as exc:
+            log.error("keys.reload_failed", error=str(exc))  # noqa: TRY400 - named, no traceback
+            return
+        self._outbox.use_signer(Signer(key, self.config.agent_id))
+        log.info("keys.switched", key_id=key.key_id, path=str(self._key_file))
 
     async def _run_once(self) -> None:
         """``--once``: one discovery and one meter read, then drain the queue and stop."""
@@ -522,6 +542,8 @@ class Daemon:
         config.state_dir.mkdir(parents=True, exist_ok=True)
         async with AsyncExitStack() as stack:
             key = load_or_create_key(config.state_dir)
+            self._key_file = key_path(config.state_dir)
+            self._key_stamp = _file_stamp(self._key_file)
             self._outbox = stack.enter_context(
                 Outbox(
                     outbox_path(config.state_dir),

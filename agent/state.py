@@ -1,10 +1,11 @@
 """The agent's state directory and the files in it, named once.
 
-``agent.key`` (the signing key), ``outbox.db`` (the durable outbox),
-``inventory.db`` (the device inventory), ``backend-key.jwk`` (the backend's pinned
-public key) and ``remote-config.json`` (the last good remote configuration) live in
-``state_dir``; commands that run without a config file find it through
-``$FLEET_AGENT_STATE_DIR``.
+``agent.key`` (the signing key), ``agent.key.next`` (a new key while its
+rotation waits for the backend's acknowledgement), ``outbox.db`` (the durable
+outbox), ``inventory.db`` (the device inventory), ``backend-key.jwk`` (the
+backend's public key, pinned at enrollment) and ``remote-config.json`` (the last
+good remote configuration) live in ``state_dir``; commands that run without a
+config file find it through ``$FLEET_AGENT_STATE_DIR``.
 The daemon and the commands both take these names from here (the daemon
 imports no command module).
 """
@@ -14,10 +15,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import structlog
+
 from agent.config import DEFAULT_STATE_DIR
+from uploader.keys import AgentKey
+
+log = structlog.get_logger("agent.state")
 
 STATE_DIR_ENV = "FLEET_AGENT_STATE_DIR"
 KEY_FILE = "agent.key"
+NEXT_KEY_FILE = "agent.key.next"
 OUTBOX_FILE = "outbox.db"
 INVENTORY_FILE = "inventory.db"
 #: The backend's public key (JWK), pinned at enrollment: configuration documents verify with it.
@@ -42,6 +49,10 @@ def outbox_path(state_dir: Path) -> Path:
 
 def inventory_path(state_dir: Path) -> Path:
     return state_dir / INVENTORY_FILE
+
+
+def next_key_path(state_dir: Path) -> Path:
+    return state_dir / NEXT_KEY_FILE
 
 
 def backend_key_path(state_dir: Path) -> Path:
@@ -70,3 +81,13 @@ def write_atomically(path: Path, data: bytes) -> None:
             os.close(directory)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_or_create_key(state_dir: Path) -> AgentKey:
+    path = key_path(state_dir)
+    if path.exists():
+        return AgentKey.load(path)
+    key = AgentKey.generate()
+    key.save(path)
+    log.info("keys.created", path=str(path), key_id=key.key_id)
+    return key

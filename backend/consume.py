@@ -51,6 +51,7 @@ log = structlog.get_logger("backend.consume")
 _BATCH = 500
 HEARTBEAT_INTERVAL = 5.0
 STALL_AFTER = 30.0
+REPLY_ACK_WITHIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -287,6 +288,17 @@ class _Shell:
                 log.info("ingest.recovered", heartbeat=int(seq))
         return True
 
+    async def reply(self, session: ConsumerSession, replies: list[tuple[str, bytes]]) -> None:
+        """Publish the signed replies of a committed batch (enrollment, key rotation).
+
+        A reply that cannot be sent is logged; the agent asks again and gets the same one.
+        """
+        for topic, payload in replies:
+            try:
+                await session.publish(topic, payload, ack_within=REPLY_ACK_WITHIN)
+            except (ConnectionLost, TimeoutError) as exc:
+                log.warning("ingest.reply_not_sent", topic=topic, error=str(exc))
+
     async def consume(
         self,
         session: ConsumerSession,
@@ -315,7 +327,8 @@ class _Shell:
             work = [m for m in batch if m not in beats] if beats else batch
             if work:
                 self.health.received += len(work)
-                self.ingestor.handle_batch([(m.topic, m.payload) for m in work])
+                outcomes = self.ingestor.handle_batch([(m.topic, m.payload) for m in work])
+                await self.reply(session, [o.reply for o in outcomes if o.reply is not None])
             session.ack(batch)
             self._update(session)
             if stop.is_set():

@@ -4,7 +4,9 @@
 verifies each envelope against the registered public keys and classifies it:
 
 * rejected with a reason: one of :data:`uploader.errors.REJECT_REASONS`
-  (``malformed``, ``bad_signature``, ``unknown_key``, ...), ``topic_mismatch``
+  (``malformed``, ``bad_signature``, ``unknown_key``, ...), a key that may not
+  sign it (:func:`backend.keyring.key_refusal`: ``key_revoked``, ``key_retired``,
+  ``key_not_enrolled_for_agent``, ``key_not_enrolled_for_site``), ``topic_mismatch``
   (the envelope's agent or kind disagrees with its topic), ``replay`` (a
   validly signed envelope re-using a message id or a sequence number the agent
   already used for different content), or ``duplicate`` (the very same
@@ -13,6 +15,12 @@ verifies each envelope against the registered public keys and classifies it:
   chain break (``prev_hash`` is not the hash of the previous envelope) or an
   agent restart (sequence 1 again: the agent lost its outbox).
 
+Keys come from the store (:class:`backend.keyring.KeyRing`): enrolled, rotated,
+or registered by hand (``file_keys``, bound to the agent id their file names, or
+to the first agent id that signs with them). Control requests (``enroll`` and
+``keys`` topics) are answered by :class:`backend.enrollment.ControlDesk`; the
+outcome carries the signed reply for the shell to publish after the commit.
+
 A stored ``read`` or ``event`` body is parsed with the agent's own models
 (:func:`mibs.messages.parse_body`: the read schema and the event union). A
 signed body that does not follow them is still stored (it is signed billing
@@ -20,11 +28,12 @@ data: never dropped) but counted as ``off_schema`` and logged as
 ``ingest.body_off_schema`` naming the field.
 
 :func:`backend.consume.run_ingest` is the MQTT shell around it; it subscribes to
-``reads``, ``events``, ``status`` and ``presence``.
+``reads``, ``events``, ``status``, ``presence``, ``enroll`` and ``keys``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +45,8 @@ import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from backend import agents
+from backend.enrollment import ControlAnswer, ControlDesk, body_error, parse_enroll, parse_rotation
+from backend.keyring import KeyBinding, KeyRing, key_refusal
 from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
 from mibs.messages import parse_body
 from uploader.config import (
@@ -43,10 +54,13 @@ from uploader.config import (
     PRESENCE_LEVEL,
     PRESENCE_OFFLINE,
     PRESENCE_ONLINE,
+    REPLIES_LEVEL,
     TOPIC_LEVEL_BY_KIND,
 )
-from uploader.envelope import Envelope, Verifier, envelope_hash
+from uploader.enrollment import PublicJwk, jwk_key
+from uploader.envelope import Envelope, envelope_hash, verify_envelope
 from uploader.errors import EnvelopeRejected
+from uploader.keys import AgentKey, PublicKey, RegisteredKey
 
 __all__ = ["IngestSummary", "Ingestor", "Outcome", "subscription_topics"]
 
@@ -55,7 +69,7 @@ log = structlog.get_logger("backend.ingest")
 #: At most this many missing sequences are remembered per detected gap.
 MAX_MISSING_PER_GAP = 100_000
 
-OutcomeKind = Literal["stored", "duplicate", "rejected", "presence"]
+OutcomeKind = Literal["stored", "duplicate", "rejected", "presence", "answered"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class Outcome:
     reason: str | None = None
     agent_id: str | None = None
     sequence: int | None = None
+    reply: tuple[str, bytes] | None = None  # (topic, signed reply) to publish after commit
 
 
 class IngestSummary(BaseModel):
@@ -82,6 +97,7 @@ class IngestSummary(BaseModel):
     restarts: int
     presence: int
     off_schema: int = 0
+    answered: dict[str, int] = {}  # control requests: "enroll accepted", "enroll token_reused"
 
 
 @dataclass
@@ -96,6 +112,7 @@ class _Counters:
     restarts: int = 0
     presence: int = 0
     off_schema: int = 0
+    answered: Counter[str] = field(default_factory=Counter)
 
 
 def body_problem(envelope: Envelope) -> str | None:
@@ -109,6 +126,26 @@ def body_problem(envelope: Envelope) -> str | None:
     return None
 
 
+def _claimed_key(payload: bytes) -> PublicKey | None:
+    """The public key an (unverified) enrollment request claims; verified with next."""
+    try:
+        segment = payload.split(b".")[1]
+        body = json.loads(base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4)))["body"]
+        return jwk_key(PublicJwk.model_validate(body["public_jwk"]))
+    except (IndexError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """A :class:`uploader.envelope.KeyLookup` calling ``find`` (the store's bindings)."""
+
+    find: Callable[[str], PublicKey | None]
+
+    def get(self, kid: str, /) -> PublicKey | None:
+        return self.find(kid)
+
+
 def subscription_topics(topic_prefix: str, group: str | None) -> list[str]:
     """``$share/{group}/{prefix}/+/+/{reads,events,status,presence}`` (plain without a group)."""
     share = f"$share/{group}/" if group else ""
@@ -117,21 +154,44 @@ def subscription_topics(topic_prefix: str, group: str | None) -> list[str]:
 
 
 class Ingestor:
-    """Socket-free consumer core. Not thread-safe; one per store connection."""
+    """Socket-free consumer core. Not thread-safe; one per store connection.
+
+    ``file_keys`` are registered in the store at once; ``backend_key`` signs the
+    replies to enrollment and rotation requests (without it they are refused,
+    reason ``no_backend_key``).
+    """
 
     def __init__(
         self,
-        verifier: Verifier,
         store: SqlStore,
         *,
         topic_prefix: str,
+        file_keys: Sequence[RegisteredKey] = (),
+        backend_key: AgentKey | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._verifier = verifier
         self._store = store
+        self._keys = KeyRing(store)
+        self._desk = None if backend_key is None else ControlDesk(self._keys, backend_key, clock)
+        self._public: dict[str, PublicKey] = {}
+        self._bindings: dict[str, KeyBinding | None] = {}
         self._prefix = topic_prefix + "/"
         self._clock = clock
         self._counters = _Counters()
+        if file_keys:
+            with store.batch():
+                for key in file_keys:
+                    done = self._keys.register_file_key(
+                        jwk=key.jwk, agent_id=key.agent_id, site=key.site, now=clock()
+                    )
+                    log.info(
+                        "ingest.file_key",
+                        key_id=key.key_id,
+                        agent_id=key.agent_id,
+                        site=key.site,
+                        path=str(key.path) if key.path else None,
+                        result=done,
+                    )
 
     @property
     def processed(self) -> int:
@@ -156,6 +216,7 @@ class Ingestor:
             restarts=c.restarts,
             presence=c.presence,
             off_schema=c.off_schema,
+            answered=dict(sorted(c.answered.items())),
         )
 
     def _topic_parts(self, topic: str) -> tuple[str, str, str] | None:
@@ -176,6 +237,7 @@ class Ingestor:
             parts = self._topic_parts(topic)
             if parts is not None:
                 agents.append(parts[1])
+        self._bindings.clear()  # read once per batch: a revocation counts from the next one
         with self._store.batch(agents) as batch:
             return [self._handle_one(batch, topic, payload) for topic, payload in messages]
 
@@ -194,7 +256,7 @@ class Ingestor:
             return self._reject(
                 batch, "topic_mismatch", "not a fleet topic", topic=topic, agent_id=None
             )
-        _site, topic_agent, level = parts
+        site, topic_agent, level = parts
         if level == PRESENCE_LEVEL:  # unsigned liveness hint, never stored as data
             if payload not in (PRESENCE_ONLINE, PRESENCE_OFFLINE):
                 detail = f"presence payload {payload[:40]!r} is neither online nor offline"
@@ -202,16 +264,138 @@ class Ingestor:
             self._counters.presence += 1
             log.info("ingest.presence", agent_id=topic_agent, state=payload.decode())
             return Outcome("presence", agent_id=topic_agent)
+        if KIND_BY_TOPIC_LEVEL[level] == "enroll":
+            return self._enroll(batch, topic, payload, site, topic_agent)
+        bound: list[KeyBinding] = []
         try:
-            envelope = self._verifier.verify(payload)
+            envelope = verify_envelope(payload, _Lookup(lambda kid: self._key_for(kid, bound)))
         except EnvelopeRejected as exc:
             return self._reject(batch, exc.reason, exc.detail, topic=topic, agent_id=topic_agent)
         self._counters.verified += 1
         if envelope.agent_id != topic_agent or KIND_BY_TOPIC_LEVEL[level] != envelope.kind:
             detail = f"envelope of {envelope.agent_id!r} ({envelope.kind}) on topic {topic!r}"
             return self._reject(batch, "topic_mismatch", detail, topic=topic, agent_id=topic_agent)
+        refusal = self._refusal(bound[0], envelope, site)
+        if envelope.kind == "key_rotation":
+            return self._rotate(batch, topic, envelope, bound[0], refusal=refusal, site=site)
+        if refusal is not None:
+            detail = (
+                f"key {bound[0].key_id} may not sign for {envelope.agent_id!r} on site {site!r}"
+            )
+            return self._reject(batch, refusal, detail, topic=topic, agent_id=topic_agent)
         token = payload.decode("ascii")
         return self._accept(batch, topic, token, envelope)
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _public_key(self, binding: KeyBinding) -> PublicKey:
+        key = self._public.get(binding.key_id)
+        if key is None:
+            key = jwk_key(PublicJwk.model_validate(binding.jwk))
+            self._public[binding.key_id] = key
+        return key
+
+    def _key_for(self, kid: str, bound: list[KeyBinding]) -> PublicKey | None:
+        if kid not in self._bindings:
+            self._bindings[kid] = self._keys.binding(kid)
+        binding = self._bindings[kid]
+        if binding is None:
+            return None
+        bound.append(binding)
+        return self._public_key(binding)
+
+    def _refusal(self, binding: KeyBinding, envelope: Envelope, site: str) -> str | None:
+        reason = key_refusal(
+            binding, agent_id=envelope.agent_id, site=site, created_at=envelope.created_at
+        )
+        if reason is None and binding.agent_id is None:
+            self._keys.bind_first_use(binding.key_id, envelope.agent_id, self._clock())
+            self._bindings[binding.key_id] = binding.model_copy(
+                update={"agent_id": envelope.agent_id}
+            )
+            log.info(
+                "ingest.key_bound_on_first_use", key_id=binding.key_id, agent_id=envelope.agent_id
+            )
+        return reason
+
+    # -- control requests ---------------------------------------------------------------
+
+    def _answered(
+        self, batch: StoreBatch, kind: str, envelope: Envelope, site: str, answer: ControlAnswer
+    ) -> Outcome:
+        self._bindings.clear()  # the request may have bound, retired or added keys
+        self._counters.answered[f"{kind} {answer.outcome}"] += 1
+        if answer.outcome != "accepted" and not answer.repeated:
+            batch.count_rejection(answer.outcome, f"{kind} of {envelope.agent_id}")
+        topic = f"{self._prefix}{site}/{envelope.agent_id}/{REPLIES_LEVEL}"
+        return Outcome(
+            "answered",
+            reason=None if answer.outcome == "accepted" else answer.outcome,
+            agent_id=envelope.agent_id,
+            reply=(topic, answer.reply.encode("ascii")),
+        )
+
+    def _no_desk(self, batch: StoreBatch, topic: str, agent: str) -> Outcome:
+        detail = "start ingest with --backend-key to answer enrollment and key rotation"
+        log.error("ingest.no_backend_key", topic=topic, detail=detail)
+        return self._reject(batch, "no_backend_key", detail, topic=topic, agent_id=agent)
+
+    def _enroll(
+        self, batch: StoreBatch, topic: str, payload: bytes, site: str, agent: str
+    ) -> Outcome:
+        """An enrollment request: signed by the key it enrolls, which its body carries."""
+        claimed = _claimed_key(payload)
+        keys = {} if claimed is None else {claimed.thumbprint(): claimed}
+        try:
+            envelope = verify_envelope(payload, keys)
+        except EnvelopeRejected as exc:
+            return self._reject(batch, exc.reason, exc.detail, topic=topic, agent_id=agent)
+        self._counters.verified += 1
+        if envelope.agent_id != agent or envelope.kind != "enroll":
+            detail = f"envelope of {envelope.agent_id!r} ({envelope.kind}) on topic {topic!r}"
+            return self._reject(batch, "topic_mismatch", detail, topic=topic, agent_id=agent)
+        if self._desk is None:
+            return self._no_desk(batch, topic, agent)
+        answer = self._desk.repeated(envelope)
+        if answer is None:
+            try:
+                request = parse_enroll(envelope)
+            except ValidationError as exc:
+                return self._reject(
+                    batch, "bad_schema", body_error(exc), topic=topic, agent_id=agent
+                )
+            answer = self._desk.enroll(envelope, request, site)
+        return self._answered(batch, "enroll", envelope, site, answer)
+
+    def _rotate(
+        self,
+        batch: StoreBatch,
+        topic: str,
+        envelope: Envelope,
+        old: KeyBinding,
+        *,
+        refusal: str | None,
+        site: str,
+    ) -> Outcome:
+        agent = envelope.agent_id
+        if self._desk is None:
+            return self._no_desk(batch, topic, agent)
+        answer = self._desk.repeated(envelope)
+        if answer is None:
+            try:
+                request = parse_rotation(envelope)
+            except ValidationError as exc:
+                return self._reject(
+                    batch, "bad_schema", body_error(exc), topic=topic, agent_id=agent
+                )
+            if refusal is not None and not (
+                old.status == "retired" and old.replaced_by == request.new_jwk.as_dict()["kid"]
+            ):
+                batch.count_rejection(refusal, f"key_rotation signed by {old.key_id} for {agent}")
+                answer = self._desk.refuse_rotation(envelope, request, old, refusal)
+            else:
+                answer = self._desk.rotate(envelope, request, old)
+        return self._answered(batch, "key_rotation", envelope, site, answer)
 
     def _accept(self, batch: StoreBatch, topic: str, token: str, envelope: Envelope) -> Outcome:
         agent_id, sequence = envelope.agent_id, envelope.sequence

@@ -15,6 +15,8 @@ Tables (same shape on both):
   and by device, so a month of 300,000 reads streams without parsing bodies.
 * ``agent_heartbeats`` and ``device_outages``: agent and device liveness, kept
   and queried by :mod:`backend.agents`.
+* enrollment tokens, key bindings and answered control requests: see
+  :mod:`backend.keyring` (its DDL is run with these).
 
 All work for a batch of messages happens in one transaction
 (:meth:`SqlStore.batch`). Several consumers may share one store: SQLite
@@ -37,9 +39,13 @@ from pydantic import BaseModel, ConfigDict
 
 from backend import agents
 from backend.billing import BillingRead, meter_row
+from backend.keyring import KEYRING_POSTGRES_DDL, KEYRING_SQLITE_DDL
 from fleet_errors import LocalError, translate
 
-__all__ = ["AgentState", "SqlStore", "StoreError", "StoredMessage", "open_store"]
+__all__ = ["DEFAULT_STORE", "AgentState", "SqlStore", "StoreError", "StoredMessage", "open_store"]
+
+#: The store of ``fleet-agent ingest`` and of the backend commands unless ``--store`` says.
+DEFAULT_STORE = "sqlite:///fleet-ingest.db"
 
 
 class StoreError(LocalError):
@@ -462,7 +468,7 @@ class SqliteStore(SqlStore):
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             fresh = not _has_table(self._db, "meter_reads")
-            self._db.executescript(_SQLITE_DDL)
+            self._db.executescript(_SQLITE_DDL + KEYRING_SQLITE_DDL)
             self._db.executescript(agents.SQLITE_DDL)
         if fresh:
             self.backfill_meter_reads()
@@ -514,7 +520,9 @@ class PostgresStore(SqlStore):
         with _failing(self.url, "cannot open", psycopg.Error):
             self._db = psycopg.connect(dsn, autocommit=True)
             fresh = self._db.execute("SELECT to_regclass('meter_reads')").fetchone() == (None,)
-            for statement in (_POSTGRES_DDL + agents.POSTGRES_DDL).split(";"):
+            for statement in (_POSTGRES_DDL + agents.POSTGRES_DDL + KEYRING_POSTGRES_DDL).split(
+                ";"
+            ):
                 if statement.strip():
                     self._db.execute(statement)
         if fresh:

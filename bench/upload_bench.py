@@ -194,11 +194,11 @@ def _tokens(count: int) -> tuple[AgentKey, list[bytes]]:
 def _bench_verify_store(directory: Path, count: int, batch: int) -> dict[str, Any]:
     from backend.ingest import Ingestor
     from backend.store import open_store
-    from uploader.envelope import Verifier
+    from uploader.keys import RegisteredKey
 
     key, tokens = _tokens(count)
     store = open_store(f"sqlite:///{directory}/verify-{batch}.db")
-    ingestor = Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix="bench")
+    ingestor = Ingestor(store, topic_prefix="bench", file_keys=[RegisteredKey.of(key)])
     topic = "bench/site/bench/reads"
     wall, cpu = time.perf_counter(), time.process_time()
     for start in range(0, count, batch):
@@ -224,12 +224,12 @@ async def _bench_consumer(port: int, directory: Path, count: int) -> dict[str, A
     from backend.ingest import Ingestor
     from backend.store import open_store
     from uploader.config import MqttSettings
-    from uploader.envelope import Verifier
+    from uploader.keys import RegisteredKey
 
     key, tokens = _tokens(count)
     settings = MqttSettings(host="127.0.0.1", port=port, tls=False, topic_prefix="benchc")
     store = open_store(f"sqlite:///{directory}/consumer.db")
-    ingestor = Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix="benchc")
+    ingestor = Ingestor(store, topic_prefix="benchc", file_keys=[RegisteredKey.of(key)])
 
     async def consume(limits: StopAfter, subscribed: asyncio.Event | None = None) -> None:
         await run_ingest(

@@ -17,10 +17,17 @@ from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-Kind = Literal["read", "event", "status"]
+Kind = Literal["read", "event", "status", "enroll", "key_rotation"]
 
-# One MQTT topic level per message kind (the last level of the topic).
-TOPIC_LEVEL_BY_KIND: dict[str, str] = {"read": "reads", "event": "events", "status": "status"}
+# One MQTT topic level per message kind (the last level of the topic). ``enroll`` and
+# ``keys`` carry the control requests of docs/enrollment.md (signed envelopes too).
+TOPIC_LEVEL_BY_KIND: dict[str, str] = {
+    "read": "reads",
+    "event": "events",
+    "status": "status",
+    "enroll": "enroll",
+    "key_rotation": "keys",
+}
 KIND_BY_TOPIC_LEVEL: dict[str, str] = {level: kind for kind, level in TOPIC_LEVEL_BY_KIND.items()}
 
 # Presence has a topic of its own, ``{prefix}/{site}/{agent_id}/presence``: retained plain
@@ -28,6 +35,10 @@ KIND_BY_TOPIC_LEVEL: dict[str, str] = {level: kind for kind, level in TOPIC_LEVE
 # not signed: a will is fixed when the agent connects and the broker sends it later, so it
 # cannot be a fresh envelope in the agent's chain. Every message on the other three topics is
 # a signed envelope (docs/schema/envelope.md, "Topics").
+#
+# The backend answers control requests (enrollment, key rotation) on
+# ``{prefix}/{site}/{agent_id}/replies``: compact JWS signed by the backend's key.
+REPLIES_LEVEL = "replies"
 PRESENCE_LEVEL = "presence"
 PRESENCE_ONLINE = b"online"
 PRESENCE_OFFLINE = b"offline"
@@ -189,6 +200,11 @@ class MqttSettings(BaseModel):
 
     def status_topic(self, agent_id: str) -> str:
         return self.agent_topic(agent_id, "status")
+
+    def replies_topic(self, agent_id: str) -> str:
+        """``{prefix}/{site}/{agent_id}/replies``: the backend's signed answers to requests."""
+        check_topic_level(agent_id, field="agent_id")
+        return f"{self.topic_prefix}/{self.site}/{agent_id}/{REPLIES_LEVEL}"
 
     def presence_topic(self, agent_id: str) -> str:
         """``{prefix}/{site}/{agent_id}/presence``: retained, unsigned ``online``/``offline``."""

@@ -22,7 +22,7 @@ import os
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar, cast
+from typing import Annotated, Any, Literal, Protocol, TypeVar, cast
 
 from joserfc import jws
 from joserfc.errors import BadSignatureError, JoseError, UnsupportedAlgorithmError
@@ -44,13 +44,16 @@ from uploader.keys import AgentKey, PublicKey
 
 __all__ = [
     "ALGORITHM",
+    "CONTROL_KINDS",
     "MAX_PAYLOAD_BYTES",
+    "MESSAGE_KINDS",
     "SCHEMA_VERSION",
     "TOKEN_TYPE",
     "ChainPosition",
     "ChainStatus",
     "ChainTracker",
     "Envelope",
+    "KeyLookup",
     "MessageKind",
     "SignedMessage",
     "Signer",
@@ -62,6 +65,7 @@ __all__ = [
     "sign_compact",
     "validate_payload",
     "verify_compact",
+    "verify_envelope",
 ]
 
 SCHEMA_VERSION = "1.0"
@@ -93,8 +97,11 @@ class _Registry(jws.JWSRegistry):
 _SIGN_REGISTRY = _Registry(algorithms=[ALGORITHM])
 _VERIFY_REGISTRY = _Registry(algorithms=list(ACCEPTED_ALGORITHMS))
 
-MessageKind = Literal["read", "event", "status"]
-MESSAGE_KINDS: tuple[MessageKind, ...] = ("read", "event", "status")
+MessageKind = Literal["read", "event", "status", "enroll", "key_rotation"]
+MESSAGE_KINDS: tuple[MessageKind, ...] = ("read", "event", "status", "enroll", "key_rotation")
+#: Control requests (``docs/enrollment.md``): standalone envelopes, never part of the chain
+#: (always sequence 1 with no ``prev_hash``); the backend answers each with a signed reply.
+CONTROL_KINDS: tuple[MessageKind, ...] = ("enroll", "key_rotation")
 
 _B64URL_SHA256 = r"^[A-Za-z0-9_-]{43}$"
 _UUID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -264,11 +271,27 @@ class Verifier:
 
     def verify(self, token: str | bytes) -> Envelope:
         """The verified envelope, or :class:`EnvelopeRejected` with a stable ``reason``."""
-        payload, kid = verify_compact(token, self._keys, token_type=TOKEN_TYPE)
-        envelope = validate_payload(payload, Envelope)
-        if envelope.key_id != kid:
-            raise EnvelopeRejected("bad_schema", "key_id in the payload differs from kid")
-        return envelope
+        return verify_envelope(token, self._keys)
+
+
+class KeyLookup(Protocol):
+    """Where a verifier finds the public key of a ``kid``: a mapping made by
+    :func:`public_keys`, or a lookup in the backend's store of enrolled keys."""
+
+    def get(self, kid: str, /) -> OKPKey | None: ...
+
+
+def verify_envelope(token: str | bytes, keys: KeyLookup) -> Envelope:
+    """The verified envelope signed by one of ``keys``, or :class:`EnvelopeRejected`.
+
+    :class:`Verifier` passes a fixed mapping; the reference backend looks keys up in
+    its store (and checks, afterwards, what the key is allowed to sign for).
+    """
+    payload, kid = verify_compact(token, keys, token_type=TOKEN_TYPE)
+    envelope = validate_payload(payload, Envelope)
+    if envelope.key_id != kid:
+        raise EnvelopeRejected("bad_schema", "key_id in the payload differs from kid")
+    return envelope
 
 
 def public_keys(keys: Mapping[str, PublicKey]) -> dict[str, OKPKey]:
@@ -286,9 +309,7 @@ def public_keys(keys: Mapping[str, PublicKey]) -> dict[str, OKPKey]:
     return out
 
 
-def verify_compact(
-    token: str | bytes, keys: Mapping[str, OKPKey], *, token_type: str
-) -> tuple[bytes, str]:
+def verify_compact(token: str | bytes, keys: KeyLookup, *, token_type: str) -> tuple[bytes, str]:
     """The signed payload and the key id of a compact JWS of type ``token_type``.
 
     The one place that checks a received JWS (envelopes, the backend's configuration

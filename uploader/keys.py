@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
+from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Self, cast
 
 import structlog
 from cryptography.hazmat.primitives import serialization
@@ -21,13 +23,21 @@ from joserfc.jwk import OKPKey
 
 from uploader.errors import KeyFileError
 
-__all__ = ["AgentKey", "PublicKey", "load_public_key", "load_public_keys"]
+__all__ = [
+    "AgentKey",
+    "PublicKey",
+    "RegisteredKey",
+    "load_public_key",
+    "load_public_keys",
+    "load_registered_keys",
+]
 
 #: What :func:`load_public_keys` returns per key id; :class:`uploader.envelope.Verifier` takes it.
 PublicKey = OKPKey
 
 _log = structlog.get_logger("uploader.keys")
 _PUBLIC_KEY_SUFFIXES = (".jwk", ".json")
+_BINDING_TEXT = re.compile(r"^[^/#+\s]{1,128}$")
 
 
 class AgentKey:
@@ -151,6 +161,10 @@ def _fsync_directory(directory: Path) -> None:
 
 def load_public_key(path: Path) -> PublicKey:
     """One public Ed25519 JWK from a file; :class:`KeyFileError` names the file and field."""
+    return _load_jwk_file(path)[0]
+
+
+def _load_jwk_file(path: Path) -> tuple[PublicKey, dict[str, object]]:
     try:
         raw = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -184,7 +198,55 @@ def load_public_key(path: Path) -> PublicKey:
             f"field 'kid' is {kid!r} but the key's RFC 7638 thumbprint is {thumbprint!r}",
             path=path,
         )
-    return key
+    return key, data
+
+
+@dataclass(frozen=True)
+class RegisteredKey:
+    """A public key registered by hand (a JWK file) and what it may sign for.
+
+    ``agent_id`` (the JWK file's ``agent_id`` member) binds the key to that agent;
+    ``None`` binds it to the first agent id that signs with it (trust on first use).
+    ``site`` (member ``site``), when given, is the only site it may publish for.
+    """
+
+    key_id: str
+    jwk: dict[str, str]
+    agent_id: str | None = None
+    site: str | None = None
+    path: Path | None = None
+
+    @classmethod
+    def of(cls, key: AgentKey, agent_id: str | None = None, site: str | None = None) -> Self:
+        return cls(key.key_id, key.public_jwk(), agent_id, site)
+
+
+def _optional_text(data: dict[str, object], field: str, path: Path) -> str | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _BINDING_TEXT.match(value):
+        raise KeyFileError(
+            f"field {field!r} must be a non-empty name without '/', '+', '#' or spaces", path=path
+        )
+    return value
+
+
+def load_registered_keys(directory: Path) -> list[RegisteredKey]:
+    """Every ``*.jwk`` / ``*.json`` public key in ``directory`` with its binding members."""
+    if not directory.is_dir():
+        raise KeyFileError("public key directory does not exist", path=directory)
+    found: list[RegisteredKey] = []
+    for path in sorted(directory.iterdir()):
+        if path.suffix.lower() in _PUBLIC_KEY_SUFFIXES and path.is_file():
+            key, data = _load_jwk_file(path)
+            kid = key.thumbprint()
+            public = cast(dict[str, str], key.as_dict(private=False))
+            jwk = {"kty": "OKP", "crv": "Ed25519", "x": public["x"], "kid": kid}
+            agent_id = _optional_text(data, "agent_id", path)
+            site = _optional_text(data, "site", path)
+            found.append(RegisteredKey(kid, jwk, agent_id, site, path))
+    return found
 
 
 def load_public_keys(directory: Path) -> dict[str, PublicKey]:

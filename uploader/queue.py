@@ -281,6 +281,19 @@ class Outbox:
         """True from ``warn_ratio * max_messages`` on; for health reports."""
         return self._depth >= self._warn_at
 
+    def use_signer(self, signer: Signer) -> None:
+        """Sign what is submitted from now on with ``signer``: the agent's key was rotated.
+
+        The chain goes on (sequence and ``prev_hash`` do not restart); what is already
+        queued keeps the old key's signature. The agent id must stay the same.
+        """
+        if signer.agent_id != self._signer.agent_id:
+            raise ValueError(
+                f"outbox of agent {self._signer.agent_id!r} cannot sign as {signer.agent_id!r}"
+            )
+        with self._lock:
+            self._signer = signer
+
     def submit(self, message: Outgoing) -> SignedMessage:
         """Sign and durably queue one message; it is on disk when this returns."""
         return self.submit_many([message])[0]

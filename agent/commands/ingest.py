@@ -2,9 +2,12 @@
 
 Subscribes to ``{prefix}/+/+/reads|events|status`` (an MQTT shared subscription
 ``$share/{group}/...`` unless ``--group ''``, so several consumers split the
-load), verifies every envelope against the public keys in ``--keys-dir``,
-rejects bad signatures, unknown keys, replays and malformed payloads (counted
-by reason), drops duplicates, notes sequence gaps and chain breaks, and stores
+load), verifies every envelope against the keys registered in the store
+(enrolled with ``fleet-agent enroll``, or copied by hand into ``--keys-dir``),
+accepts an envelope only from the key bound to its agent id (and site),
+rejects bad signatures, unknown, revoked or foreign keys, replays and malformed
+payloads (counted by reason), drops duplicates, answers enrollment and key
+rotation requests (signed with ``--backend-key``), notes sequence gaps and chain breaks, and stores
 reads in SQLite (``--store sqlite:///path.db``, the default) or PostgreSQL
 (``--store postgresql://...``, extra ``postgres``). Stops on SIGINT/SIGTERM,
 ``--once`` (when idle), ``--count N`` messages or ``--duration S`` seconds and
@@ -52,12 +55,10 @@ from agent.metrics import MetricsServer
 from backend.agent_metrics import LivenessMetrics
 from backend.consume import ConsumerHealth, StopAfter, run_ingest
 from backend.ingest import Ingestor, IngestSummary
-from backend.store import open_store
+from backend.store import DEFAULT_STORE, open_store
 from uploader.config import MqttSettings
-from uploader.envelope import Verifier
-from uploader.keys import load_public_keys
+from uploader.keys import AgentKey, load_registered_keys
 
-DEFAULT_STORE = "sqlite:///fleet-ingest.db"
 DEFAULT_GROUP = "fleet-ingest"
 
 
@@ -76,7 +77,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"shared-subscription group (default {DEFAULT_GROUP}; '' subscribes unshared)",
     )
     parser.add_argument(
-        "--keys-dir", type=Path, required=True, help="registered agent public keys (*.jwk)"
+        "--keys-dir",
+        type=Path,
+        help="agent public keys registered by hand (*.jwk; member agent_id binds one to its "
+        "agent, else it is bound to the first agent id that signs with it)",
+    )
+    parser.add_argument(
+        "--backend-key",
+        type=Path,
+        metavar="FILE",
+        help="the backend's Ed25519 key (PEM, from `fleet-agent keys init --state-dir DIR`): "
+        "signs the replies to enrollment and key rotation requests",
     )
     parser.add_argument(
         "--store",
@@ -136,11 +147,17 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     limits = _stop_after(args)
     group = args.group or None
     client_id = args.client_id or f"fleet-ingest-{group or 'solo'}-{socket.gethostname()}"
-    verifier = Verifier(load_public_keys(args.keys_dir))
+    file_keys = load_registered_keys(args.keys_dir) if args.keys_dir is not None else []
+    backend_key = AgentKey.load(args.backend_key) if args.backend_key is not None else None
     store = open_store(args.store)
     configure_logging(args.log_level, stream=sys.stderr)
     try:
-        ingestor = Ingestor(verifier, store, topic_prefix=settings.topic_prefix)
+        ingestor = Ingestor(
+            store,
+            topic_prefix=settings.topic_prefix,
+            file_keys=file_keys,
+            backend_key=backend_key,
+        )
         liveness = LivenessMetrics(
             store, silent_after=args.silent_after, min_version=args.min_version
         )

@@ -1,9 +1,16 @@
-"""``fleet-agent keys init|show``: the agent's Ed25519 signing key.
+"""``fleet-agent keys init|show|rotate|list|revoke``: signing keys, agent and backend side.
 
-``init`` writes ``agent.key`` (PEM PKCS#8, mode 0600) into the state directory
-and refuses to replace an existing key without ``--force``. ``show`` prints the
-public key as a JWK with its RFC 7638 thumbprint (the key id) for registration
-with the backend; it never prints the private key.
+On the agent: ``init`` writes ``agent.key`` (PEM PKCS#8, mode 0600) into the
+state directory and refuses to replace an existing key without ``--force``.
+``show`` prints the public key as a JWK with its RFC 7638 thumbprint (the key
+id); it never prints the private key. ``rotate`` makes a new key and asks the
+backend to bind it in place of the current one (a request signed by the current
+key, carrying the new key's proof); the agent switches to the new key only once
+the backend's signed acknowledgement arrived.
+
+On the backend: ``list`` shows the registered keys (agent, site, state);
+``revoke KID...`` or ``revoke --agent AGENT_ID`` refuses their envelopes from
+then on (reason ``key_revoked``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from agent.commands.keys_backend import register_backend
+from agent.commands.keys_rotate import register_rotation
 from agent.config import DEFAULT_STATE_DIR
 from agent.state import STATE_DIR_ENV, default_state_dir, key_path
 from uploader.keys import AgentKey
@@ -22,10 +31,13 @@ from uploader.keys import AgentKey
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "keys",
-        help="create or show the agent's signing key",
-        description="Manage the agent's Ed25519 signing key (agent.key in the state directory).",
+        help="the agent's signing key: create, show, rotate; list or revoke keys",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    actions = parser.add_subparsers(dest="keys_command", metavar="{init,show}", required=True)
+    actions = parser.add_subparsers(
+        dest="keys_command", metavar="{init,show,rotate,list,revoke}", required=True
+    )
 
     def add_state_dir(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -54,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         'json: {"key_id": ..., "jwk": {...}}',
     )
     show.set_defaults(handler=run_show)
+    register_rotation(actions)
+    register_backend(actions)
 
 
 def _state_dir(args: argparse.Namespace) -> Path:

@@ -28,12 +28,11 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from agent.config import AgentConfig, load_config
-from agent.daemon import load_or_create_key
 from agent.errors import UsageError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.manual_meters import ManualRead, build_read, load_meter_csv
-from agent.state import inventory_path, outbox_path
+from agent.state import inventory_path, load_or_create_key, outbox_path
 from agent.validation import describe
 from mibs.events import ImplausibleJump, MeterBackwards, SerialChanged
 from mibs.messages import ReadMessage

@@ -28,7 +28,7 @@ from typing import Any, Literal, TextIO
 
 import yaml
 
-from agent.daemon import Daemon, load_or_create_key
+from agent.daemon import Daemon
 from agent.demo.broker import mosquitto_path, start_broker
 from agent.demo.embedded import start_embedded_broker
 from agent.demo.fleet import DEMO_FLEET, PrinterSpec
@@ -38,6 +38,7 @@ from agent.eligibility.policy import load_policy
 from agent.eligibility.report import write_report
 from agent.logging import configure_logging
 from agent.output import print_table, printer_table
+from agent.state import load_or_create_key
 from backend.consume import run_ingest
 from backend.ingest import Ingestor, IngestSummary
 from backend.store import SqlStore, open_store
@@ -45,6 +46,7 @@ from mibs.messages import AgentMessage, ReadMessage, parse_body
 from mibs.models import PrinterRead
 from uploader.config import MqttSettings
 from uploader.envelope import Verifier
+from uploader.keys import RegisteredKey
 
 DEFAULT_POLICY = Path(__file__).resolve().parent / "demo-policy.yaml"
 AGENT_ID = "demo-agent"
@@ -204,10 +206,11 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
             protocol=broker.protocol,
             topic_prefix=TOPIC_PREFIX,
         )
-        verifier = Verifier({key.key_id: key.jose_key})
         store = open_store(f"sqlite:///{work / 'consumer.db'}")
         stack.callback(store.close)
-        ingestor = Ingestor(verifier, store, topic_prefix=TOPIC_PREFIX)
+        ingestor = Ingestor(
+            store, topic_prefix=TOPIC_PREFIX, file_keys=[RegisteredKey.of(key, AGENT_ID)]
+        )
         stop, subscribed = asyncio.Event(), asyncio.Event()
         consumer = asyncio.create_task(
             run_ingest(
@@ -239,6 +242,7 @@ async def _pipeline(options: DemoOptions, work: Path, out: TextIO) -> DemoResult
 
         reads: list[PrinterRead] = []
         events = 0
+        verifier = Verifier({key.key_id: key.jose_key})
         for message in stored_messages(store, verifier, AGENT_ID):
             if isinstance(message, ReadMessage):
                 reads.append(message)

@@ -11,8 +11,7 @@ from backend.agents import fleet_liveness
 from backend.ingest import Ingestor
 from backend.store import open_store
 from tests.unit.test_agents import PREFIX, Agent, Clock, _cli, back, heartbeat, silent
-from uploader.envelope import Verifier
-from uploader.keys import AgentKey
+from uploader.keys import AgentKey, RegisteredKey
 
 pytestmark = pytest.mark.integration
 
@@ -20,12 +19,12 @@ pytestmark = pytest.mark.integration
 def test_heartbeats_and_outages_in_postgresql(
     postgres_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    key, clock = AgentKey.generate(), Clock()
+    # One key per agent id: a key signs for the one agent it is bound to.
+    key, clock = {"pg-a": AgentKey.generate(), "pg-b": AgentKey.generate()}, Clock()
     store = open_store(postgres_dsn)
     try:
-        ingestor = Ingestor(
-            Verifier({key.key_id: key.jose_key}), store, topic_prefix=PREFIX, clock=clock
-        )
+        file_keys = [RegisteredKey.of(signing, agent_id) for agent_id, signing in key.items()]
+        ingestor = Ingestor(store, topic_prefix=PREFIX, file_keys=file_keys, clock=clock)
         a, b = Agent(key, "pg-a"), Agent(key, "pg-b", site="site-b")
         now = datetime.now(UTC)
         clock.now = now - timedelta(hours=1)

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon import load_or_create_key
 from agent.demo.fleet import DEMO_FLEET
+from agent.state import load_or_create_key
 from tests.support.daemon import FLEET_AGENT, DaemonRunner, agent_config, start_printers
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import eventually, start_consumer, unique_prefix

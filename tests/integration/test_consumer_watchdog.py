@@ -25,8 +25,7 @@ from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_blackhole import PublishBlackHole
 from tests.support.mqtt_consumer import eventually, start_agent, unique_prefix
 from uploader.config import MqttSettings
-from uploader.envelope import Verifier
-from uploader.keys import AgentKey
+from uploader.keys import AgentKey, RegisteredKey
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +49,7 @@ async def test_watchdog_recovers_a_consumer_that_stopped_receiving(
     via_proxy = broker.model_copy(update={"port": black_hole.port})
     key = AgentKey.generate()
     store = open_store(f"sqlite:///{tmp_path / 'ingest.db'}")
-    ingestor = Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix=prefix)
+    ingestor = Ingestor(store, topic_prefix=prefix, file_keys=[RegisteredKey.of(key, "agent-wd")])
     health = ConsumerHealth()
     stop, subscribed = asyncio.Event(), asyncio.Event()
     agent = start_agent(broker, key, "agent-wd", tmp_path / "outbox.db")

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.daemon import load_or_create_key
 from agent.inventory import Inventory
-from agent.state import inventory_path
+from agent.state import inventory_path, load_or_create_key
 from tests.support.daemon import (
     FLEET_AGENT,
     DaemonRunner,

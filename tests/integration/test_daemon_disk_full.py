@@ -21,10 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.daemon import load_or_create_key
 from agent.demo.fleet import DEMO_FLEET
 from agent.inventory import Inventory
-from agent.state import OUTBOX_FILE, inventory_path
+from agent.state import OUTBOX_FILE, inventory_path, load_or_create_key
 from tests.support.daemon import DaemonProcess, DaemonRunner, agent_config, start_printers
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import eventually, start_consumer, unique_prefix

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.daemon import load_or_create_key
-from agent.state import OUTBOX_FILE
+from agent.state import OUTBOX_FILE, load_or_create_key
 from tests.support.daemon import (
     DaemonRunner,
     Event,

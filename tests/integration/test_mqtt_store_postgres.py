@@ -13,8 +13,8 @@ from backend.store import PostgresStore, open_store
 from tests.support.mosquitto import Mosquitto
 from tests.support.mqtt_consumer import eventually, start_agent, unique_prefix
 from uploader.config import MqttSettings
-from uploader.envelope import Signer, Verifier, envelope_hash
-from uploader.keys import AgentKey
+from uploader.envelope import Signer, envelope_hash
+from uploader.keys import AgentKey, RegisteredKey
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +23,7 @@ def test_verdicts_and_state_on_postgresql(postgres_dsn: str) -> None:
     key = AgentKey.generate()
     store = open_store(postgres_dsn)
     assert isinstance(store, PostgresStore)
-    ingestor = Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix="pg")
+    ingestor = Ingestor(store, topic_prefix="pg", file_keys=[RegisteredKey.of(key)])
     signer = Signer(key, "agent-pg")
     tokens, prev = [], None
     for sequence in range(1, 6):
@@ -59,10 +59,12 @@ async def test_two_consumers_share_one_postgresql_store(
     settings = MqttSettings(
         host=mosquitto.host, port=mosquitto.port, tls=False, topic_prefix=unique_prefix("pg")
     )
-    key = AgentKey.generate()
-    verifier = Verifier({key.key_id: key.jose_key})
+    keys = [AgentKey.generate() for _ in range(3)]  # one key per agent id
     stores = [open_store(postgres_dsn), open_store(postgres_dsn)]
-    ingestors = [Ingestor(verifier, s, topic_prefix=settings.topic_prefix) for s in stores]
+    file_keys = [RegisteredKey.of(key, f"agent-{n}") for n, key in enumerate(keys)]
+    ingestors = [
+        Ingestor(s, topic_prefix=settings.topic_prefix, file_keys=file_keys) for s in stores
+    ]
     stop = asyncio.Event()
     ready = [asyncio.Event(), asyncio.Event()]
     tasks = [
@@ -73,7 +75,7 @@ async def test_two_consumers_share_one_postgresql_store(
     ]
     await asyncio.wait_for(asyncio.gather(*(ev.wait() for ev in ready)), timeout=20)
     agents = [
-        start_agent(settings, key, f"agent-{n}", tmp_path / f"outbox-{n}.db") for n in range(3)
+        start_agent(settings, keys[n], f"agent-{n}", tmp_path / f"outbox-{n}.db") for n in range(3)
     ]
     for _ in range(5):
         for agent in agents:

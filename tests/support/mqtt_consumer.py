@@ -14,8 +14,8 @@ from backend.consume import run_ingest
 from backend.ingest import Ingestor, IngestSummary
 from backend.store import SqlStore, open_store
 from uploader.config import MqttSettings
-from uploader.envelope import Signer, Verifier
-from uploader.keys import AgentKey
+from uploader.envelope import Signer
+from uploader.keys import AgentKey, RegisteredKey
 from uploader.mqtt import MqttPublisher
 from uploader.outgoing import JsonMessage
 from uploader.queue import Outbox
@@ -71,12 +71,25 @@ async def start_consumer(
     *,
     group: str | None = "backend",
     client_id: str | None = None,
+    backend_key: AgentKey | None = None,
 ) -> RunningConsumer:
-    """Subscribe (shared subscription ``group``) and return once subscribed."""
-    key_list = list(keys.values()) if isinstance(keys, dict) else keys
-    verifier = Verifier({key.key_id: key.jose_key for key in key_list})
+    """Subscribe (shared subscription ``group``) and return once subscribed.
+
+    ``keys`` are registered by hand: a dict binds each to its agent id, a list's keys
+    are bound to the first agent id that signs with each (``docs/enrollment.md``).
+    """
+    file_keys = (
+        [RegisteredKey.of(key, agent_id) for agent_id, key in keys.items()]
+        if isinstance(keys, dict)
+        else [RegisteredKey.of(key) for key in keys]
+    )
     store = open_store(f"sqlite:///{db}")
-    ingestor = Ingestor(verifier, store, topic_prefix=settings.topic_prefix)
+    ingestor = Ingestor(
+        store,
+        topic_prefix=settings.topic_prefix,
+        file_keys=file_keys,
+        backend_key=backend_key,
+    )
     stop, subscribed = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(
         run_ingest(

@@ -26,8 +26,8 @@ from backend.store import SqlStore, open_store
 from mibs.events import DeviceBack, DeviceSilent
 from mibs.heartbeat import Heartbeat, parse_status
 from mibs.messages import parse_body
-from uploader.envelope import Signer, Verifier, envelope_hash
-from uploader.keys import AgentKey
+from uploader.envelope import Signer, envelope_hash
+from uploader.keys import AgentKey, RegisteredKey
 
 PREFIX = "unit/fleet"
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
@@ -54,8 +54,8 @@ def heartbeat(version: str = "0.9.0", **changes: Any) -> Heartbeat:
 class Agent:
     """Signs a chain for one agent, like its outbox, at chosen times."""
 
-    def __init__(self, key: AgentKey, agent_id: str, site: str = "site-a") -> None:
-        self.signer = Signer(key, agent_id)
+    def __init__(self, keys: dict[str, AgentKey], agent_id: str, site: str = "site-a") -> None:
+        self.signer = Signer(keys[agent_id], agent_id)
         self.topic = f"{PREFIX}/{site}/{agent_id}"
         self.sequence = 0
         self.last_hash: str | None = None
@@ -89,9 +89,13 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     store.close()
 
 
+AGENT_IDS = ("agent-a", "agent-b", "old-agent")
+
+
 @pytest.fixture
-def key() -> AgentKey:
-    return AgentKey.generate()
+def key() -> dict[str, AgentKey]:
+    """One signing key per agent id: a key signs for the one agent it is bound to."""
+    return {agent_id: AgentKey.generate() for agent_id in AGENT_IDS}
 
 
 @pytest.fixture
@@ -100,8 +104,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def ingestor(key: AgentKey, store: SqlStore, clock: Clock) -> Ingestor:
-    return Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix=PREFIX, clock=clock)
+def ingestor(key: dict[str, AgentKey], store: SqlStore, clock: Clock) -> Ingestor:
+    file_keys = [RegisteredKey.of(signing, agent_id) for agent_id, signing in key.items()]
+    return Ingestor(store, topic_prefix=PREFIX, file_keys=file_keys, clock=clock)
 
 
 def silent(device: str, since: datetime, address: str = "192.0.2.7") -> DeviceSilent:
@@ -130,7 +135,7 @@ def back(device: str, since: datetime, at: datetime) -> DeviceBack:
 
 
 def test_newest_heartbeat_per_agent_and_silence_by_the_backends_clock(
-    key: AgentKey, store: SqlStore, ingestor: Ingestor, clock: Clock
+    key: dict[str, AgentKey], store: SqlStore, ingestor: Ingestor, clock: Clock
 ) -> None:
     a, b = Agent(key, "agent-a"), Agent(key, "agent-b", site="site-b")
     clock.now = T0 + MINUTE
@@ -154,7 +159,7 @@ def test_newest_heartbeat_per_agent_and_silence_by_the_backends_clock(
 
 
 def test_a_backlog_drained_late_does_not_replace_the_newest_heartbeat(
-    key: AgentKey, store: SqlStore, ingestor: Ingestor, clock: Clock
+    key: dict[str, AgentKey], store: SqlStore, ingestor: Ingestor, clock: Clock
 ) -> None:
     agent = Agent(key, "agent-a")
     old = agent.message(heartbeat(uptime_s=1), T0)
@@ -171,7 +176,7 @@ def test_a_backlog_drained_late_does_not_replace_the_newest_heartbeat(
 
 
 def test_an_agent_without_heartbeats_is_listed_as_silent(
-    key: AgentKey, store: SqlStore, ingestor: Ingestor
+    key: dict[str, AgentKey], store: SqlStore, ingestor: Ingestor
 ) -> None:
     agent = Agent(key, "old-agent")
     ingestor.handle_batch([agent.message(silent("d1", T0), T0)])
@@ -182,7 +187,7 @@ def test_an_agent_without_heartbeats_is_listed_as_silent(
 
 
 def test_one_outage_is_stored_once_even_when_the_agent_sends_it_again(
-    key: AgentKey, store: SqlStore, ingestor: Ingestor
+    key: dict[str, AgentKey], store: SqlStore, ingestor: Ingestor
 ) -> None:
     a = Agent(key, "agent-a")
     ingestor.handle_batch([a.message(silent("d1", T0), T0), a.message(silent("d2", T0), T0)])
@@ -222,7 +227,7 @@ def test_heartbeat_body_follows_its_schema_and_other_status_reports_pass() -> No
 # -- fleet-agent agents -------------------------------------------------------------------
 
 
-def _fleet(key: AgentKey, ingestor: Ingestor, clock: Clock) -> None:
+def _fleet(key: dict[str, AgentKey], ingestor: Ingestor, clock: Clock) -> None:
     a, b = Agent(key, "agent-a"), Agent(key, "agent-b", site="site-b")
     now = datetime.now(UTC)
     clock.now = now
@@ -245,7 +250,7 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_agents_command_formats_and_check(
-    key: AgentKey,
+    key: dict[str, AgentKey],
     store: SqlStore,
     ingestor: Ingestor,
     clock: Clock,
@@ -287,7 +292,7 @@ def test_agents_command_formats_and_check(
 
 
 def test_agents_check_passes_when_all_is_well(
-    key: AgentKey,
+    key: dict[str, AgentKey],
     ingestor: Ingestor,
     clock: Clock,
     tmp_path: Path,
@@ -326,7 +331,7 @@ def _samples(metrics: ConsumerMetrics) -> dict[tuple[str, tuple[tuple[str, str],
 
 
 def test_consumer_metrics_export_the_same_with_bounded_labels(
-    key: AgentKey, store: SqlStore, ingestor: Ingestor, clock: Clock
+    key: dict[str, AgentKey], store: SqlStore, ingestor: Ingestor, clock: Clock
 ) -> None:
     _fleet(key, ingestor, clock)
     liveness = LivenessMetrics(

@@ -21,6 +21,7 @@ from joserfc import jws
 from joserfc.jwk import OKPKey
 
 from uploader.envelope import (
+    MESSAGE_KINDS,
     SCHEMA_VERSION,
     TOKEN_TYPE,
     ChainPosition,
@@ -400,6 +401,10 @@ def _schema_validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
+
+
+def test_the_json_schema_lists_every_message_kind() -> None:
+    assert _schema_validator().schema["properties"]["kind"]["enum"] == list(MESSAGE_KINDS)
 
 
 def test_signed_payloads_match_the_published_json_schema() -> None:

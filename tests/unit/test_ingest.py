@@ -17,8 +17,8 @@ from backend.store import SqlStore, StoreError, open_store
 from mibs.events import DeviceFound
 from mibs.messages import ReadMessage, parse_body
 from mibs.models import Counters, Identity, PrinterRead
-from uploader.envelope import Signer, Verifier, envelope_hash
-from uploader.keys import AgentKey
+from uploader.envelope import Signer, envelope_hash
+from uploader.keys import AgentKey, RegisteredKey
 
 PREFIX = "unit/fleet"
 AGENT = "agent-1"
@@ -60,7 +60,7 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 @pytest.fixture
 def ingestor(key: AgentKey, store: SqlStore) -> Ingestor:
-    return Ingestor(Verifier({key.key_id: key.jose_key}), store, topic_prefix=PREFIX)
+    return Ingestor(store, topic_prefix=PREFIX, file_keys=[RegisteredKey.of(key)])
 
 
 def test_valid_reads_are_stored_with_body_and_state(
@@ -231,14 +231,14 @@ def test_presence_payloads_on_their_own_topic(ingestor: Ingestor, store: SqlStor
 
 
 def test_state_survives_reopening_the_store(key: AgentKey, tmp_path: Path) -> None:
-    verifier = Verifier({key.key_id: key.jose_key})
+    file_keys = [RegisteredKey.of(key)]
     chain = Chain(key)
     url = f"sqlite:///{tmp_path}/s.db"
     first = open_store(url)
-    Ingestor(verifier, first, topic_prefix=PREFIX).handle(READS, chain.next())
+    Ingestor(first, topic_prefix=PREFIX, file_keys=file_keys).handle(READS, chain.next())
     first.close()
     second = open_store(url)
-    ingestor = Ingestor(verifier, second, topic_prefix=PREFIX)
+    ingestor = Ingestor(second, topic_prefix=PREFIX, file_keys=file_keys)
     chain.next()  # sequence 2 lost on the way
     assert ingestor.handle(READS, chain.next()).kind == "stored"
     assert second.missing(AGENT) == [2]

@@ -10,10 +10,9 @@ import pytest
 from joserfc.jwk import OKPKey
 
 from agent.cli import main
-from agent.daemon import load_or_create_key
 from agent.inventory import Inventory
 from agent.manual_meters import MeterImportError, parse_meter_csv
-from agent.state import inventory_path, outbox_path
+from agent.state import inventory_path, load_or_create_key, outbox_path
 from mibs.messages import ReadMessage, parse_body
 from mibs.models import Counters, Identity, PrinterRead
 from uploader.envelope import Signer, Verifier

@@ -93,6 +93,8 @@ def test_shared_subscription_topics() -> None:
         "$share/backend/fleet/+/+/reads",
         "$share/backend/fleet/+/+/events",
         "$share/backend/fleet/+/+/status",
+        "$share/backend/fleet/+/+/enroll",
+        "$share/backend/fleet/+/+/keys",
         "$share/backend/fleet/+/+/presence",
     ]
     assert subscription_topics("a/b", None)[0] == "a/b/+/+/reads"
