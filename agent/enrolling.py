@@ -13,11 +13,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import JsonValue
 
 from agent.config import AgentConfig
 from agent.errors import ConfigError
+from agent.output import write_line
 from agent.state import write_atomically
 from uploader.config import MqttSettings
 from uploader.control import ControlRequest, request_reply
@@ -32,6 +34,7 @@ __all__ = [
     "explain",
     "pin_backend_key",
     "pinned_backend_key",
+    "report",
     "settings_of",
 ]
 
@@ -122,6 +125,15 @@ async def ask_backend(
     )
     reply = await request_reply(settings, request, accept, within=within)
     return Exchange(signed.message_id, reply, request.reply_topic)
+
+
+def report(
+    out: TextIO, record: dict[str, object], message: str, *, output: str, reply: ControlReply | None
+) -> int:
+    """Say what happened (``message``, or ``record`` with it as JSON); 0 only if accepted."""
+    record["detail"] = message
+    write_line(out, json.dumps(record, sort_keys=True) if output == "json" else message)
+    return 0 if reply is not None and reply.accepted else 1
 
 
 def explain(reply: ControlReply) -> str:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_PATH, load_config
-from agent.enrolling import ask_backend, explain, pinned_backend_key, settings_of
+from agent.enrolling import ask_backend, explain, pinned_backend_key, report, settings_of
 from agent.errors import UsageError
 from agent.logging import configure_logging
-from agent.output import write_line
 from agent.state import backend_key_path, key_path, next_key_path
 from uploader.enrollment import KeyRotationRequest, PublicJwk, key_proof
 from uploader.keys import AgentKey
@@ -115,9 +113,4 @@ def run_rotate(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         with contextlib.suppress(FileNotFoundError):
             pending.unlink()
         message = f"{explain(reply)}; still using key {current.key_id}"
-    record["detail"] = message
-    if args.format == "json":
-        write_line(out, json.dumps(record, sort_keys=True))
-    else:
-        write_line(out, message)
-    return 0 if reply is not None and reply.accepted else 1
+    return report(out, record, message, output=args.format, reply=reply)

@@ -123,7 +123,7 @@ class Backend:
             text=True,
         )
         log = self.directory / "ingest.log"
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # an interpreter start on a loaded machine
         while "ingest.subscribed" not in log.read_text():
             assert self.process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "the consumer did not subscribe"

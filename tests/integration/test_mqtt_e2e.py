@@ -301,7 +301,7 @@ async def test_kill_9_of_the_consumer_loses_nothing(mosquitto: Mosquitto, tmp_pa
         assert process.stderr is not None
         seen: list[bytes] = []
         while True:
-            line = await asyncio.wait_for(process.stderr.readline(), timeout=20)
+            line = await asyncio.wait_for(process.stderr.readline(), timeout=90)
             seen.append(line)
             assert line, "the consumer exited before subscribing:\n" + b"".join(seen).decode()
             if b"ingest.subscribed" in line:

@@ -12,6 +12,9 @@ naming the hop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
+import json
 import os
 import re
 import subprocess
@@ -19,9 +22,19 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import SecretStr
 
-from tests.support.mqtt_consumer import eventually, register_key, start_agent, unique_prefix
+from agent.cli import main
+from agent.state import backend_key_path, key_path
+from backend.keyring import KeyRing
+from tests.support.mqtt_consumer import (
+    eventually,
+    register_key,
+    start_agent,
+    start_consumer,
+    unique_prefix,
+)
 from tests.support.wsbroker import (
     SOCKS_PASSWORD,
     SOCKS_USER,
@@ -310,3 +323,106 @@ async def test_a_wrong_socks5_password_is_named(broker: WssBroker, socks_proxy: 
     )
     assert "not-the-socks-pass" not in str(error)
     assert not broker.events("connection")
+
+
+def _agent_yaml(path: Path, settings: MqttSettings, proxy: Tinyproxy, secrets: Path) -> Path:
+    """An agent configuration uploading over ``settings`` (TLS WebSockets via ``proxy``)."""
+    (secrets / "broker-password").write_text("broker-pass\n")
+    (secrets / "proxy-password").write_text("proxy-pass\n")
+    config = {
+        "agent_id": "agent-7",
+        "site": "lab",
+        "state_dir": str(path.parent / "state"),
+        "upload": {
+            "mqtt": {
+                "host": settings.host,
+                "port": settings.port,
+                "transport": "websockets",
+                "websocket_path": settings.websocket_path,
+                "ca_file": str(settings.ca_file),
+                "username": "agent-7",
+                "password_file": str(secrets / "broker-password"),
+                "protocol": "3.1.1",
+                "topic_prefix": settings.topic_prefix,
+                "connect_timeout": 10,
+                "proxy": {
+                    "host": proxy.host,
+                    "port": proxy.port,
+                    "username": "fleet",
+                    "password_file": str(secrets / "proxy-password"),
+                },
+            }
+        },
+    }
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _agent_cli(*args: str) -> dict[str, object]:
+    """``fleet-agent ARGS --format json`` in a process of its own: its JSON record."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLEET_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "agent.cli", *args, "--format", "json", "--timeout", "60"],
+        cwd=REPO,
+        env={**env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.stdout, done.stderr
+    record: dict[str, object] = json.loads(done.stdout)
+    record["exit"] = done.returncode
+    return record
+
+
+async def test_enroll_and_rotate_over_tls_websockets_through_the_proxy(
+    broker: WssBroker, proxy: Tinyproxy, tmp_path: Path
+) -> None:
+    """``fleet-agent enroll`` and ``keys rotate`` take the agent's own path to the broker
+    (wss through the authenticating proxy); the keys they bind sign the agent's reads."""
+    settings = wss_settings(broker, proxy, site="lab")
+    backend = settings.model_copy(
+        update={"username": "backend", "password": SecretStr("backend-pass")}
+    )
+    backend_key = AgentKey.generate()
+    backend_key.save(tmp_path / "backend.key")
+    db = tmp_path / "backend.db"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        created = main(
+            ["enroll-token", "create", "--site", "lab", "--store", f"sqlite:///{db}",
+             "--backend-key", str(tmp_path / "backend.key")]
+        )  # fmt: skip
+    assert created == 0
+    token = out.getvalue().strip()
+    config = _agent_yaml(tmp_path / "agent.yaml", settings, proxy, tmp_path)
+    consumer = await start_consumer(backend, [], db, group=None, backend_key=backend_key)
+    try:
+        enrolled = await asyncio.to_thread(_agent_cli, "enroll", "--token", token,
+                                           "--config", str(config))  # fmt: skip
+        assert (enrolled["exit"], enrolled["outcome"], enrolled["site"]) == (0, "accepted", "lab")
+        assert enrolled["backend_key_id"] == backend_key.key_id
+        pinned = json.loads(backend_key_path(tmp_path / "state").read_text())
+        assert pinned["kid"] == backend_key.key_id
+        rotated = await asyncio.to_thread(_agent_cli, "keys", "rotate", "--config", str(config))
+        assert (rotated["exit"], rotated["outcome"]) == (0, "accepted")
+        assert rotated["old_key_id"] == enrolled["key_id"]
+        new_key = AgentKey.load(key_path(tmp_path / "state"))
+        assert new_key.key_id == rotated["new_key_id"]
+        bindings = {b.key_id: b for b in KeyRing(consumer.store).bindings("agent-7")}
+        assert {kid: (b.status, b.site) for kid, b in bindings.items()} == {
+            enrolled["key_id"]: ("retired", "lab"),
+            new_key.key_id: ("active", "lab"),
+        }
+        agent = start_agent(settings, new_key, "agent-7", tmp_path / "outbox.db")
+        agent.submit(3)
+        await consumer.wait_stored(3)
+        await agent.finish()
+    finally:
+        summary = await consumer.finish()
+    assert summary.answered == {"enroll accepted": 1, "key_rotation accepted": 1}
+    assert (summary.stored, summary.rejected) == (3, {})
+    # Every connection (consumer, enroll, rotate, agent) was tunnelled by the proxy.
+    tunnels = re.findall(rf"CONNECT 127\.0\.0\.1:{broker.port} HTTP", proxy.log())
+    assert len(tunnels) == len(broker.events("connection")) >= 4
