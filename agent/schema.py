@@ -7,7 +7,10 @@
 * ``docs/schema/config-document.schema.json``: the payload of a configuration document
   from the backend (:class:`uploader.remote_config.ConfigDocument`);
 * ``docs/schema/config-status.schema.json``: the body of the ``status`` envelope an agent
-  sends about one (:class:`uploader.remote_config.ConfigStatus`).
+  sends about one (:class:`uploader.remote_config.ConfigStatus`);
+* ``docs/schema/enrollment.schema.json``: the bodies of the ``enroll`` and
+  ``key_rotation`` envelopes and the payload of the backend's signed reply
+  (:mod:`uploader.enrollment`, ``docs/enrollment.md``).
 
 Unit tests fail when a checked-in copy drifts from its model. Regenerate them
 after changing a model (or adding an event kind)::
@@ -29,6 +32,7 @@ from mibs.events import EVENT_ADAPTER, EVENT_SCHEMA_VERSION
 from mibs.heartbeat import STATUS_SCHEMA_VERSION, Heartbeat
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
 from mibs.verdict import verdict_json_schema
+from uploader.enrollment import ControlReply, EnrollRequest, KeyRotationRequest
 from uploader.remote_config import CONFIG_SCHEMA_VERSION, ConfigDocument, ConfigStatus
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -40,6 +44,7 @@ STATUS_SCHEMA_ID = f"urn:fleet-agent:schema:status:{STATUS_SCHEMA_VERSION}"
 STATUS_PATH = DEFAULT_PATH.with_name("status.schema.json")
 CONFIG_DOCUMENT_PATH = DEFAULT_PATH.with_name("config-document.schema.json")
 CONFIG_STATUS_PATH = DEFAULT_PATH.with_name("config-status.schema.json")
+ENROLLMENT_PATH = DEFAULT_PATH.with_name("enrollment.schema.json")
 
 
 def _require_every_property(node: dict[str, Any]) -> None:
@@ -153,6 +158,32 @@ def config_status_schema() -> dict[str, Any]:
     }
 
 
+def enrollment_schema() -> dict[str, Any]:
+    """The bodies of the control requests and the backend's reply, one ``$defs`` entry each."""
+    defs: dict[str, Any] = {}
+    for name, model in (
+        ("enroll", EnrollRequest),
+        ("key_rotation", KeyRotationRequest),
+        ("reply", ControlReply),
+    ):
+        body = model.model_json_schema(mode="serialization", ref_template="#/$defs/{model}")
+        defs.update(body.pop("$defs", {}))
+        defs[name] = body
+    return {
+        "$schema": SCHEMA_DIALECT,
+        "$id": "urn:fleet-agent:schema:enrollment:1.0",
+        "title": "fleet-agent enrollment and key rotation",
+        "description": (
+            "$defs.enroll: the body of an envelope of kind 'enroll'; $defs.key_rotation: the "
+            "body of an envelope of kind 'key_rotation'; $defs.reply: the payload of the "
+            "backend's answer (a compact JWS, typ fleet-agent-reply+jws) on the agent's "
+            "'replies' topic. See docs/enrollment.md. Generated from uploader.enrollment by "
+            "`python -m agent.schema`; do not edit."
+        ),
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
 def _text(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -191,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.status_output, render_status()),
         (CONFIG_DOCUMENT_PATH, _text(config_document_schema())),
         (CONFIG_STATUS_PATH, _text(config_status_schema())),
+        (ENROLLMENT_PATH, _text(enrollment_schema())),
     )
     for path, text in files:
         if args.check:

@@ -580,3 +580,35 @@ async def test_the_daemon_follows_a_rotated_key_file(tmp_path: Path) -> None:
         assert Verifier({new.key_id: new.jose_key}).verify(
             outbox.submit(JsonMessage("read", {})).token
         )
+
+
+def test_checked_in_schema_matches_the_models_and_real_messages_follow_it(
+    store: SqlStore, ingestor: Ingestor, backend_key: AgentKey
+) -> None:
+    import base64
+
+    import jsonschema
+
+    from agent.schema import ENROLLMENT_PATH, enrollment_schema
+
+    schema = enrollment_schema()
+    assert json.loads(ENROLLMENT_PATH.read_text()) == schema, "stale: python -m agent.schema"
+
+    def check(instance: object, name: str) -> None:
+        jsonschema.validate(instance, {**schema, "$ref": f"#/$defs/{name}"})
+
+    key, new = AgentKey.generate(), AgentKey.generate()
+    topic, payload, _ = enroll_request(key, "a1", new_token(store, backend=backend_key))
+    check(Verifier({key.key_id: key.jose_key}).verify(payload).body, "enroll")
+    (outcome,) = ingestor.handle_batch([(topic, payload)])
+    assert outcome.reply is not None
+    signed = outcome.reply[1].split(b".")[1]
+    check(json.loads(base64.urlsafe_b64decode(signed + b"=" * (-len(signed) % 4))), "reply")
+    rotation = KeyRotationRequest(
+        new_jwk=PublicJwk.model_validate(new.public_jwk()),
+        new_key_proof=key_proof(new, agent_id="a1", old_key_id=key.key_id),
+        agent_version="1.2.3",
+    )
+    check(rotation.model_dump(mode="json", exclude_none=True), "key_rotation")
+    with pytest.raises(jsonschema.ValidationError):
+        check({**rotation.model_dump(mode="json", exclude_none=True), "extra": 1}, "key_rotation")
