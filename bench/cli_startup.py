@@ -6,8 +6,11 @@ Each run is a fresh process; CPU time (user + system, from ``wait4``) is the
 steadier figure on a shared machine. The bare interpreter (``python -c pass``)
 is timed too, so the floor is visible, and so is the eager parser that imports
 every command module (what ``--help`` did before the lazy registry).
+With ``--callgrind`` each command also runs once under ``valgrind
+--tool=callgrind`` and its instruction count is reported: unlike wall and CPU
+time, it does not depend on the machine's load.
 
-    .venv/bin/python bench/cli_startup.py --runs 21
+    .venv/bin/python bench/cli_startup.py --runs 21 [--callgrind]
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,23 +51,50 @@ def measure(command: list[str], runs: int) -> dict[str, float]:
     }
 
 
+def instructions(command: list[str]) -> int:
+    """Instructions one run of ``command`` executes (callgrind's total)."""
+    with tempfile.TemporaryDirectory(prefix="cli-startup-") as directory:
+        out = Path(directory) / "callgrind.out"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=True,
+            timeout=1800,
+        )
+        found = re.search(r"^(?:summary|totals):\s+(\d+)", out.read_text(), re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"{' '.join(command)}: no callgrind totals")
+    return int(found.group(1))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument(
+        "--callgrind", action="store_true", help="also count instructions (needs valgrind)"
+    )
     args = parser.parse_args()
+    if args.callgrind and shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
     venv_bin = Path(sys.executable).parent
     script = shutil.which("fleet-agent", path=str(venv_bin)) or shutil.which("fleet-agent")
     if script is None:
         raise SystemExit("fleet-agent is not installed in this environment")
-    results = {
-        "fleet-agent --help": measure([script, "--help"], args.runs),
+    commands = {
+        "fleet-agent --help": [script, "--help"],
         # What --help cost before the lazy registry: every command module imported.
-        "eager parser (all command modules)": measure(
-            [sys.executable, "-c", "from agent.cli import build_parser; build_parser('*')"],
-            args.runs,
-        ),
-        "python -c pass": measure([sys.executable, "-c", "pass"], args.runs),
+        "eager parser (all command modules)": [
+            sys.executable,
+            "-c",
+            "from agent.cli import build_parser; build_parser('*')",
+        ],
+        "python -c pass": [sys.executable, "-c", "pass"],
     }
+    results = {name: measure(command, args.runs) for name, command in commands.items()}
+    if args.callgrind:
+        for name in ("fleet-agent --help", "python -c pass"):
+            results[name]["instructions"] = instructions(commands[name])
     print(
         json.dumps(
             {
