@@ -45,6 +45,7 @@ from agent.config import AgentConfig, read_local
 from agent.errors import ConfigError, FleetAgentError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
+from agent.manual_inbox import queue_pending
 from agent.metrics import Metrics, MetricsServer
 from agent.remote_agent import Received, RemoteConfigReceiver
 from agent.remote_config import effective_config
@@ -486,6 +487,7 @@ class Daemon:
         while not self._stop.is_set():
             self.health()
             self.follow_key()
+            await self._take_manual_reads()
             if time.monotonic() >= next_tidy:
                 await self._maintain_outbox()
                 if self._publisher is not None:
@@ -511,6 +513,16 @@ class Daemon:
             return
         self._outbox.use_signer(Signer(key, self.config.agent_id))
         log.info("keys.switched", key_id=key.key_id, path=str(self._key_file))
+
+    async def _take_manual_reads(self) -> None:
+        """Queue the manual reads ``fleet-agent meter`` handed over (it cannot open the
+        outbox while the daemon holds it: :mod:`agent.manual_inbox`); never raises."""
+        if self._sink is None or self._inventory is None:
+            return
+        try:
+            await queue_pending(self.config.state_dir, self._inventory, self._sink.submit)
+        except (FleetAgentError, OSError) as exc:
+            log.error("manual.queue_failed", error=str(exc))  # noqa: TRY400 - named, retried
 
     async def _run_once(self) -> None:
         """``--once``: one discovery and one meter read, then drain the queue and stop."""

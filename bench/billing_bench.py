@@ -19,13 +19,13 @@ meters that grow by a random day's printing. The policy bills three meter types
 export is complete and exits 0 with ``devices x 3`` lines.
 
 **How the rows are written.** Through the consumer's own write path for a read:
-:meth:`backend.store.StoreBatch.insert_meter_read` with the read's body (the
-body an agent uploads: a :class:`mibs.models.PrinterRead` as JSON plus
-``device_id``), which validates it as the consumer does
-(:func:`backend.billing.meter_row`) and inserts its ``meter_reads`` row, 5,000
-reads per transaction. The ``messages`` row (signed token, chain bookkeeping) is
-left out: billing never reads it, and signing 300,000 envelopes would only
-slow the set-up.
+:meth:`backend.store.StoreBatch.insert_meter_reads` (what the consumer's
+``insert_meter_read`` calls for each read) with the read's body (the body an
+agent uploads: a :class:`mibs.models.PrinterRead` as JSON plus ``device_id``),
+which validates it as the consumer does (:func:`backend.billing.meter_row`) and
+inserts its ``meter_reads`` rows, 5,000 reads per transaction and statement.
+The ``messages`` row (signed token, chain bookkeeping) is left out: billing
+never reads it, and signing 300,000 envelopes would only slow the set-up.
 
     .venv/bin/python -m bench.billing_bench                      # both stores, 10,000 x 30
     .venv/bin/python -m bench.billing_bench --devices 50 --reads 5 --runs 1   # a smoke run
@@ -149,8 +149,7 @@ def fill(store: SqlStore, devices: int, reads: int, seed: int) -> float:
         if not chunk:
             break
         with store.batch() as batch:
-            for message_id, body in chunk:
-                batch.insert_meter_read(message_id, body)
+            batch.insert_meter_reads(chunk)
     stored = int(store.execute("SELECT count(*) FROM meter_reads").fetchone()[0])
     if stored != devices * reads:
         raise SystemExit(f"{store.url}: {stored} meter rows stored, {devices * reads} expected")

@@ -12,15 +12,22 @@ newer than the inventory's last read of the device is checked for meter
 anomalies like a device read; each is queued as a signed event. The file format
 is in :mod:`agent.manual_meters` and docs/billing.md.
 
-Exit status: 0 when every read was queued; 2 for a bad argument or file (all
-problems listed, nothing queued); 1 when the outbox cannot be used (the running
-daemon holds it: stop it for the entry, or enter the reads on another host).
+While the daemon runs it holds the outbox; the reads are then handed to it
+(``<state_dir>/manual-inbox/``, :mod:`agent.manual_inbox`): the daemon queues
+them within a second or two, and the command waits for that (``--wait``, 30 s)
+and says so.
+
+Exit status: 0 when every read was queued (or handed to the running daemon, which
+had not taken them yet when ``--wait`` ran out: they wait in its inbox); 2 for a
+bad argument or file (all problems listed, nothing queued); 1 when the outbox
+cannot be used or the daemon refused the reads (the file and reason are named).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -28,17 +35,20 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from agent.config import AgentConfig, load_config
-from agent.errors import UsageError
+from agent.errors import LocalError, UsageError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
-from agent.manual_meters import ManualRead, build_read, load_meter_csv
+from agent.manual_inbox import hand_over, load, manual_messages, pending
+from agent.manual_meters import ManualRead, load_meter_csv
 from agent.state import inventory_path, load_or_create_key, outbox_path
 from agent.validation import describe
-from mibs.events import ImplausibleJump, MeterBackwards, SerialChanged
 from mibs.messages import ReadMessage
-from mibs.meter_anomalies import anomaly_event, read_anomalies
 from uploader.envelope import Signer
+from uploader.errors import QueueLocked
 from uploader.queue import Outbox
+
+#: How long ``meter add|import`` waits for the running daemon to take handed-over reads.
+HAND_OVER_WAIT = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     actions = meter.add_subparsers(dest="action", metavar="ACTION", required=True)
     config_help = "agent configuration (agent id, state directory, queue size)"
+    wait_help = "while the daemon runs, wait this long for it to take the reads (default 30 s)"
     add = actions.add_parser("add", help="queue one manual read")
     add.add_argument("device", help="device id or serial")
     add.add_argument(
@@ -69,13 +80,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add.add_argument("--model")
     add.add_argument("--location")
     add.add_argument("--config", type=Path, default=None, help=config_help)
+    add.add_argument("--wait", type=_seconds, default=HAND_OVER_WAIT, help=wait_help)
     add.set_defaults(handler=run_add)
     importer = actions.add_parser("import", help="queue the manual reads of a CSV file")
     importer.add_argument(
         "file", type=Path, help="CSV: device, read_at, entered_by, reason, meters"
     )
     importer.add_argument("--config", type=Path, default=None, help=config_help)
+    importer.add_argument("--wait", type=_seconds, default=HAND_OVER_WAIT, help=wait_help)
     importer.set_defaults(handler=run_import)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 to 3600 seconds")
+    return value
 
 
 def _entry(args: argparse.Namespace) -> ManualRead:
@@ -114,32 +137,39 @@ def _config(path: Path | None) -> AgentConfig:
 
 
 def queue_manual(
-    entries: tuple[ManualRead, ...] | list[ManualRead], config: AgentConfig, out: TextIO
+    entries: tuple[ManualRead, ...] | list[ManualRead],
+    config: AgentConfig,
+    out: TextIO,
+    *,
+    wait: float = HAND_OVER_WAIT,
 ) -> int:
-    """Sign and queue ``entries`` (and their anomaly events) in one outbox transaction."""
+    """Sign and queue ``entries`` (and their anomaly events) in one outbox transaction.
+
+    While the daemon holds the outbox they are handed to it instead
+    (:mod:`agent.manual_inbox`), and the command waits up to ``wait`` seconds to say
+    whether it took them.
+    """
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC)
-    messages: list[ReadMessage | MeterBackwards | ImplausibleJump | SerialChanged] = []
-    with Inventory(inventory_path(state_dir)) as inventory:
-        for entry in entries:
-            device_id, read = build_read(entry, inventory, now=now)
-            messages.append(
-                ReadMessage.of(read, device_id=device_id, purpose="meters", verdict=None)
-            )
-            previous = inventory.last_read(device_id)
-            if previous is not None and previous.collected_at < read.collected_at:
-                messages.extend(
-                    anomaly_event(anomaly, device_id, read)
-                    for anomaly in read_anomalies(previous, read, None)
-                )
     key = load_or_create_key(state_dir)
-    with Outbox(
-        outbox_path(state_dir),
-        Signer(key, config.agent_id),
-        max_messages=config.upload.queue_max_messages,
-    ) as outbox:
+    try:
+        outbox = Outbox(
+            outbox_path(state_dir),
+            Signer(key, config.agent_id),
+            max_messages=config.upload.queue_max_messages,
+        )
+    except QueueLocked:
+        return _hand_over(entries, state_dir, out, wait)
+    with outbox:
+        # Files handed to a daemon that stopped before taking them go first.
+        left = pending(state_dir)
+        earlier = [entry for path in left for entry in _load(path)]
+        with Inventory(inventory_path(state_dir)) as inventory:
+            messages = manual_messages([*earlier, *entries], inventory, now=datetime.now(UTC))
         outbox.submit_many(messages)
+    for path in left:
+        path.unlink(missing_ok=True)
+        print(f"queued the reads a stopped daemon had not taken: {path.name}", file=out)
     for message in messages:
         if isinstance(message, ReadMessage):
             print(
@@ -151,10 +181,52 @@ def queue_manual(
     return 0
 
 
+def _load(path: Path) -> tuple[ManualRead, ...]:
+    try:
+        return load(path)
+    except ValueError as exc:
+        raise LocalError(f"manual inbox: {exc}", path=str(path)) from exc
+
+
+def _hand_over(
+    entries: tuple[ManualRead, ...] | list[ManualRead], state_dir: Path, out: TextIO, wait: float
+) -> int:
+    path = hand_over(entries, state_dir)
+    count = f"{len(entries)} manual read{'s' if len(entries) != 1 else ''}"
+    print(f"the running daemon holds the outbox: {count} handed to it ({path})", file=out)
+    rejected = path.with_name(path.name + ".rejected")
+    deadline = time.monotonic() + wait
+    while True:
+        if rejected.exists():
+            reason_file = rejected.with_name(rejected.name + ".txt")
+            reason = reason_file.read_text(encoding="utf-8").strip() if reason_file.exists() else ""
+            raise LocalError(
+                f"{rejected}: the daemon refused these reads: {reason or 'no reason given'}",
+                path=str(rejected),
+            )
+        if not path.exists():
+            for entry in entries:
+                print(
+                    f"queued by the running daemon: manual read of {entry.device} "
+                    f"at {entry.read_at.isoformat()}",
+                    file=out,
+                )
+            return 0
+        if time.monotonic() >= deadline:
+            print(
+                f"the daemon has not taken them within {wait:g} s (busy, or stopping); they "
+                f"stay in {path} and are queued when it does, or by the next meter command "
+                "run while it is stopped",
+                file=out,
+            )
+            return 0
+        time.sleep(0.2)
+
+
 def run_add(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     configure_logging("warning", stream=sys.stderr)
     entry = _entry(args)
-    return queue_manual([entry], _config(args.config), stdout or sys.stdout)
+    return queue_manual([entry], _config(args.config), stdout or sys.stdout, wait=args.wait)
 
 
 def run_import(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
@@ -162,4 +234,4 @@ def run_import(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
     if not args.file.is_file():
         raise UsageError(f"{args.file}: file not found")
     entries = load_meter_csv(args.file)
-    return queue_manual(entries, _config(args.config), stdout or sys.stdout)
+    return queue_manual(entries, _config(args.config), stdout or sys.stdout, wait=args.wait)
