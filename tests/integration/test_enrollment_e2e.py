@@ -313,8 +313,7 @@ def test_enroll_bind_rotate_revoke_through_the_broker(
 
 def test_enroll_without_a_backend_says_so(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = agent_config(tmp_path, mosquitto, unique_prefix("nobody"), "agent-x", "site-a")
-    started = time.monotonic()
     code, reply = enroll(config, "y" * 40, timeout="2")
-    assert time.monotonic() - started < 30
     assert (code, reply["outcome"]) == (1, "timeout")
+    assert "no reply from the backend within 2 s" in str(reply["detail"])
     assert "is the backend consumer running" in str(reply["detail"])
