@@ -63,7 +63,29 @@ from mibs.values import Oid, Value
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 POLICY = ReplenishmentPolicy()  # the defaults: lead 5 days, safety 3, history 30, emergency 5 %
 SENSORS = ("percent", "percent", "percent", "impressions", "noisy", "canon", "brother", "some")
-YIELDS = (1500, 3000, 6000, 9000, 12000, 20000)
+#: Cartridge families: (standard, high-yield) part numbers and rated yields. HP parts are
+#: real ones (their yields are in mibs.cartridge_yields, the HP data sheets); the HP
+#: devices name them as the JetDirect M130nw recording does ("Black Cartridge HP CF217A").
+#: Canon devices name both cartridges that fit, as the LBP6670 recording does ("Canon
+#: Cartridge 719/719H"); Brother devices name none ("Black Toner Cartridge", as the
+#: HL-5370DW recording). Xerox devices name a part the yield table does not know.
+Family = tuple[tuple[str, int], tuple[str, int] | None]
+HP_MONO: tuple[Family, ...] = (
+    (("CF217A", 1600), None),
+    (("CF226A", 3100), ("CF226X", 9000)),
+    (("CF280A", 2700), ("CF280X", 6900)),
+    (("CE255A", 6000), ("CE255X", 12500)),
+    (("CF287A", 9000), ("CF287X", 18000)),
+)
+HP_COLOUR: dict[str, Family] = {
+    "black": (("CF410A", 2300), ("CF410X", 6500)),
+    "cyan": (("CF411A", 2300), ("CF411X", 5000)),
+    "yellow": (("CF412A", 2300), ("CF412X", 5000)),
+    "magenta": (("CF413A", 2300), ("CF413X", 5000)),
+}
+CANON: Family = (("719/719H", 2100), ("719/719H", 6400))
+BROTHER: Family = (("", 3000), ("", 8000))
+HIGH_YIELD_SHARE = 0.25  # cartridges bought in the high-yield size, where there is one
 HOLIDAYS = {date(2026, 1, 1), date(2026, 4, 3), date(2026, 4, 6), date(2026, 5, 1),
             date(2026, 5, 14), date(2026, 5, 25), date(2026, 10, 3), date(2026, 12, 25),
             date(2026, 12, 26)}  # fmt: skip
@@ -80,12 +102,14 @@ class Cartridge:
     yield_pages: int
     per_page: float  # percent per page actually used (coverage varies per cartridge)
     serial: str
+    part: str
     level: float = 100.0
     empty_at: datetime | None = None
     replaced: datetime | None = None
     bump: float = 0.0
     forecasts: dict[date, SupplyForecast | None] = field(default_factory=dict)
     orders: list[tuple[datetime, SupplyOrderDue]] = field(default_factory=list)
+    level_at_order: float | None = None  # the true level when the first order was placed
 
 
 @dataclass
@@ -93,7 +117,7 @@ class SimSupply:
     index: int
     colour: str
     share: float  # share of the printer's pages that use this colorant
-    part: str
+    family: Family
     cartridges: list[Cartridge] = field(default_factory=list)
 
     @property
@@ -115,10 +139,11 @@ class Printer:
     pages: int = 0
 
 
-def _new_cartridge(rng: random.Random, supply: SimSupply, at: datetime, base_yield: int) -> None:
+def _new_cartridge(rng: random.Random, supply: SimSupply, at: datetime) -> None:
     number = len(supply.cartridges) + 1
     coverage = rng.lognormvariate(0, 0.15)
-    yield_pages = base_yield if rng.random() > 0.2 else int(base_yield * rng.choice((0.5, 2)))
+    standard, high = supply.family
+    part, yield_pages = high if high is not None and rng.random() < HIGH_YIELD_SHARE else standard
     supply.cartridges.append(
         Cartridge(
             number=number,
@@ -126,15 +151,32 @@ def _new_cartridge(rng: random.Random, supply: SimSupply, at: datetime, base_yie
             yield_pages=yield_pages,
             per_page=100.0 / yield_pages * coverage,
             serial=f"SN{rng.getrandbits(40):010X}",
+            part=part,
         )
     )
+
+
+def _families(rng: random.Random, sensor: str, vendor: str, colour: bool) -> list[Family]:
+    """The cartridge family of each supply (black first), as its maker sells them."""
+    if sensor == "canon":
+        return [CANON]
+    if sensor == "brother":
+        return [BROTHER]
+    if vendor == "xerox":  # a part the yield table does not know, a yield of its size class
+        size = rng.choice((3000, 6000, 9000, 12000, 20000))
+        return [
+            ((f"006R0{rng.randint(1000, 1999)}", size if c == "black" else size // 2), None)
+            for c in (COLOURS if colour else COLOURS[:1])
+        ]
+    return [HP_COLOUR[c] for c in COLOURS] if colour else [rng.choice(HP_MONO)]
 
 
 def make_printer(rng: random.Random, number: int) -> Printer:
     sensor = rng.choice(SENSORS)
     colour = rng.random() < 0.35 and sensor not in ("canon", "brother")
     vendor = "xerox" if sensor in ("percent", "noisy") and rng.random() < 0.4 else "hp"
-    base_yield = rng.choice(YIELDS)
+    families = _families(rng, sensor, vendor, colour)
+    base_yield = families[0][0][1]  # the black standard cartridge
     weekday = rng.lognormvariate(math.log(base_yield / 45), 0.6)  # cartridge life ~2 months
     shutdown: set[date] = set()
     if rng.random() < 0.3:  # a two-week winter shutdown, a summer week
@@ -145,7 +187,7 @@ def make_printer(rng: random.Random, number: int) -> Printer:
             index=i + 1,
             colour=c,
             share=1.0 if c == "black" else rng.uniform(0.15, 0.4),
-            part=f"W{rng.randint(1000, 9999)}{c[0].upper()}",
+            family=families[i],
         )
         for i, c in enumerate(COLOURS if colour else COLOURS[:1])
     ]
@@ -162,7 +204,7 @@ def make_printer(rng: random.Random, number: int) -> Printer:
         pages=rng.randint(1000, 200000),
     )
     for supply in supplies:
-        _new_cartridge(rng, supply, START - timedelta(days=rng.randint(0, 40)), base_yield)
+        _new_cartridge(rng, supply, START - timedelta(days=rng.randint(0, 40)))
         supply.current.level = rng.uniform(30, 100)  # the first one was in use already
     return printer
 
@@ -203,8 +245,7 @@ def replace_empties(rng: random.Random, printer: Printer, morning: datetime) -> 
         cartridge = supply.current
         if cartridge.empty_at is not None and rng.random() < 0.7:
             cartridge.replaced = morning
-            base = min(YIELDS, key=lambda y: abs(y - supply.cartridges[0].yield_pages))
-            _new_cartridge(rng, supply, morning, base)
+            _new_cartridge(rng, supply, morning)
 
 
 def _reported(rng: random.Random, printer: Printer, cartridge: Cartridge) -> tuple[int, int, int]:
@@ -237,9 +278,13 @@ def varbinds(rng: random.Random, printer: Printer) -> dict[Oid, Value]:
         maximum, level, unit = _reported(rng, printer, cartridge)
         name = f"{supply.colour.capitalize()} Toner"
         if printer.vendor == "xerox":
-            name += f", PN {supply.part};SN{cartridge.serial}"
-        elif printer.sensor not in ("canon", "brother"):
-            name = f"{supply.colour.capitalize()} Cartridge HP {supply.part}"
+            name += f", PN {cartridge.part};SN{cartridge.serial}"
+        elif printer.sensor == "canon":
+            name = f"Canon Cartridge {cartridge.part}"
+        elif printer.sensor == "brother":
+            name = "Black Toner Cartridge"
+        else:
+            name = f"{supply.colour.capitalize()} Cartridge HP {cartridge.part}"
         found |= {
             SUPPLY + (3, *row): supply.index,
             SUPPLY + (4, *row): 3,
@@ -271,6 +316,11 @@ class Result:
     timing_by_sensor: dict[str, list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0])
     )
+    eligible_by_sensor: dict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )
+    days_ahead: list[float] = field(default_factory=list)
+    level_at_order: list[float] = field(default_factory=list)
     true_replacements: int = 0
     false_replacements: int = 0
     by_sensor: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
@@ -405,6 +455,8 @@ def _observe(
             order_ids[item.event.order_id] += 1
             supply = printer.supplies[item.event.supply_index - 1]
             supply.current.orders.append((morning, item.event))
+            if supply.current.level_at_order is None:
+                supply.current.level_at_order = supply.current.level
             outlook = supply.current.forecasts[morning.date()]
             level = item.event.level
             if (
@@ -418,6 +470,7 @@ def _observe(
 
 
 def _score(fleet: list[Printer], days: int, lead: float, result: Result) -> None:
+    eligible_from = START + timedelta(days=POLICY.min_history_days + lead)
     for printer in fleet:
         for supply in printer.supplies:
             result.true_replacements += sum(1 for c in supply.cartridges if c.replaced)
@@ -435,19 +488,34 @@ def _score(fleet: list[Printer], days: int, lead: float, result: Result) -> None
                     elif before == 14:
                         result.no_forecast14 += 1
                 timing = result.timing_by_sensor[printer.sensor]
-                learned = cartridge.empty_at >= START + timedelta(days=POLICY.min_history_days)
-                result.after_learning += learned
+                eligible = cartridge.empty_at >= eligible_from
+                result.after_learning += eligible
+                if eligible:
+                    timing = result.eligible_by_sensor[printer.sensor]
                 if not cartridge.orders:
                     result.never_ordered += 1
                     timing[2] += 1
-                elif (cartridge.empty_at - cartridge.orders[0][0]) >= timedelta(days=lead):
+                    continue
+                ahead = (cartridge.empty_at - cartridge.orders[0][0]) / timedelta(days=1)
+                if eligible:
+                    result.days_ahead.append(ahead)
+                    if cartridge.level_at_order is not None:
+                        result.level_at_order.append(cartridge.level_at_order)
+                if ahead >= lead:
                     result.in_time += 1
-                    result.after_learning_in_time += learned
+                    result.after_learning_in_time += eligible
                     timing[0] += 1
                 else:
                     result.late += 1
                     timing[1] += 1
     result.false_replacements = max(0, result.replaced_events - result.true_replacements)
+
+
+def _spread(values: list[float]) -> list[float] | None:
+    if len(values) < 2:
+        return None
+    deciles = statistics.quantiles(values, n=10)
+    return [round(statistics.median(values), 1), round(deciles[0], 1), round(deciles[-1], 1)]
 
 
 def main() -> None:
@@ -475,9 +543,12 @@ def main() -> None:
         "forecasts_at_14": len(r.errors14),
         "no_forecast_at_14": r.no_forecast14,
         "ordered_at_least_lead_time_before_empty": round(r.in_time / emptied, 4),
+        "emptied_after_min_history_and_lead": r.after_learning,
         "ordered_in_time_after_min_history": round(
             r.after_learning_in_time / max(1, r.after_learning), 4
         ),
+        "days_ordered_before_empty_median_p10_p90": _spread(r.days_ahead),
+        "true_level_at_order_median_p10_p90": _spread(r.level_at_order),
         "ordered_late": r.late,
         "never_ordered": r.never_ordered,
         "duplicate_orders": r.duplicate_orders,
@@ -487,7 +558,8 @@ def main() -> None:
         "median_error_at_14_by_sensor": {
             k: statistics.median(v) for k, v in sorted(r.by_sensor.items())
         },
-        "in_time_late_never_by_sensor": dict(sorted(r.timing_by_sensor.items())),
+        "in_time_late_never_by_sensor_in_learning": dict(sorted(r.timing_by_sensor.items())),
+        "in_time_late_never_by_sensor_after": dict(sorted(r.eligible_by_sensor.items())),
         "snmp_reads": r.snmp_reads,
         "snmp_requests_per_read": round(r.snmp_requests / max(1, r.snmp_reads), 2),
         "seconds": round(time.perf_counter() - started, 1),

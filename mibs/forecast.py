@@ -39,13 +39,15 @@ from __future__ import annotations
 import itertools
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import Field
 
 from mibs.models import Frozen
-from mibs.supply_history import Cartridge, SupplyPoint, cartridges, pages_in_service
+from mibs.supply_history import Cartridge, SupplyPoint, cartridges
+from mibs.yield_forecast import estimate_yield, pages_used, rated_yield
 
 RATE_WEEKS = 8
 MIN_SPAN = 5.0  # percentage points a cartridge must use before its own slope counts
@@ -173,16 +175,6 @@ def _earlier_per_page(done: Sequence[Cartridge]) -> float | None:
     return statistics.median(slopes) if slopes else None
 
 
-def _learned_yield(done: Sequence[Cartridge], following: Sequence[Cartridge]) -> int | None:
-    """Median pages of earlier cartridges seen from installation to replacement."""
-    pages = [
-        used
-        for old, new in zip(done, following, strict=False)
-        if old.complete_start and (used := pages_in_service(old, new.points[0])) is not None
-    ]
-    return int(statistics.median(pages)) if pages else None
-
-
 def _level_now(
     current: Cartridge,
     pairs: Sequence[tuple[float, float]],
@@ -198,6 +190,70 @@ def _level_now(
     # Too little of this cartridge used to fit a line: its readings, centred on the slope.
     offsets = [y + per_page * x for x, y in pairs]
     return min(100.0, max(0.0, statistics.median(offsets) - per_page * last.pages))
+
+
+@dataclass(frozen=True)
+class _Estimate:
+    """What a forecast knows of the current cartridge: level, use per page, pages left."""
+
+    method: ForecastMethod = "none"
+    level: float | None = None
+    per_page: float | None = None
+    pages: tuple[float, float, float] | None = None  # pages left: central, low, high
+    note: str = ""
+
+
+def _from_level(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
+    """A sensor that gives a percentage: the level's own line against the page count."""
+    last = current.points[-1]
+    pairs = _pairs(current)
+    own = _own_fit(pairs)  # one Theil-Sen fit of the current cartridge, used twice
+    per_page = (-own[0] if own is not None else None) or _earlier_per_page(done)
+    note = ""
+    if per_page is None:
+        rated, source = rated_yield(current.points)
+        if rated:
+            per_page = 100.0 / rated
+            note = f"level used per page from the rated yield ({source}) so far"
+    if per_page is None:
+        return _Estimate(
+            level=last.percent, note="the cartridge has not used enough yet to measure"
+        )
+    level = _level_now(current, pairs, own, per_page)
+    if level is None:
+        return _Estimate(method="level", per_page=per_page, note=note)
+    pages = (level / per_page, max(0.0, level - 1.0) / per_page, (level + 1.0) / per_page)
+    return _Estimate("level", level, per_page, pages, note)
+
+
+def _from_pages(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
+    """A coarse sensor: pages printed with the cartridge against its (rated or learned) yield."""
+    estimate = estimate_yield(current, done)
+    used = pages_used(current)
+    if estimate is None:
+        return _Estimate(note="coarse sensor: needs a rated yield or one whole cartridge seen")
+    if used is None:
+        return _Estimate(
+            note="coarse sensor: the cartridge was in use before the history began "
+            "(pages printed with it unknown)"
+        )
+    per_page = 100.0 / estimate.pages
+    pages = (
+        max(0.0, estimate.pages - used),
+        max(0.0, estimate.low - used),
+        max(0.0, estimate.high - used),
+    )
+    if estimate.source == "rated":
+        method: ForecastMethod = "pages_rated_yield"
+        basis = f"rated {estimate.rated}"
+    else:
+        method = "pages_learned_yield"
+        basis = f"learned from {estimate.samples} whole cartridge(s)"
+    note = (
+        f"coarse sensor: {used} of about {round(estimate.pages)} pages ({basis}; "
+        f"{round(estimate.low)}-{round(estimate.high)})"
+    )
+    return _Estimate(method, max(0.0, 100.0 - used * per_page), per_page, pages, note)
 
 
 def forecast(
@@ -216,39 +272,15 @@ def forecast(
         "cartridge_since": current.since,
         "pages_per_day": round(rate[0], 1) if rate else None,
     }
-    rated = last.rated_yield
-    method: ForecastMethod = "none"
-    level: float | None = None
-    per_page: float | None = None
-    note = ""
-    if last.percent is not None:
-        pairs = _pairs(current)
-        own = _own_fit(pairs)  # one Theil-Sen fit of the current cartridge, used twice
-        per_page = (-own[0] if own is not None else None) or _earlier_per_page(done)
-        if per_page is None and rated:
-            per_page, note = 100.0 / rated, "level used per page from the rated yield so far"
-        if per_page is not None:
-            method, level = "level", _level_now(current, pairs, own, per_page)
-        else:
-            level, note = last.percent, "the cartridge has not used enough yet to measure"
-    else:
-        yield_pages = rated or _learned_yield(done, found[1:])
-        used = last.pages_printed if last.pages_printed is not None else None
-        if used is None and current.complete_start:
-            used = pages_in_service(current)
-        if yield_pages and used is not None:
-            method = "pages_rated_yield" if rated else "pages_learned_yield"
-            per_page = 100.0 / yield_pages
-            level = max(0.0, 100.0 - used * per_page)
-            note = (
-                f"coarse sensor: {used} of {yield_pages} pages ({'rated' if rated else 'learned'})"
-            )
-        else:
-            note = "coarse sensor: needs a rated yield or one whole cartridge of history"
+    estimate = (
+        _from_level(current, done) if last.percent is not None else _from_pages(current, done)
+    )
+    level, per_page, note = estimate.level, estimate.per_page, estimate.note
     emergency = level is not None and level <= settings.emergency_percent
     empty = last.state == "empty" or (last.percent is not None and last.percent <= 0)
-    dates = _dates(last.at, level, per_page, rate)
+    dates = _dates(last.at, estimate.pages, rate)
     more = max(0.0, settings.min_history_days - history)
+    says_low = last.percent is None and last.state == "low"
     state: ForecastState
     if empty:
         state = "empty"
@@ -256,6 +288,9 @@ def forecast(
         state = "ordered"
     elif emergency:
         state = "order_due"
+    elif says_low and more <= 0:
+        state = "order_due"  # a coarse sensor's own warning, whatever the pages say
+        note = f"{note}; the device says low" if note else "the device says low"
     elif more > 0 or dates is None:
         state = "learning"
         if dates is None and more <= 0:
@@ -267,11 +302,11 @@ def forecast(
         state = "order_due" if due else "ok"
     return SupplyForecast(
         state=state,
-        method=method,
+        method=estimate.method,
         level=round(level, 2) if level is not None else None,
         more_history_days=round(more, 1) if state == "learning" else None,
         percent_per_page=per_page,
-        pages_left=int(level / per_page) if level is not None and per_page else None,
+        pages_left=int(estimate.pages[0]) if estimate.pages is not None else None,
         predicted_empty=dates[0] if dates else None,
         empty_earliest=dates[1] if dates else None,
         empty_latest=dates[2] if dates else None,
@@ -283,21 +318,20 @@ def forecast(
 
 def _dates(
     now: datetime,
-    level: float | None,
-    per_page: float | None,
+    pages: tuple[float, float, float] | None,
     rate: tuple[float, float, float] | None,
 ) -> tuple[date, date, date] | None:
-    if level is None or not per_page or rate is None or rate[0] <= 0:
+    """(likely, earliest, latest) empty dates from pages left (central, low, high)."""
+    if pages is None or rate is None or rate[0] <= 0:
         return None
     central, low, high = rate
-    pages = level / per_page
-    pages_low, pages_high = max(0.0, level - 1.0) / per_page, (level + 1.0) / per_page
+    left, left_low, left_high = pages
 
     def at(days: float) -> date:
         return (now + timedelta(days=min(days, 3650))).date()
 
     return (
-        at(pages / central),
-        at(pages_low / max(high, central)),
-        at(pages_high / low) if low > 0 else at(3650),
+        at(left / central),
+        at(left_low / max(high, central)),
+        at(left_high / low) if low > 0 else at(3650),
     )

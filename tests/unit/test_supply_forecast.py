@@ -192,8 +192,16 @@ def test_coarse_sensor_forecast_from_pages_and_rated_yield() -> None:
     assert result.level == pytest.approx(32.0)
     assert result.pages_left == 1600
     assert result.predicted_empty == (DAY0 + timedelta(days=34 + 16)).date()
-    assert result.state == "ok"
+    # A rated yield is measured at test coverage: the earliest likely empty date is
+    # from the low end of its interval (5,000 x exp(-1.645 x 0.2) = 3,598 pages,
+    # 198 left: 1.98 days after 08:00 on day 34), within lead time and safety (8 days).
+    assert result.empty_earliest == (DAY0 + timedelta(days=34 + 2)).date()
+    assert result.state == "order_due"
     assert "rated" in result.note
+    # Ten days earlier (2,400 of 5,000 printed) the low end is 12 days away: ok.
+    earlier = forecast(points[:25], SETTINGS.model_copy(update={"min_history_days": 20}))
+    assert earlier is not None
+    assert earlier.state == "ok"
 
 
 def test_coarse_sensor_without_yield_says_what_it_needs() -> None:
