@@ -21,17 +21,25 @@ While the current cartridge has used less than :data:`MIN_SPAN` points of
 level, the level used per page of earlier cartridges, else the rated yield, is
 used.
 
-**Coarse sensors** (no percent: three-step levels, -3 "some remaining") are
-forecast from pages: pages printed with the cartridge against its yield, the
-rated yield when the device gives one (method ``pages_rated_yield``), else the
-median pages of the earlier cartridges this supply used up (method
-``pages_learned_yield``).
+**Coarse sensors** (no percent: three-step levels, Brother's 0-3 codes, -3 "some
+remaining") are forecast from pages (:mod:`mibs.yield_forecast`): the pages
+printed with the cartridge (the device's own cartridge count, else the page
+count since the cartridge was seen new) against its yield: the rated yield
+(the device's, else that of the part number it names,
+:mod:`mibs.cartridge_yields`; method ``pages_rated_yield``) or the yield learned
+from whole earlier cartridges of this supply (method ``pages_learned_yield``).
+The earliest likely empty date comes from the low end of the yield's interval,
+so an order allows for offices that print more toner per page than the rated
+yield's test. A cartridge that was in use before the history began has no
+pages to count: it is not guessed, and a coarse ``low`` (the device's own
+warning) orders it once the minimum history is reached.
 
 **State**: ``empty`` (nothing left), ``ordered`` (an order exists for this
 cartridge), ``order_due`` (the earliest likely empty date is within lead time
-plus safety days, or the level is at or below the emergency level: an order even
-while learning), ``learning`` (less history than the minimum, or nothing to
-forecast from; ``more_history_days`` says how much more is needed), ``ok``.
+plus safety days, a coarse sensor says ``low`` after the minimum history, or the
+level is at or below the emergency level: an order even while learning),
+``learning`` (less history than the minimum, or nothing to forecast from;
+``more_history_days`` says how much more is needed), ``ok``.
 """
 
 from __future__ import annotations

@@ -18,30 +18,15 @@ the same forecast from the agent's state directory and from the backend's store.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import io
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from agent.collect import Collector, EligibilityInputs, OutboxSink
-from agent.commands import supplies as supplies_command
-from agent.config import AgentConfig, SnmpConfig, UploadConfig
 from agent.eligibility.policy import parse_policy
-from agent.inventory import Inventory
-from agent.metrics import Metrics
-from collectors.transport import SnmpTransport
-from mibs.messages import AgentMessage
 from mibs.models import Identity
 from tests.support.mosquitto import Mosquitto
-from tests.support.mqtt_consumer import eventually, start_agent, start_consumer, unique_prefix
-from tests.support.snmpsim import start_snmpsim
-from uploader.config import MqttSettings
-from uploader.keys import AgentKey
+from tests.support.supply_month import date_of, reports_alike, run_month, snmprec
 
 pytestmark = pytest.mark.integration
 
@@ -80,11 +65,7 @@ def recording(level: int, pages: int, serial: str) -> str:
         "1.3.6.1.2.1.43.11.1.1.9.1.1": f"2|{level}",
         "1.3.6.1.2.1.43.12.1.1.4.1.1": "4|black",
     }
-    return "".join(f"{oid}|{value}\n" for oid, value in sorted(lines.items(), key=_oid_key))
-
-
-def _oid_key(item: tuple[str, str]) -> tuple[int, ...]:
-    return tuple(int(part) for part in item[0].split("."))
+    return snmprec(lines)
 
 
 def month() -> list[tuple[int, int, str]]:
@@ -100,93 +81,21 @@ def month() -> list[tuple[int, int, str]]:
     return days
 
 
-class CountingSink(OutboxSink):
-    """The daemon's outbox sink, counting what it committed."""
-
-    submitted = 0
-
-    async def submit(self, message: AgentMessage) -> None:
-        await super().submit(message)
-        self.submitted += 1
-
-
-def report(args: list[str]) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser()
-    supplies_command.register(parser.add_subparsers())
-    out = io.StringIO()
-    assert supplies_command.run(parser.parse_args(["supplies", *args]), stdout=out) == 0
-    return [json.loads(line) for line in out.getvalue().splitlines()]
-
-
 async def test_a_simulated_month_orders_once_and_reports_alike(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
     usage = month()
-    (data / "public.snmprec").write_text(recording(*usage[0]))
-    sim = start_snmpsim(data, tmp_path, address=ADDRESS, ready_timeout=90)
-    settings = MqttSettings.model_validate(
-        {
-            "host": mosquitto.host,
-            "port": mosquitto.port,
-            "tls": False,
-            "topic_prefix": unique_prefix("supplies"),
-            "site": "site-a",
-            "backoff_min": 0.05,
-            "backoff_max": 0.5,
-        }
+    month_read = await run_month(
+        mosquitto,
+        tmp_path,
+        recordings=[recording(*day) for day in usage],
+        day0=DAY0,
+        address=ADDRESS,
+        device=DEVICE,
+        identity=Identity(serial="XRX0042", vendor="Xerox", is_printer=True),
+        policy=POLICY,
     )
-    key = AgentKey.generate()
-    backend_db = tmp_path / "backend.db"
-    consumer = await start_consumer(settings, [key], backend_db)
-    agent = start_agent(settings, key, "agent-1", tmp_path / "outbox.db")
-    state = tmp_path / "state"
-    now = [DAY0]
-    sink = CountingSink(agent.outbox, on_submit=agent.publisher.notify)
-    config = AgentConfig(
-        state_dir=state,
-        upload=UploadConfig(enabled=False),
-        snmp=SnmpConfig(port=sim.port, timeout=3, retries=2),
-    )
-    try:
-        with Inventory(state / "inventory.db") as inventory:
-            inventory.record_discovery(
-                ADDRESS,
-                Identity(serial="XRX0042", vendor="Xerox", is_printer=True),
-                device_key=DEVICE,
-                credential_profile=None,
-                sweep_started=DAY0,
-            )
-            async with SnmpTransport(config.snmp.transport_settings()) as transport:
-                collector = Collector(
-                    config,
-                    transport=transport,
-                    inventory=inventory,
-                    sink=sink,
-                    metrics=Metrics(),
-                    eligibility=EligibilityInputs(POLICY, None),
-                    clock=lambda: now[0],
-                )
-                for day, (level, pages, serial) in enumerate(usage):
-                    if day:
-                        await asyncio.sleep(1.1)  # a new mtime: snmpsim re-indexes the file
-                        (data / "public.snmprec").write_text(recording(level, pages, serial))
-                    now[0] = DAY0 + timedelta(days=day)
-                    stats = await collector.read_all("supplies")
-                    assert stats.ok + stats.partial == 1, f"day {day}: {stats}"
-        await eventually(lambda: agent.outbox.depth() == 0, within=60, what="the outbox drained")
-        await consumer.wait_stored(sink.submitted)
-        events = [
-            body
-            for _, body in consumer.store.bodies("event")
-            if isinstance(body, dict)
-            and body.get("event") in ("supply_replaced", "supply_order_due")
-        ]
-    finally:
-        await agent.finish()
-        await consumer.finish()
-        sim.stop()
+    events = month_read.events
 
     kinds = [event["event"] for event in events]
     assert sorted(kinds) == ["supply_order_due", "supply_replaced"], kinds
@@ -205,13 +114,7 @@ async def test_a_simulated_month_orders_once_and_reports_alike(
     )
     assert replaced["new_level"] == 100.0
 
-    on_agent = report(["--state-dir", str(state), "--format", "json"])
-    on_backend = report(["--store", f"sqlite:///{backend_db}", "--format", "json"])
-    assert on_agent == on_backend
+    on_agent = reports_alike(month_read)
     assert len(on_agent) == 1
     assert on_agent[0]["part_number"] == "006R01509"
     assert on_agent[0]["state"] == "ok"  # the new cartridge, 88 % after four weekdays
-
-
-def date_of(text: str) -> Any:
-    return datetime.fromisoformat(text).date()

@@ -41,9 +41,7 @@ def cartridge_life(
     points = [
         coarse(start_day + d, start_pages + per_day * d, part_number=part) for d in range(days)
     ]
-    points.append(
-        coarse(start_day + days, start_pages + per_day * days, "empty", part_number=part)
-    )
+    points.append(coarse(start_day + days, start_pages + per_day * days, "empty", part_number=part))
     return points
 
 
