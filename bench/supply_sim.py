@@ -18,12 +18,15 @@ database (SQLite, in a temporary directory): history, replacements, forecast,
 orders. Time is simulated (the reader's clock is the simulated morning);
 nothing sleeps.
 
-    .venv/bin/python -m bench.supply_sim --printers 250 --days 180 --seed 1
+    .venv/bin/python -m bench.supply_sim --printers 200 --days 180 --seed 1
 
 Prints the measures docs/benchmarks.md records: median absolute error of the
 predicted empty date 14 and 7 days before each cartridge ran out, the share of
-cartridges whose order came at least the lead time before empty, duplicate
-orders, and orders made while learning above the emergency level.
+cartridges whose order came at least the lead time before empty (of all that
+ran out, and of those that ran out once the policy allowed forecast orders:
+``min_history_days + lead`` days after the history began), how many days before
+empty and at what true level orders came, duplicate orders, and orders made
+while learning above the emergency level.
 """
 
 from __future__ import annotations
