@@ -88,6 +88,7 @@ def month() -> list[tuple[int, int]]:
     return days
 
 
+@pytest.mark.timeout(900)  # 35 reads of snmpsim, each after 1.1 s: minutes on a loaded machine
 async def test_some_remaining_toner_is_ordered_from_pages_once(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

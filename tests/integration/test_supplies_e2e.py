@@ -81,6 +81,7 @@ def month() -> list[tuple[int, int, str]]:
     return days
 
 
+@pytest.mark.timeout(900)  # 35 reads of snmpsim, each after 1.1 s: minutes on a loaded machine
 async def test_a_simulated_month_orders_once_and_reports_alike(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
