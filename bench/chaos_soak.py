@@ -296,12 +296,35 @@ async def drain_outbox(workdir: Path, key: AgentKey, port: int) -> tuple[int, in
         while outbox.depth() and time.monotonic() < deadline:  # noqa: ASYNC110 - polls a file
             await asyncio.sleep(0.2)
         stop.set()
-        await asyncio.wait_for(task, 30)
+        await bounded("the drain publisher", [task], 30)
     finally:
         outbox.close()
     with sqlite3.connect(workdir / "state" / "outbox.db") as db:
-        sequence = int(db.execute("SELECT sequence FROM chain").fetchone()[0])
+        row = db.execute("SELECT sequence FROM chain").fetchone()
+    sequence = int(row[0]) if row else 0  # nothing signed yet (a very short run)
     return sequence, left
+
+
+def note(text: str) -> None:
+    """A teardown step on stderr with the wall time (where a run waits, if it ever does)."""
+    print(f"{datetime.now().isoformat(timespec='seconds')} chaos_soak: {text}", file=sys.stderr)
+
+
+async def bounded(what: str, tasks: list[asyncio.Task[Any]], within: float) -> None:
+    """Wait up to ``within`` s for ``tasks``; cancel and name the ones still running.
+
+    An aiomqtt client cancelled mid-session waits in its ``__aexit__`` for the
+    broker to close the connection, without a timeout; after a broker restart
+    paho can lose the socket under it (``add_writer``: "Bad file descriptor")
+    and that wait never ends. A plain ``gather`` of the cancelled witness or
+    junk publisher then held the whole run in its teardown.
+    """
+    _done, pending = await asyncio.wait(tasks, timeout=within)
+    for task in pending:
+        task.cancel()
+        note(f"{what}: {task.get_name()} still running after {within:.0f} s; cancelled")
+    if pending:
+        await asyncio.wait(pending, timeout=5)
 
 
 def consumer_state(store: Path) -> dict[str, Any]:
@@ -339,30 +362,6 @@ def live_waits(
         live_from = max(seen, starts[index] if index >= 0 else seen)
         waits.append((max(0.0, stored_at - live_from), sequence, seen, live_from, stored_at))
     return sorted(waits, reverse=True)
-
-
-def longest_live_wait(
-    rows: list[tuple[int, str, str]], chaos: Chaos, subscribed: list[float]
-) -> tuple[float, int]:
-    """Longest wait at the broker with the broker up and the consumer subscribed.
-
-    A message counts from the later of its first sighting by the witness and the
-    last (re)start of either peer before it was stored: the broker coming up, the
-    consumer subscribing again after a kill or an outage.
-    """
-    starts = sorted([*chaos.live_starts, *subscribed])
-    longest, over = 0.0, 0
-    for _sequence, mid, received in rows:
-        seen = chaos.seen_at.get(mid)
-        if seen is None:
-            continue
-        stored_at = datetime.fromisoformat(received).timestamp()
-        index = bisect.bisect_right(starts, stored_at) - 1
-        live_from = max(seen, starts[index] if index >= 0 else seen)
-        wait = max(0.0, stored_at - live_from)
-        longest = max(longest, wait)
-        over += wait > 10
-    return longest, over
 
 
 async def wait_stored(store: Path, count: int, within: float) -> None:
@@ -416,12 +415,13 @@ async def run(options: Options) -> dict[str, Any]:
     stop = asyncio.Event()
     started = time.monotonic()
     tasks = [
-        asyncio.create_task(witness(peers.port, chaos, stop)),
-        asyncio.create_task(junk(peers.port, chaos, options, rng)),
-        asyncio.create_task(chaos_loop(peers, options, rng, stop)),
+        asyncio.create_task(witness(peers.port, chaos, stop), name="witness"),
+        asyncio.create_task(junk(peers.port, chaos, options, rng), name="junk"),
+        asyncio.create_task(chaos_loop(peers, options, rng, stop), name="chaos"),
     ]
     daemon_exits = 0
     loads: list[float] = []
+    summary: dict[str, Any] = {}
     try:
         while time.monotonic() - started < options.duration:
             await asyncio.sleep(1)
@@ -430,45 +430,69 @@ async def run(options: Options) -> dict[str, Any]:
             if daemon.poll() is not None:
                 daemon_exits += 1
                 break
+        note("duration over: chaos stops")
         stop.set()
-        await asyncio.wait(tasks[2:], timeout=60)
+        await bounded("the chaos loop", tasks[2:], 60)
         if peers.broker is None:
             peers.start_broker()
         if peers.consumer is None or peers.consumer.poll() is not None:
             peers.start_consumer()
         daemon.send_signal(signal.SIGTERM)
+        stopping = time.monotonic()
         daemon.wait(timeout=120)
+        note(f"daemon stopped in {time.monotonic() - stopping:.1f} s, exit {daemon.returncode}")
         sequence, left = await drain_outbox(workdir, key, peers.port)
+        note(f"outbox drained: chain at {sequence}, {left} were left")
         await wait_stored(peers.store, sequence, within=120)
         await asyncio.sleep(3)  # junk and redeliveries still in flight
+        # Counted now, with every peer still up: nothing after this can lose the result.
+        summary = summarize(workdir, peers.store, chaos, sequence, left)
+        summary.update(
+            duration_s=options.duration,
+            devices=options.devices,
+            daemon_exited_early=bool(daemon_exits),
+            load_1min={
+                "min": min(loads, default=0.0),
+                "mean": round(sum(loads) / len(loads), 1) if loads else 0.0,
+                "max": max(loads, default=0.0),
+            },
+            machine=f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
+            workdir=str(workdir),
+        )
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        note("summary written; tearing down")
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await bounded("teardown", tasks, 20)
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
         peers.stop_all()
         responders.stop()
-    state = consumer_state(peers.store)
+        note("teardown done")
+    return summary
+
+
+def summarize(workdir: Path, store: Path, chaos: Chaos, sequence: int, left: int) -> dict[str, Any]:
+    """The store against the agent's chain, and the waits for a live consumer."""
+    state = consumer_state(store)
     rows = state["rows"]
     sequences = [row[0] for row in rows]
     stored = set(sequences)
     lost = sorted(set(range(1, sequence + 1)) - stored)
     subscribed = subscribed_times(workdir / "consumer.log")
-    longest, over = longest_live_wait(rows, chaos, subscribed)
+    waits = live_waits(rows, chaos, subscribed)
     (workdir / "waits.json").write_text(
         json.dumps(
             {
-                "waits": live_waits(rows, chaos, subscribed)[:200],
+                "waits": waits[:200],
                 "broker_starts": chaos.live_starts,
                 "subscribed": subscribed,
             }
         )
     )
     return {
-        "duration_s": options.duration,
-        "devices": options.devices,
         "signed": sequence,
         "left_in_outbox_at_stop": left,
         "stored": len(stored),
@@ -480,17 +504,9 @@ async def run(options: Options) -> dict[str, Any]:
         "junk_rejected": state["rejections"].get("malformed", 0),
         "consumer_kills": chaos.consumer_kills,
         "broker_stops": chaos.broker_stops,
-        "daemon_exited_early": bool(daemon_exits),
-        "longest_live_wait_s": round(longest, 2),
-        "messages_waiting_over_10s": over,
+        "longest_live_wait_s": round(waits[0][0], 2) if waits else 0.0,
+        "messages_waiting_over_10s": sum(wait[0] > 10 for wait in waits),
         "witnessed": len(chaos.seen_at),
-        "load_1min": {
-            "min": min(loads, default=0.0),
-            "mean": round(sum(loads) / len(loads), 1) if loads else 0.0,
-            "max": max(loads, default=0.0),
-        },
-        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} CPUs",
-        "workdir": str(workdir),
     }
 
 
