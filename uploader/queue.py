@@ -485,6 +485,10 @@ class Outbox:
     def reserve_released(self) -> bool:
         return self._reserve.released
 
+    def accepts(self, kind: str) -> bool:
+        """False for a non-billing kind while the reserve is released (billing reads only)."""
+        return kind in _BILLING_KINDS or not self._reserve.released
+
     # -- full disk ----------------------------------------------------------------
 
     def _retry_on_full(

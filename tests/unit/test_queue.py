@@ -644,6 +644,33 @@ def test_the_spool_holds_messages_in_order_and_drops_only_past_its_bound(
     box.close()
 
 
+def test_held_events_never_keep_reads_out_of_the_reserve(small_disk: Path) -> None:
+    from uploader.spool import OutboxSpool
+
+    box = Outbox(small_disk / "outbox.db", SIGNER, reserve_bytes=320 * 1024)
+    spool = OutboxSpool(box, limit=1_000)
+    spool.submit_many([_read(n) for n in range(3)])
+    filler = _fill(small_disk)
+    spool.submit_many([_read(3, pad=3000)])  # the disk is full: the reserve takes it
+    assert box.reserve_released
+    assert spool.held == 0
+    status = JsonMessage("status", {"state": "degraded"})
+    spool.submit_many([status, _read(4), JsonMessage("event", {"event": "device_found"})])
+    assert spool.held == 2  # the reserve holds billing reads only: the others wait
+    for n in range(5, 12):  # later reads go to the reserve, not behind the held ones
+        spool.submit_many([_read(n)])
+    assert spool.held == 2
+    reads = [VERIFIER.verify(m.token).body["n"] for m in box.pending(1_000)]
+    assert reads == list(range(12))
+    filler.unlink()
+    spool.maintain()
+    assert spool.held == 0
+    kinds = [m.kind for m in box.pending(1_000)]
+    assert kinds[-2:] == ["status", "event"]  # written once the reserve was back, in order
+    _assert_chain_links([m.token for m in box.pending(1_000)])
+    box.close()
+
+
 def test_a_drained_outbox_gives_its_pages_back(tmp_path: Path) -> None:
     path = tmp_path / "outbox.db"
     with Outbox(path, SIGNER) as box:
