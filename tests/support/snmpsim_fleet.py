@@ -55,7 +55,7 @@ def start_fleet(
     first_host: int = 1,
     community: str = "public",
     v3_user: V3User | None = None,
-    ready_timeout: float = 20.0,
+    ready_timeout: float = 90.0,  # a loaded CI machine can take over 20 s
 ) -> Fleet:
     addresses = [f"{SUBNET}.{first_host + n}" for n in range(len(recordings))]
     port = common_free_port(addresses)
