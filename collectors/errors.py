@@ -10,6 +10,10 @@ from __future__ import annotations
 from fleet_errors import RemoteError
 from mibs.reasons import Reason
 
+#: The ``RuntimeError`` texts of a closed transport: used after close, or closed under a request.
+CLOSED = "SnmpTransport is closed; build a new one"
+CLOSED_IN_FLIGHT = "SnmpTransport closed with a request in flight"
+
 
 class SnmpError(RemoteError):
     """An SNMP request to ``address`` failed; ``reason`` is the word reads and logs use."""

@@ -9,7 +9,7 @@ The seam below the GET/walk strategy (:class:`collectors.walk.Session`) is a
 :class:`collectors.walk.Requester` (one PDU out, its answer back), with exactly
 two implementations: :class:`collectors.udp.UdpRequester` for v1/v2c (one
 unconnected UDP socket per address family, our own BER codec in
-:mod:`collectors.snmp_message`) and :class:`collectors.v3.V3Requester` (one
+:mod:`collectors.snmp_message`) and :class:`collectors.v3.V3Engine` (one
 pysnmp v3arch engine; pysnmp is imported and the engine built in a worker
 thread on first use, never on the event loop). A session may carry a ``pace``
 coroutine that every packet awaits (the discovery sweep's packet budget). The
@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Self
 
 from collectors.base import SnmpSession
 from collectors.credentials import Credential, SnmpSettings
+from collectors.errors import CLOSED, CLOSED_IN_FLIGHT
 from collectors.snmp_message import PduKind, Response
 from collectors.target_syntax import SyntaxProblem, split_endpoint
 from collectors.trace import Trace, TracedRequester
-from collectors.udp import Counters, Pace, UdpClient, UdpRequester
+from collectors.udp import Counters, Pace, UdpClient, UdpRequester, UdpTarget
 from collectors.walk import BulkMemory, Requester, Session
 from mibs.values import Oid
 
@@ -97,7 +98,7 @@ class SnmpTransport:
 
     def _check_usable(self) -> None:
         if self._closed:
-            raise RuntimeError("SnmpTransport is closed; build a new one")
+            raise RuntimeError(CLOSED)
 
     def session(
         self,
@@ -131,11 +132,10 @@ class SnmpTransport:
             address = host
         requester: Requester
         if credential.version == "v3":
-            requester = _V3OnFirstUse(self, credential, host, settings, pace)
+            requester = _V3Requester(self.v3_engine, credential, host, settings, pace)
         else:
             assert credential.community is not None  # guaranteed by Credential's validator
-            requester = UdpRequester(
-                self._client,
+            target = UdpTarget(
                 address=host,
                 port=settings.port,
                 version=credential.version,
@@ -144,6 +144,7 @@ class SnmpTransport:
                 retries=settings.retries,
                 pace=pace,
             )
+            requester = UdpRequester(self._client, target)
         if self._trace is not None:
             requester = TracedRequester(
                 requester, address=address, version=credential.version, trace=self._trace
@@ -179,7 +180,13 @@ class SnmpTransport:
         self._check_usable()
         if self._v3 is None:
             self._v3 = asyncio.ensure_future(self._load_v3())
-        return await asyncio.shield(self._v3)
+        loading = self._v3
+        try:
+            return await asyncio.shield(loading)
+        except asyncio.CancelledError:
+            if self._closed and loading.cancelled():  # close() stopped the load, not our caller
+                raise RuntimeError(CLOSED_IN_FLIGHT) from None
+            raise
 
     async def _load_v3(self) -> V3Engine:
         module = await asyncio.to_thread(importlib.import_module, "collectors.v3")
@@ -196,39 +203,31 @@ def endpoint(address: str) -> tuple[str, int | None]:
     return host, port
 
 
-class _V3OnFirstUse:
-    """The v3 requester of one session, made once pysnmp is loaded (off the event loop)."""
+class _V3Requester:
+    """The requester of one v3 session: pysnmp is loaded on its first request, off the loop."""
 
     def __init__(
         self,
-        transport: SnmpTransport,
+        engine: Callable[[], Awaitable[V3Engine]],
         credential: Credential,
         host: str,
         settings: SnmpSettings,
         pace: Pace | None,
     ) -> None:
-        self._transport = transport
-        self._credential = credential
-        self._host = host
-        self._settings = settings
-        self._pace = pace
-        self._requester: Requester | None = None
+        self._engine, self._credential, self._host = engine, credential, host
+        self._settings, self._pace = settings, pace
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
     ) -> Response:
-        if self._requester is None:
-            engine = await self._transport.v3_engine()
-            from collectors.v3 import V3Requester  # already imported by v3_engine()
-
-            self._requester = V3Requester(
-                engine,
-                self._credential,
-                address=self._host,
-                port=self._settings.port,
-                timeout=self._settings.timeout,
-                retries=self._settings.retries,
-            )
+        engine = await self._engine()
         if self._pace is not None:
             await self._pace()  # pysnmp retransmits on its own: one token per request
-        return await self._requester.request(kind, oids, max_repetitions)
+        return await engine.request(
+            kind,
+            oids,
+            max_repetitions,
+            credential=self._credential,
+            address=self._host,
+            settings=self._settings,
+        )

@@ -31,7 +31,13 @@ from typing import cast
 
 import structlog
 
-from collectors.errors import SnmpPortClosed, SnmpTimeout, SnmpUnresolvable
+from collectors.errors import (
+    CLOSED,
+    CLOSED_IN_FLIGHT,
+    SnmpPortClosed,
+    SnmpTimeout,
+    SnmpUnresolvable,
+)
 from collectors.snmp_message import (
     VERSION_NUMBERS,
     PduKind,
@@ -92,17 +98,28 @@ class Counters:
     retries: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class UdpTarget:
+    """Where one v1/v2c session's requests go, and how hard to try."""
+
+    address: str  # as given (a name or a literal): what errors name
+    port: int
+    version: str
+    community: bytes
+    timeout: float  # the first attempt's wait; each retry waits RETRY_BACKOFF times longer
+    retries: int
+    pace: Pace | None = None
+
+
 class _Pending:
     __slots__ = ("community", "future", "host", "port", "version")
 
-    def __init__(
-        self, future: asyncio.Future[Response], host: str, port: int, version: int, community: bytes
-    ) -> None:
+    def __init__(self, future: asyncio.Future[Response], host: str, target: UdpTarget) -> None:
         self.future = future
         self.host = host
-        self.port = port
-        self.version = version
-        self.community = community
+        self.port = target.port
+        self.version = VERSION_NUMBERS[target.version]
+        self.community = target.community
 
 
 class UdpClient(asyncio.DatagramProtocol):
@@ -136,9 +153,7 @@ class UdpClient(asyncio.DatagramProtocol):
         self._transport = None
         for pending in self._pending.values():
             if not pending.future.done():
-                pending.future.set_exception(
-                    RuntimeError("SnmpTransport closed with a request in flight")
-                )
+                pending.future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
         self._pending.clear()
 
     def close(self) -> None:
@@ -210,46 +225,38 @@ class UdpClient(asyncio.DatagramProtocol):
 
     async def request(
         self,
-        *,
+        target: UdpTarget,
         host: str,
-        port: int,
-        version: str,
-        community: bytes,
         kind: PduKind,
         oids: Sequence[Oid],
         max_repetitions: int,
-        attempt_timeout: float,
-        retries: int,
-        address: str,
-        pace: Pace | None = None,
     ) -> Response:
+        """One PDU to ``host`` (``target``'s address, resolved), with its retries."""
         if self._transport is None:
-            raise RuntimeError("SnmpTransport is closed; build a new one")
+            raise RuntimeError(CLOSED)
         request_id = self._request_id()
         message = encode_request(
-            version=version,
-            community=community,
+            version=target.version,
+            community=target.community,
             kind=kind,
             request_id=request_id,
             oids=oids,
             max_repetitions=max_repetitions,
         )
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(
-            future, host, port, VERSION_NUMBERS[version], community
-        )
+        self._pending[request_id] = _Pending(future, host, target)
         self._counters.requests_sent += 1
-        window = attempt_timeout
+        window, pace = target.timeout, target.pace
         try:
-            for attempt in range(retries + 1):
+            for attempt in range(target.retries + 1):
                 if attempt:
                     self._counters.retries += 1
                     window *= RETRY_BACKOFF
                 if pace is not None:
                     await pace()
                 if self._transport is None:
-                    raise RuntimeError("SnmpTransport is closed; build a new one")
-                self._send(message, (host, port))
+                    raise RuntimeError(CLOSED)
+                self._send(message, (host, target.port))
                 done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()
@@ -266,9 +273,9 @@ class UdpClient(asyncio.DatagramProtocol):
                 future.cancel()
         self._counters.timeouts += 1
         raise SnmpTimeout(
-            f"{address}: no answer to {kind.value} after {retries + 1} attempts "
-            f"(first waited {attempt_timeout:g} s, each retry {RETRY_BACKOFF:g}x longer)",
-            address=address,
+            f"{target.address}: no answer to {kind.value} after {target.retries + 1} attempts "
+            f"(first waited {target.timeout:g} s, each retry {RETRY_BACKOFF:g}x longer)",
+            address=target.address,
             oid=format_oid(oids[0]) if oids else None,
         )
 
@@ -299,44 +306,17 @@ class UdpRequester:
     """The :class:`collectors.walk.Requester` for one v1/v2c device."""
 
     def __init__(
-        self,
-        client_for: Callable[[int], Awaitable[UdpClient]],
-        *,
-        address: str,
-        port: int,
-        version: str,
-        community: bytes,
-        timeout: float,
-        retries: int,
-        pace: Pace | None = None,
+        self, client_for: Callable[[int], Awaitable[UdpClient]], target: UdpTarget
     ) -> None:
         self._client_for = client_for
-        self._pace = pace
-        self._address = address
-        self._port = port
-        self._version = version
-        self._community = community
-        self._timeout = timeout
-        self._retries = retries
+        self._target = target
         self._resolved: tuple[int, str] | None = None
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
     ) -> Response:
         if self._resolved is None:
-            self._resolved = await resolve(self._address, self._port)
+            self._resolved = await resolve(self._target.address, self._target.port)
         family, host = self._resolved
         client = await self._client_for(family)
-        return await client.request(
-            host=host,
-            port=self._port,
-            version=self._version,
-            community=self._community,
-            kind=kind,
-            oids=oids,
-            max_repetitions=max_repetitions,
-            attempt_timeout=self._timeout,
-            retries=self._retries,
-            address=self._address,
-            pace=self._pace,
-        )
+        return await client.request(self._target, host, kind, oids, max_repetitions)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import structlog
 from pyasn1.type import univ
@@ -26,13 +26,21 @@ from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.proto import errind, rfc1905
 from pysnmp.proto.rfc1902 import Null, ObjectName
 
-from collectors.credentials import Credential
-from collectors.errors import SnmpAuthError, SnmpProtocolError, SnmpTimeout, SnmpUnresolvable
+from collectors.credentials import Credential, SnmpSettings
+from collectors.errors import (
+    CLOSED,
+    CLOSED_IN_FLIGHT,
+    SnmpAuthError,
+    SnmpProtocolError,
+    SnmpTimeout,
+    SnmpUnresolvable,
+)
 from collectors.snmp_message import PduKind, RawValue, RawVarbind, Response, Special
 from collectors.udp import Counters, literal_family, raise_receive_buffer
 from mibs.values import Oid, format_oid
 
 _log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 AUTH_PROTOCOLS: dict[str, Any] = {
     "MD5": v3.USM_AUTH_HMAC96_MD5,
@@ -145,32 +153,43 @@ class V3Engine:
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
         self._engine: Any = None
-        self._users: dict[Credential, Any] = {}
+        self._users: dict[Credential, tuple[Any, Any]] = {}
         self._buffers_raised: set[tuple[int, ...]] = set()
         self._targets: dict[tuple[str, int, float, int], Any] = {}
-        self.inflight: set[asyncio.Future[tuple[Any, int, int, Any]]] = set()
+        self.inflight: set[asyncio.Future[Any]] = set()
         self._closed = False
-
-    def count_sent(self) -> None:
-        self._counters.requests_sent += 1
-
-    def count_timeout(self) -> None:
-        self._counters.timeouts += 1
 
     async def engine(self) -> Any:
         """The pysnmp engine, built in a worker thread on first use (it loads MIB modules)."""
         if self._closed:
-            raise RuntimeError("SnmpTransport is closed; build a new one")
+            raise RuntimeError(CLOSED)
         if self._engine is None:
-            engine = await asyncio.to_thread(v3.SnmpEngine)
+            engine = await self._unless_closed(asyncio.to_thread(v3.SnmpEngine))
             if self._engine is None:  # another request may have built one meanwhile
                 self._engine = engine
         return self._engine
 
-    def user(self, credential: Credential) -> Any:
+    async def _unless_closed(self, work: Awaitable[T]) -> T:
+        """``work``'s result, or ``RuntimeError`` as soon as :meth:`close` is called."""
+        closed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(work)
+        self.inflight.add(closed)
+        try:
+            await asyncio.wait((task, closed), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.inflight.discard(closed)
+            if not task.done():
+                task.cancel()  # a thread runs on, its result dropped
+        if closed.done():
+            closed.result()  # raises: closed under this request
+        return task.result()
+
+    def user(self, credential: Credential) -> tuple[Any, Any]:
+        """pysnmp's user data and context of ``credential``, built once."""
         found = self._users.get(credential)
         if found is None:
-            found = self._users[credential] = user_data(credential)
+            context = v3.ContextData(contextName=credential.context_name.encode())
+            found = self._users[credential] = (user_data(credential), context)
         return found
 
     async def target(self, address: str, port: int, attempt_timeout: float, retries: int) -> Any:
@@ -210,105 +229,91 @@ class V3Engine:
                 raise_receive_buffer(sock)
                 self._buffers_raised.add(domain)
 
-    def close(self) -> None:
-        self._closed = True
-        for future in self.inflight:
-            if not future.done():
-                future.set_exception(RuntimeError("SnmpTransport closed with a request in flight"))
-        self.inflight.clear()
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-            self._engine = None
-
-
-class V3Requester:
-    """The :class:`collectors.walk.Requester` for one v3 device."""
-
-    def __init__(
-        self,
-        owner: V3Engine,
-        credential: Credential,
-        *,
-        address: str,
-        port: int,
-        timeout: float,
-        retries: int,
-    ) -> None:
-        self._owner = owner
-        self._credential = credential
-        self._address = address
-        self._port = port
-        self._timeout = timeout
-        self._retries = retries
-        self._target: Any = None
-        self._context = v3.ContextData(contextName=credential.context_name.encode())
-
-    async def _target_for(self) -> Any:
-        if self._target is None:
-            self._target = await self._owner.target(
-                self._address, self._port, self._timeout, self._retries
-            )
-        return self._target
-
     async def request(
-        self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
+        self,
+        kind: PduKind,
+        oids: Sequence[Oid],
+        max_repetitions: int = 0,
+        *,
+        credential: Credential,
+        address: str,
+        settings: SnmpSettings,
     ) -> Response:
-        target = await self._target_for()
-        engine = await self._owner.engine()
+        """One PDU to ``address`` as ``credential``; errors name the address and the profile."""
+        if self._closed:
+            raise RuntimeError(CLOSED)
+        target = await self._unless_closed(
+            self.target(address, settings.port, settings.timeout, settings.retries)
+        )
+        engine = await self.engine()
+        user, context = self.user(credential)
         # hlapi's get_cmd/next_cmd/bulk_cmd would resolve every OID through the MIB
         # view (about 12% of the CPU) and next_cmd would reject a non-increasing
         # answer for the whole PDU; the single-run generators take OIDs as they are.
-        target_name, _ = _LCD.configure(
-            engine, self._owner.user(self._credential), target, self._context.contextName
-        )
+        target_name, _ = _LCD.configure(engine, user, target, context.contextName)
         varbinds = [(ObjectName(oid), _NULL) for oid in oids]
         future: asyncio.Future[tuple[Any, int, int, Any]] = (
             asyncio.get_running_loop().create_future()
         )
-        head = (engine, target_name, self._context.contextEngineId, self._context.contextName)
-        self._owner.count_sent()
+        head = (engine, target_name, context.contextEngineId, context.contextName)
+        self._counters.requests_sent += 1
         if kind is PduKind.GET:
             _GET.send_varbinds(*head, varbinds, _resolve, future)
         elif kind is PduKind.NEXT:
             _NEXT.send_varbinds(*head, varbinds, _resolve, future)
         else:
             _BULK.send_varbinds(*head, 0, max_repetitions, varbinds, _resolve, future)
-        self._owner.inflight.add(future)
+        self.inflight.add(future)
         try:
             indication, status, index, answer = await future
         finally:
-            self._owner.inflight.discard(future)
-        self._owner.raise_receive_buffers()
-        if indication:
-            raise self._error(indication, kind, oids)
-        return Response(
-            error_status=int(status),
-            error_index=int(index),
-            varbinds=[varbind_to_raw(name, value) for name, value in answer],
+            self.inflight.discard(future)
+        self.raise_receive_buffers()
+        if not indication:
+            raw = [varbind_to_raw(name, value) for name, value in answer]
+            return Response(error_status=status, error_index=index, varbinds=raw)
+        if isinstance(indication, errind.RequestTimedOut):
+            self._counters.timeouts += 1
+        raise _error(
+            indication, kind, oids, profile=credential.name, address=address, settings=settings
         )
 
-    def _error(
-        self, indication: Any, kind: PduKind, oids: Sequence[Oid]
-    ) -> SnmpAuthError | SnmpTimeout | SnmpProtocolError:
-        oid = format_oid(oids[0]) if oids else None
-        profile = self._credential.name
-        if isinstance(indication, errind.RequestTimedOut):
-            self._owner.count_timeout()
-            return SnmpTimeout(
-                f"{self._address}: no answer to {kind.value} after "
-                f"{self._retries + 1} x {self._timeout:g} s (SNMPv3 profile {profile!r})",
-                address=self._address,
-                oid=oid,
-            )
-        for cls, reason in _AUTH_FAILURES.items():
-            if isinstance(indication, cls):
-                return SnmpAuthError(
-                    f"{self._address}: SNMPv3 {reason} with credential profile {profile!r}",
-                    address=self._address,
-                    oid=oid,
-                )
-        return SnmpProtocolError(
-            f"{self._address}: SNMPv3 {kind.value} failed: {indication}",
-            address=self._address,
+    def close(self) -> None:
+        self._closed = True
+        for future in self.inflight:
+            if not future.done():
+                future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
+        self.inflight.clear()
+        if self._engine is not None:
+            self._engine.close_dispatcher()
+            self._engine = None
+
+
+def _error(
+    indication: Any,
+    kind: PduKind,
+    oids: Sequence[Oid],
+    *,
+    profile: str,
+    address: str,
+    settings: SnmpSettings,
+) -> SnmpAuthError | SnmpTimeout | SnmpProtocolError:
+    """pysnmp's ``errorIndication`` as our error, naming the target and the profile."""
+    oid = format_oid(oids[0]) if oids else None
+    if isinstance(indication, errind.RequestTimedOut):
+        return SnmpTimeout(
+            f"{address}: no answer to {kind.value} after "
+            f"{settings.retries + 1} x {settings.timeout:g} s (SNMPv3 profile {profile!r})",
+            address=address,
             oid=oid,
         )
+    for cls, reason in _AUTH_FAILURES.items():
+        if isinstance(indication, cls):
+            return SnmpAuthError(
+                f"{address}: SNMPv3 {reason} with credential profile {profile!r}",
+                address=address,
+                oid=oid,
+            )
+    return SnmpProtocolError(
+        f"{address}: SNMPv3 {kind.value} failed: {indication}", address=address, oid=oid
+    )
