@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.commands._target_options import read_option_file
 from agent.errors import LocalError, UsageError
 from collectors.offline import RecordedSession
 from collectors.reader import read_session
@@ -37,10 +38,7 @@ class SavedWalkError(LocalError):
 
 def load_saved(path: Path) -> dict[Oid, Value]:
     """The varbinds of a saved walk or recording; errors name the file and line."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    except OSError as exc:
-        raise UsageError(f"--file {path}: cannot read ({exc.strerror or exc})") from exc
+    text = read_option_file(path, "--file", errors="surrogateescape")
     try:
         if path.suffix == ".snmprec" or not looks_like_walk(text):
             return load_varbinds(text)

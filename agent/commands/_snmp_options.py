@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO, get_args
 
 from pydantic import SecretStr, ValidationError
 
+from agent.commands._target_options import read_option_file
 from agent.errors import UsageError
 from collectors.credentials import AuthProtocol, Credential, PrivProtocol, SnmpSettings
 
@@ -197,11 +198,7 @@ def _key(args: argparse.Namespace, kind: str) -> SecretStr | None:
     if inline is not None and path is not None:
         raise UsageError(f"--v3-{kind}-key and --v3-{kind}-key-file exclude each other")
     if path is not None:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--v3-{kind}-key-file {path}: cannot read ({exc})") from exc
-        text = text.strip("\r\n")
+        text = read_option_file(path, f"--v3-{kind}-key-file").strip("\r\n")
         if not text:
             raise UsageError(f"--v3-{kind}-key-file {path}: file is empty")
         return SecretStr(text)
@@ -218,13 +215,9 @@ def communities_from_args(args: argparse.Namespace) -> list[str] | None:
     path: Path | None = getattr(args, "community_file", None)
     if path is None:
         return typed
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--community-file {path}: cannot read ({exc})") from exc
     found = [
         line.strip()
-        for line in text.splitlines()
+        for line in read_option_file(path, "--community-file").splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
     if not found:

@@ -92,13 +92,20 @@ class TargetSpecs:
         return UsageError(f"{option}: {exc}")
 
 
-def read_target_file(path: Path, option: str, specs: TargetSpecs, into: list[str]) -> None:
-    """Append the specs of one ``-iL``/``--exclude-file`` file to ``into``, noting their lines."""
+def read_option_file(
+    path: Path, option: str, *, stdin: bool = False, errors: str = "strict"
+) -> str:
+    """The text of a file an option names (``-``: stdin, if ``stdin``); else a UsageError."""
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        return sys.stdin.read() if stdin and str(path) == "-" else path.read_text("utf-8", errors)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise UsageError(f"{option} {path}: cannot read ({reason})") from exc
+
+
+def read_target_file(path: Path, option: str, specs: TargetSpecs, into: list[str]) -> None:
+    """Append the specs of one ``-iL``/``--exclude-file`` file to ``into``, noting their lines."""
+    text = read_option_file(path, option, stdin=True)
     name = "<stdin>" if str(path) == "-" else str(path)
     for number, line in enumerate(text.splitlines(), start=1):
         content = line.split("#", 1)[0]
