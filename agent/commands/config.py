@@ -194,7 +194,7 @@ def _register_push(actions: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     push.add_argument("file", type=Path, metavar="FILE", help="the settings (YAML)")
     push.add_argument("--site", required=True, metavar="SITE", help="the site the document is for")
-    push.add_argument("--agent", metavar="ID", help="only this agent of the site")
+    push.add_argument("--agent", metavar="AGENT_ID", help="only this agent of the site")
     push.add_argument(
         "--backend-key",
         type=Path,

@@ -24,10 +24,10 @@ from agent.cli_help import plain
 #: What a placeholder may say. A new one is fine when it names what to type.
 PLACEHOLDERS = frozenset(
     {
-        "ACTION", "ADDRESS", "COMMAND", "DAYS", "DEVICE", "DIR", "DSN", "DURATION", "FILE",
-        "FILE.csv", "HOST", "ID", "KEY", "LEVEL", "METER=VALUE", "N", "NAME", "PATH", "PORT",
-        "PPS", "PREFIX", "PROTOCOL", "SECONDS", "SITE", "TARGET", "TEXT", "TIME", "URL", "USER",
-        "WALK", "X.Y.Z", "YYYY-MM", "1|2c|3",
+        "ACTION", "ADDRESS", "AGENT_ID", "COMMAND", "DAYS", "DEVICE", "DIR", "DSN", "DURATION",
+        "FILE", "FILE.csv", "HOST", "ID", "KEY", "KID", "LEVEL", "METER=VALUE", "N", "NAME",
+        "PATH", "PORT", "PPS", "PREFIX", "PROTOCOL", "SECONDS", "SITE", "TARGET", "TEXT", "TIME",
+        "TOKEN", "TOKEN_ID", "URL", "USER", "WALK", "X.Y.Z", "YYYY-MM", "1|2c|3",
     }
 )  # fmt: skip
 #: reST literals and roles, Markdown code: any backquote at all.
