@@ -43,23 +43,36 @@ def add_broker_options(
     """The broker options, in a group of their own (returned: a command may add to it)."""
     broker = parser.add_argument_group("broker")
     broker.add_argument("--broker", required=True, metavar="HOST", help="MQTT broker host")
-    broker.add_argument("--port", type=int, default=None, help="default 8883 (TLS) / 1883")
-    broker.add_argument("--no-tls", action="store_true", help="plain TCP (TLS is the default)")
-    broker.add_argument("--ca-file", type=Path, help="CA bundle (default: system trust store)")
-    broker.add_argument("--cert-file", type=Path, help="client certificate (mTLS)")
-    broker.add_argument("--key-file", type=Path, help="client certificate key (mTLS)")
-    broker.add_argument("--username")
     broker.add_argument(
-        "--password-file", type=Path, help=f"file holding the password (or ${PASSWORD_ENV})"
+        "--port", type=int, default=None, metavar="PORT", help="default 8883 (TLS) / 1883"
     )
-    broker.add_argument("--protocol", choices=("5", "3.1.1"), default="5")
+    broker.add_argument("--no-tls", action="store_true", help="plain TCP (TLS is the default)")
+    broker.add_argument(
+        "--ca-file", type=Path, metavar="FILE", help="CA bundle (default: system trust store)"
+    )
+    broker.add_argument("--cert-file", type=Path, metavar="FILE", help="client certificate (mTLS)")
+    broker.add_argument(
+        "--key-file", type=Path, metavar="FILE", help="client certificate key (mTLS)"
+    )
+    broker.add_argument("--username", metavar="USER", help="broker user name")
+    broker.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"file holding the password (or ${PASSWORD_ENV})",
+    )
+    broker.add_argument(
+        "--protocol", choices=("5", "3.1.1"), default="5", help="MQTT version (default 5)"
+    )
     broker.add_argument(
         "--transport",
         choices=("tcp", "websockets"),
         default="tcp",
         help="MQTT over TCP, or over WebSockets (default port then 443 with TLS)",
     )
-    broker.add_argument("--websocket-path", default="/mqtt", help="default /mqtt")
+    broker.add_argument(
+        "--websocket-path", default="/mqtt", metavar="PATH", help="HTTP path (default /mqtt)"
+    )
     broker.add_argument(
         "--proxy",
         metavar="URL",
@@ -68,11 +81,23 @@ def add_broker_options(
     broker.add_argument(
         "--proxy-password-file",
         type=Path,
+        metavar="FILE",
         help=f"file holding the proxy password (or ${PROXY_PASSWORD_ENV})",
     )
-    broker.add_argument("--topic-prefix", default="fleet")
-    broker.add_argument("--client-id", help=client_id_help)
-    broker.add_argument("--connect-timeout", type=float, default=10.0)
+    broker.add_argument(
+        "--topic-prefix",
+        default="fleet",
+        metavar="PREFIX",
+        help="first level of every topic (default fleet)",
+    )
+    broker.add_argument("--client-id", metavar="ID", help=client_id_help)
+    broker.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up connecting after this long (default 10)",
+    )
     return broker
 
 

@@ -71,6 +71,20 @@ COMMANDS: dict[str, Command] = {
     ),
 }
 
+#: The exit status table, as in the README: 2 is for usage errors only.
+EPILOG = """\
+'fleet-agent COMMAND --help' shows a command's options, with examples.
+
+exit status:
+  0    done: the command did what was asked (a scan or discovery found printers)
+  1    nothing found (no printer answered, no inventory or reads yet), a check that
+       found problems (agents --check, billing rejects), or a failure on the way
+       (a device, the broker, a store, the disk): named on stderr
+  2    usage: a bad argument, or a bad file given (configuration, policy, reads)
+  130  interrupted (Ctrl-C)
+  141  the reader of the output went away (fleet-agent ... | head)
+"""
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -98,6 +112,8 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fleet-agent",
         description="Open, vendor-neutral printer fleet collector.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--version", nargs=0, action=_VersionAction, help="show program's version number and exit"

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from fleet_errors import FleetAgentError, LocalError, RemoteError
 
-__all__ = ["ConfigError", "FleetAgentError", "LocalError", "RemoteError", "UsageError"]
+__all__ = [
+    "ConfigError",
+    "FleetAgentError",
+    "LocalError",
+    "NothingYet",
+    "RemoteError",
+    "UsageError",
+]
 
 
 class UsageError(LocalError):
@@ -34,3 +41,13 @@ class ConfigError(LocalError):
         field: str | None = None,
     ) -> None:
         super().__init__(message, path=path, line=line, field=field)
+
+
+class NothingYet(LocalError):
+    """The command is right but there is nothing to report yet: no inventory, no reads.
+
+    Exit status 1, as for a scan that found no printer: 2 is for usage errors only.
+    The message says what to run first.
+    """
+
+    exit_code = 1

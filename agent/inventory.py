@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Self
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.errors import LocalError
 from agent.state import STATE_DIR_ENV
@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS devices (
     mac TEXT,
     sys_object_id TEXT,
     sys_name TEXT,
+    location TEXT,
     firmware TEXT,
     credential_profile TEXT,
     first_seen TEXT NOT NULL,
@@ -98,6 +99,7 @@ class InventoryDevice(_Frozen):
     mac: str | None
     sys_object_id: str | None
     sys_name: str | None
+    location: str | None = Field(description="sysLocation, as the device reported it.")
     firmware: str | None
     address: str | None
     addresses: list[str]
@@ -107,6 +109,9 @@ class InventoryDevice(_Frozen):
     duplicate_serial: bool
     last_read_at: datetime | None
     lifetime_pages: int | None
+    start_page_count: int | None = Field(
+        description="Lifetime pages of the first read kept: where the contract starts counting."
+    )
 
 
 class DiscoveryOutcome(_Frozen):
@@ -181,6 +186,8 @@ class Inventory:
         if "first_read" not in columns:  # version 1 kept only a summary of the last read
             db.execute("ALTER TABLE devices ADD COLUMN first_read TEXT")
             db.execute("UPDATE devices SET last_read = NULL")
+        if "location" not in columns:  # sysLocation, for the onboarding spreadsheet
+            db.execute("ALTER TABLE devices ADD COLUMN location TEXT")
         if version != SCHEMA_VERSION:  # no write when current: it opens on a full disk
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -315,7 +322,7 @@ class Inventory:
                 db.execute("UPDATE addresses SET current = 0 WHERE device_id = ?", (device_id,))
             db.execute(
                 "UPDATE devices SET serial = ?, vendor = ?, model = ?, mac = ?, "
-                "sys_object_id = ?, sys_name = ?, firmware = ?, "
+                "sys_object_id = ?, sys_name = ?, location = ?, firmware = ?, "
                 "credential_profile = COALESCE(?, credential_profile), last_seen = ? "
                 "WHERE device_id = ?",
                 (
@@ -325,6 +332,7 @@ class Inventory:
                     identity.mac,
                     identity.sys_object_id,
                     identity.sys_name,
+                    identity.location,
                     identity.firmware,
                     credential_profile,
                     stamp,
@@ -437,7 +445,10 @@ class Inventory:
         ):
             addresses.setdefault(row["device_id"], []).append(row["address"])
         result = []
-        for row in db.execute("SELECT * FROM devices ORDER BY device_id"):
+        for row in db.execute(
+            "SELECT *, json_extract(first_read, '$.counters.total') AS start_page_count "
+            "FROM devices ORDER BY device_id"
+        ):
             current = addresses.get(row["device_id"], [])
             result.append(
                 InventoryDevice(
@@ -448,6 +459,7 @@ class Inventory:
                     mac=row["mac"],
                     sys_object_id=row["sys_object_id"],
                     sys_name=row["sys_name"],
+                    location=row["location"],
                     firmware=row["firmware"],
                     address=current[0] if current else None,
                     addresses=current,
@@ -459,6 +471,7 @@ class Inventory:
                         datetime.fromisoformat(row["last_read_at"]) if row["last_read_at"] else None
                     ),
                     lifetime_pages=row["lifetime_pages"],
+                    start_page_count=row["start_page_count"],
                 )
             )
         return result

@@ -7,7 +7,6 @@ line for programs. Nothing here talks to the network.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from typing import Literal, TextIO
@@ -17,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.errors import LocalError
-from collectors.target_syntax import split_endpoint
+from collectors.target_syntax import address_key
 from mibs.models import PrinterRead, Supply
 
 OutputFormat = Literal["table", "json"]
@@ -47,16 +46,6 @@ def write_line(stream: TextIO, line: str) -> None:
         stream.flush()
     except OSError as exc:
         raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
-
-
-def address_key(address: str) -> tuple[int, int, int, int, str]:
-    """Sort key: IP addresses numerically (IPv4 first, then by port), host names after them."""
-    try:
-        host, port = split_endpoint(address)
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return (1, 0, 0, 0, address)
-    return (0, ip.version, int(ip), port or 0, address)
 
 
 def _supply_name(supply: Supply) -> str:

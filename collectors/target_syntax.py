@@ -13,6 +13,7 @@ Everything here is text in, text or numbers out; errors are
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 
@@ -73,6 +74,19 @@ def format_endpoint(address: str, port: int | None) -> str:
     if port is None:
         return address
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def address_key(address: str) -> tuple[int, int, int, int, str]:
+    """The one sort order of devices in every output (scan, inventory, eligibility...).
+
+    IP addresses numerically, IPv4 before IPv6, then by port; host names after them.
+    """
+    try:
+        host, port = split_endpoint(address)
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return (1, 0, 0, 0, address)
+    return (0, ip.version, int(ip), port or 0, address)
 
 
 def is_octet_pattern(text: str) -> bool:

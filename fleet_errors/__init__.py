@@ -8,6 +8,7 @@ whose fault it is, as h11 keeps ``LocalProtocolError`` apart from
     +-- LocalError                          fix it on this side: arguments, config, our files
     |   +-- agent.errors.UsageError         a command-line argument (exit status 2)
     |   +-- agent.errors.ConfigError        a config, policy or contacts file: file:line:field (2)
+    |   +-- agent.errors.NothingYet         nothing to report yet: no inventory, no reads (1)
     |   +-- agent.errors.OutputError        the output stream closed or failed
     |   +-- agent.inventory.InventoryError  the inventory database
     |   +-- agent.demo.sim.DemoError        the demo could not start its simulated peers

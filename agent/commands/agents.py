@@ -30,6 +30,7 @@ from typing import TextIO
 from packaging.version import InvalidVersion, Version
 from rich.table import Table
 
+from agent.cli_help import add_command
 from agent.commands.inventory import spreadsheet_safe
 from agent.config import parse_duration
 from agent.errors import UsageError
@@ -80,11 +81,11 @@ def version_arg(text: str) -> str:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "agents",
         help="agents and devices that fell silent, agents below a version (backend store)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
     parser.add_argument(
         "--store",

@@ -5,8 +5,8 @@
 
 One row per device under contract and contract meter type (the policy's
 ``billing`` block): serial, device id, model, location, start and end read (time,
-value, whether estimated and how, device or manual), usage, anomalies. The
-computation is :func:`backend.billing.bill`; docs/billing.md explains it.
+value, whether estimated and how, device or manual), usage, anomalies.
+docs/billing.md explains the computation (backend.billing.bill).
 
 Exit status: 0 when the whole export was written and is consistent; 1 when some
 rows cannot be billed (missing, invalid or duplicate serial, a meter that went
@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from agent.cli_help import add_command
 from agent.commands.inventory import spreadsheet_safe
 from agent.eligibility.policy import load_policy
 from agent.eligibility.reads import parse_read_records
@@ -77,32 +78,50 @@ def _period(text: str) -> Period:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "billing",
         help="monthly billing export: start and end meters per contract meter type",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
-    parser.add_argument("--period", required=True, type=_period, help="month, e.g. 2026-11 (UTC)")
     parser.add_argument(
-        "--policy", required=True, type=Path, help="contract policy with a billing block"
+        "--period",
+        required=True,
+        type=_period,
+        metavar="YYYY-MM",
+        help="month, e.g. 2026-11 (UTC)",
+    )
+    parser.add_argument(
+        "--policy",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="contract policy with a billing block",
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--store", metavar="DSN", help="the backend's store: sqlite:///file.db or postgresql://..."
     )
     source.add_argument(
-        "--reads", metavar="FILE", help="JSON lines as `fleet-agent scan --format json` prints"
+        "--reads", metavar="FILE", help="JSON lines as 'fleet-agent scan --format json' prints"
     )
-    parser.add_argument("--format", choices=("csv", "json"), default="csv")
-    parser.add_argument("--output", type=Path, help="write the export here instead of stdout")
     parser.add_argument(
-        "--rejects", type=Path, help="write rows that cannot be billed here (CSV), export the rest"
+        "--format", choices=("csv", "json"), default="csv", help="csv (default) or JSON"
+    )
+    parser.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the export here instead of stdout"
+    )
+    parser.add_argument(
+        "--rejects",
+        type=Path,
+        metavar="FILE",
+        help="write rows that cannot be billed here (CSV), export the rest",
     )
     parser.add_argument(
         "--lookaround-days",
         type=int,
         default=45,
+        metavar="DAYS",
         help="reads this far outside the period are used to estimate its boundaries (45)",
     )
     parser.set_defaults(handler=run)

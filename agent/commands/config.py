@@ -1,4 +1,8 @@
-"""``fleet-agent config check|show|example|push``.
+"""``fleet-agent config check|show|example|push``: the configuration, local and remote.
+
+    fleet-agent config check --config /etc/fleet-agent/config.yaml
+    fleet-agent config show
+    fleet-agent config example > config.yaml
 
 ``check`` validates the local configuration; ``show`` prints the effective
 configuration (the local file merged with the last good remote document in the
@@ -18,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from agent.cli_help import add_command
 from agent.config import DEFAULT_CONFIG_PATH, load_config, read_local
 from agent.errors import ConfigError, UsageError
 
@@ -137,12 +142,22 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser("config", help="check, show or push the configuration")
+    parser = add_command(
+        subparsers, "config", help="check, show or push the configuration", doc=__doc__
+    )
     actions = parser.add_subparsers(dest="config_action", metavar="ACTION", required=True)
     config_help = f"config file (default {DEFAULT_CONFIG_PATH})"
-    check = actions.add_parser("check", help="validate the configuration without running")
-    check.add_argument("--config", type=Path, default=None, help=config_help)
-    check.add_argument("--format", choices=("text", "json"), default="text")
+    check = actions.add_parser(
+        "check",
+        help="validate the configuration without running",
+        description="Validate the configuration file and everything it names (key files, "
+        "credential profiles, targets) without running. Exit status 0 when it is valid, 2 "
+        "when it is not (each problem named as file:line: field).",
+    )
+    check.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
+    check.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
     check.set_defaults(handler=_check)
     show = actions.add_parser(
         "show",
@@ -151,10 +166,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(STATE_DIR/remote-config.json); each value's source: file:line, environment "
         "variable, remote config version, or default. Secrets are masked.",
     )
-    show.add_argument("--config", type=Path, default=None, help=config_help)
-    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
+    show.add_argument(
+        "--format", choices=("table", "json"), default="table", help="table (default) or JSON"
+    )
     show.set_defaults(handler=_show)
-    example = actions.add_parser("example", help="print a commented example covering every option")
+    example = actions.add_parser(
+        "example",
+        help="print a commented example covering every option",
+        description="Print a commented configuration file with every option and its "
+        "default, to start /etc/fleet-agent/config.yaml from.",
+    )
     example.set_defaults(handler=_example)
     _register_push(actions)
 
@@ -171,15 +193,26 @@ def _register_push(actions: argparse._SubParsersAction[argparse.ArgumentParser])
         "the site unless --version is given. See docs/remote-config.md.",
     )
     push.add_argument("file", type=Path, metavar="FILE", help="the settings (YAML)")
-    push.add_argument("--site", required=True, help="the site the document is for")
-    push.add_argument("--agent", help="only this agent of the site")
+    push.add_argument("--site", required=True, metavar="SITE", help="the site the document is for")
+    push.add_argument("--agent", metavar="AGENT_ID", help="only this agent of the site")
     push.add_argument(
-        "--backend-key", type=Path, required=True, help="the backend's signing key (PEM)"
+        "--backend-key",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the backend's signing key (PEM)",
     )
-    push.add_argument("--version", type=int, help="document version (default: newest + 1)")
-    push.add_argument("--format", choices=("text", "json"), default="text")
     push.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+        "--version", type=int, metavar="N", help="document version (default: newest + 1)"
+    )
+    push.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
+    push.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="warning",
+        help="structured log events on stderr from this level (default warning)",
     )
     add_broker_options(push, client_id_help="MQTT client id (default fleet-config-push-<time>)")
     push.set_defaults(handler=_push)

@@ -14,14 +14,16 @@ import asyncio
 import sys
 from pathlib import Path
 
+from agent.cli_help import add_command
 from agent.errors import UsageError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "demo",
         help="run the whole pipeline once against simulated printers and a local broker",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
     parser.add_argument(
         "--keep",

@@ -9,7 +9,13 @@ serial; with ``--read`` also lifetime pages, from a full read that is kept as
 the device's last read). Non-printer SNMP devices are only counted. Progress
 goes to stderr: a progress bar on a terminal, structured ``discovery.progress``
 log events otherwise; the summary line last.
-Exit status: 0 when the sweep ran, 2 for a bad argument or configuration.
+
+    fleet-agent discover 10.20.0-3.1-254 --exclude 10.20.1.0/24 -c public
+    fleet-agent discover -iL ranges.txt --exclude-file printers-we-skip.txt --rate 50
+    fleet-agent discover --config /etc/fleet-agent/config.yaml --read
+
+Exit status: 0 when the sweep found at least one printer; 1 when it found none,
+or on any other failure; 2 for a bad argument or configuration.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agent.cli_help import add_command
 from agent.commands._snmp_options import (
     add_config_options,
     add_snmp_options,
@@ -43,7 +50,6 @@ from agent.inventory import DiscoveryOutcome, Inventory
 from agent.logging import configure_logging
 from agent.output import (
     OutputFormat,
-    address_key,
     default_format,
     json_line,
     print_table,
@@ -59,6 +65,7 @@ from collectors.discovery import (
     Sweep,
     SweepStats,
 )
+from collectors.target_syntax import address_key
 from collectors.targets import TargetError, TargetSet, validate_targets
 
 if TYPE_CHECKING:
@@ -283,10 +290,11 @@ async def _tick(tick: Callable[[], None], interval: float) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "discover",
         help="sweep addresses for printers and record them in the inventory",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
     add_target_options(parser, default_help="discovery.targets of --config")
     add_config_options(parser)
@@ -342,4 +350,4 @@ def run(
     if output == "table":
         print_table(out, _found_table(records))
     print(f"fleet-agent discover: {summary_line(stats)}", file=err)
-    return 0
+    return 0 if stats.printers else 1

@@ -1,12 +1,26 @@
 """``fleet-agent eligibility``: the managed-print eligibility report of one site.
 
+    fleet-agent scan 10.20.0.0/24 --format json > reads.jsonl
+    fleet-agent eligibility --policy policy.yaml --reads reads.jsonl
+    fleet-agent eligibility --policy policy.yaml --state-dir /var/lib/fleet-agent --format csv
+
 Per device: id, serial, model, location, start page count, verdict and every
 reason; then the site summary (counts, duplicate serials, model groups left
 incomplete, onboarding method). Reads come from ``--reads FILE`` (JSON lines
-as printed by ``fleet-agent scan --format json``; ``-`` for standard input).
-Contacts come from ``--contacts FILE.csv`` when given, else from the policy.
-Exit status: 0 when the report was printed; 2 for a bad argument, policy,
-contacts or reads file (the message names file, line and field).
+as printed by ``fleet-agent scan --format json``; ``-`` for standard input) or
+from the inventory of ``--state-dir`` (the daemon's, or the one ``fleet-agent
+discover --read`` fills). Contacts come from ``--contacts FILE.csv`` when
+given, else from the policy. Devices come in address order, as in ``scan`` and
+``inventory``.
+
+``--format table`` shows the devices, then the site summary; ``json`` is one
+document with ``devices`` and ``summary``; ``csv`` is one table (one header,
+one row per device) and the site summary goes to stderr as ``label: value``
+lines.
+
+Exit status: 0 when the report was printed; 1 when there is nothing to judge
+yet (no inventory, no device read, no reads in the file); 2 for a bad argument,
+policy, contacts or reads file (the message names file, line and field).
 """
 
 from __future__ import annotations
@@ -18,12 +32,13 @@ from typing import TextIO
 
 import structlog
 
+from agent.cli_help import add_command
 from agent.eligibility.contacts import load_contacts
 from agent.eligibility.fleet import evaluate_fleet
 from agent.eligibility.policy import load_policy
 from agent.eligibility.reads import parse_reads
-from agent.eligibility.report import ReportFormat, write_report
-from agent.errors import ConfigError, UsageError
+from agent.eligibility.report import ReportFormat, summary_lines, write_report
+from agent.errors import ConfigError, NothingYet, UsageError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.state import inventory_path
@@ -33,10 +48,8 @@ _log = structlog.get_logger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "eligibility",
-        help="managed-print eligibility report of a site",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    parser = add_command(
+        subparsers, "eligibility", help="managed-print eligibility report of a site", doc=__doc__
     )
     parser.add_argument(
         "--policy", required=True, type=Path, metavar="FILE", help="contract policy (YAML)"
@@ -58,14 +71,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         metavar="DIR",
         help="judge the devices in the inventory of this state directory (the daemon's, "
-        "or `fleet-agent discover --read`'s): last read for the verdict, first for the "
-        "start page count",
+        "or the one 'fleet-agent discover --read' fills): last read for the verdict, "
+        "first for the start page count",
     )
     parser.add_argument(
         "--format",
         choices=("table", "json", "csv"),
         default=None,
-        help="table on a terminal, JSON otherwise (default)",
+        help="table on a terminal, JSON otherwise (default); csv: one row per device, "
+        "the site summary on stderr",
     )
     parser.set_defaults(handler=run)
 
@@ -88,13 +102,16 @@ def _reads(spec: str, stdin: TextIO) -> list[PrinterRead]:
 def _inventory_reads(state_dir: Path) -> list[PrinterRead]:
     path = inventory_path(state_dir)
     if not path.is_file():
-        raise UsageError(f"--state-dir: {state_dir}: no inventory ({path.name}) there")
+        raise NothingYet(
+            f"--state-dir: {state_dir}: no inventory ({path.name}) there yet "
+            "(run the daemon, or 'fleet-agent discover --read')"
+        )
     with Inventory(path) as inventory:
         reads = inventory.stored_reads()
     if not reads:
-        raise UsageError(
+        raise NothingYet(
             f"--state-dir: {state_dir}: no device has been read yet "
-            "(run the daemon, or `fleet-agent discover --read`)"
+            "(run the daemon, or 'fleet-agent discover --read')"
         )
     return reads
 
@@ -117,11 +134,14 @@ def run(
     else:
         reads = _reads(args.reads, stdin if stdin is not None else sys.stdin)
         if not reads:
-            raise UsageError(f"--reads: {args.reads}: holds no reads")
+            raise NothingYet(f"--reads: {args.reads}: holds no reads")
     report = evaluate_fleet(reads, policy, contacts=contacts)
     output: ReportFormat = args.format or ("table" if out.isatty() else "json")
     write_report(out, report, output)
     summary = report.summary
+    if output == "csv":
+        for line in summary_lines(summary):
+            print(f"fleet-agent eligibility: {line}", file=sys.stderr)
     _log.info(
         "eligibility.reported",
         policy_version=policy.version,

@@ -1,5 +1,7 @@
 """``fleet-agent enroll --token T``: bind this agent's key to its agent id and site at the backend.
 
+    fleet-agent enroll --token "$(cat token.txt)" --config /etc/fleet-agent/config.yaml
+
 Sends a signed enrollment request (agent id, public key, token, agent version)
 to the configured broker (``upload.mqtt``: TCP or WebSockets, TLS, proxy),
 waits for the backend's signed reply, and on acceptance pins the backend's
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent import __version__
+from agent.cli_help import add_command
 from agent.config import DEFAULT_CONFIG_PATH, load_config
 from agent.enrolling import ask_backend, explain, pin_backend_key, report, settings_of
 from agent.errors import UsageError
@@ -30,22 +33,35 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "enroll",
         help="enroll this agent's key with the backend (one-time token)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        doc=__doc__,
     )
-    parser.add_argument("--token", required=True, help="the token `enroll-token create` printed")
+    parser.add_argument(
+        "--token",
+        required=True,
+        metavar="TOKEN",
+        help="the token 'fleet-agent enroll-token create' printed",
+    )
     parser.add_argument(
         "--config",
         type=Path,
         default=None,
+        metavar="FILE",
         help=f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)",
     )
     parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for the reply"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait this long for the reply (default {DEFAULT_TIMEOUT:g})",
     )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
     parser.set_defaults(handler=run)
 
 

@@ -1,5 +1,8 @@
 """``fleet-agent enroll-token create|list|revoke``: one-time enrollment tokens (backend side).
 
+    fleet-agent enroll-token create --site berlin --store sqlite:///fleet.db
+    fleet-agent enroll-token list --store sqlite:///fleet.db
+
 ``create --site S`` issues a token for one agent of site S, valid ``--expires``
 (default 24h), and prints it once: only its SHA-256 is stored. With
 ``--backend-key FILE`` (the key ``ingest --backend-key`` signs replies with) the
@@ -17,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from agent.cli_help import add_command
 from agent.config import parse_duration
 from agent.errors import UsageError
 from agent.output import json_line, write_line
@@ -40,31 +44,61 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "enroll-token",
         help="issue, list or revoke one-time agent enrollment tokens (backend)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        doc=__doc__,
     )
-    actions = parser.add_subparsers(
-        dest="token_command", metavar="{create,list,revoke}", required=True
+    actions = parser.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create",
+        help="issue a token for one agent of a site",
+        description="Issue a one-time token for one agent of --site and print it once (only "
+        "its SHA-256 is stored). Give it to the agent's 'fleet-agent enroll --token'.",
     )
-    create = actions.add_parser("create", help="issue a token for one agent of a site")
-    create.add_argument("--site", required=True, help="the site the enrolled key may publish for")
-    create.add_argument("--expires", default="24h", help="validity: 30m, 24h, 7d (default 24h)")
+    create.add_argument(
+        "--site", required=True, metavar="SITE", help="the site the enrolled key may publish for"
+    )
+    create.add_argument(
+        "--expires",
+        default="24h",
+        metavar="DURATION",
+        help="validity: 30m, 24h, 7d (default 24h)",
+    )
     create.add_argument(
         "--backend-key", type=Path, metavar="FILE", help="the backend's key (PEM) the agent pins"
     )
-    create.add_argument("--format", choices=("text", "json"), default="text")
+    create.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
     add_store_option(create)
     create.set_defaults(handler=run_create)
 
-    listing = actions.add_parser("list", help="every token and its state")
-    listing.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    listing = actions.add_parser(
+        "list",
+        help="every token and its state",
+        description="Every token issued and its state: unused, used (by which agent, when), "
+        "expired or revoked.",
+    )
+    listing.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table (default), JSON or CSV",
+    )
     add_store_option(listing)
     listing.set_defaults(handler=run_list)
 
-    revoke = actions.add_parser("revoke", help="make a token unusable")
-    revoke.add_argument("token_id", metavar="TOKEN_ID", help="the id `enroll-token list` shows")
+    revoke = actions.add_parser(
+        "revoke",
+        help="make a token unusable",
+        description="Make a token unusable before it expires (an agent that already enrolled "
+        "with it stays enrolled).",
+    )
+    revoke.add_argument(
+        "token_id", metavar="TOKEN_ID", help="the id 'fleet-agent enroll-token list' shows"
+    )
     add_store_option(revoke)
     revoke.set_defaults(handler=run_revoke)
 

@@ -10,7 +10,7 @@ payloads (counted by reason), drops duplicates, answers enrollment and key
 rotation requests (signed with ``--backend-key``), notes sequence gaps and chain breaks, and stores
 reads in SQLite (``--store sqlite:///path.db``, the default) or PostgreSQL
 (``--store postgresql://...``, extra ``postgres``). Stops on SIGINT/SIGTERM,
-``--once`` (when idle), ``--count N`` messages or ``--duration S`` seconds and
+``--once`` (when idle), ``--count N`` messages or ``--duration SECONDS`` and
 prints a summary. Exit status 0, 2 for a bad argument, 1 for other failures.
 
 Every message received is stored, then acknowledged; nothing received is
@@ -48,6 +48,7 @@ from typing import TextIO
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from agent.broker_options import add_broker_options, settings_from_args
+from agent.cli_help import add_command
 from agent.commands.agents import DEFAULT_SILENT_AFTER, duration_arg, version_arg
 from agent.errors import UsageError
 from agent.logging import configure_logging
@@ -63,10 +64,11 @@ DEFAULT_GROUP = "fleet-ingest"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "ingest",
         help="reference backend consumer: verify and store signed reads",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        doc=__doc__,
     )
     broker = add_broker_options(
         parser, client_id_help="MQTT client id (default fleet-ingest-<group>-<host>)"
@@ -74,11 +76,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     broker.add_argument(
         "--group",
         default=DEFAULT_GROUP,
+        metavar="NAME",
         help=f"shared-subscription group (default {DEFAULT_GROUP}; '' subscribes unshared)",
     )
     parser.add_argument(
         "--keys-dir",
         type=Path,
+        metavar="DIR",
         help="agent public keys registered by hand (*.jwk; member agent_id binds one to its "
         "agent, else it is bound to the first agent id that signs with it)",
     )
@@ -86,22 +90,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--backend-key",
         type=Path,
         metavar="FILE",
-        help="the backend's Ed25519 key (PEM, from `fleet-agent keys init --state-dir DIR`): "
+        help="the backend's Ed25519 key (PEM, from 'fleet-agent keys init --state-dir DIR'): "
         "signs the replies to enrollment and key rotation requests",
     )
     parser.add_argument(
         "--store",
         default=DEFAULT_STORE,
+        metavar="DSN",
         help=f"sqlite:///path.db or postgresql://user@host/db (default {DEFAULT_STORE})",
     )
     stop = parser.add_mutually_exclusive_group()
     stop.add_argument("--once", action="store_true", help="stop when no message came for 2 s")
-    stop.add_argument("--count", type=int, help="stop after N messages")
-    parser.add_argument("--duration", type=float, help="stop after S seconds")
+    stop.add_argument("--count", type=int, metavar="N", help="stop after N messages")
+    parser.add_argument(
+        "--duration", type=float, metavar="SECONDS", help="stop after this many seconds"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="summary format")
     parser.add_argument(
         "--metrics-port",
         type=int,
+        metavar="PORT",
         help="serve /metrics and /healthz on 127.0.0.1:PORT (503 while the consumer is stalled)",
     )
     parser.add_argument(
@@ -118,7 +126,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="metrics: count agents below this version",
     )
     parser.add_argument(
-        "--log-level", choices=("debug", "info", "warning", "error"), default="warning"
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="warning",
+        help="structured log events on stderr from this level (default warning)",
     )
     parser.set_defaults(handler=run)
 

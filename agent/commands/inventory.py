@@ -1,12 +1,21 @@
 """``fleet-agent inventory``: list the known devices from ``<state-dir>/inventory.db``.
 
-A table on a terminal, JSON lines (``--format json``: every field of
-:class:`agent.inventory.InventoryDevice`), or CSV for onboarding spreadsheets
-(``--format csv``: device id, serial, vendor, model, address, MAC, first seen,
-last seen, lifetime pages, duplicate serial). Text the devices sent is
+    fleet-agent inventory
+    fleet-agent inventory --format csv > fleet.csv
+    fleet-agent inventory --state-dir /var/lib/fleet-agent --format json
+
+A table on a terminal, JSON lines (``--format json``: every field the inventory
+keeps), or CSV for onboarding spreadsheets
+(``--format csv``: one header, then one row per device: device id, serial,
+vendor, model, address, MAC, first seen, last seen, lifetime pages, duplicate
+serial, sysName, location, start page count). Devices come in address order
+(numeric, IPv4 before IPv6; devices without an address last), as in ``scan``
+and ``eligibility``. Times are RFC 3339 in UTC. Text the devices sent is
 neutralised for spreadsheets: a cell starting with ``= + - @`` gets a leading
-apostrophe (CSV formula injection). Exit status: 0, or 2 when there is no
-inventory yet.
+apostrophe (CSV formula injection).
+
+Exit status: 0 when the inventory was listed; 1 when there is none yet
+(run ``fleet-agent discover`` first) or it cannot be read; 2 for a bad argument.
 """
 
 from __future__ import annotations
@@ -19,10 +28,12 @@ from typing import Any, TextIO
 
 from rich.table import Table
 
-from agent.errors import UsageError
+from agent.cli_help import add_command
+from agent.errors import NothingYet
 from agent.inventory import Inventory, InventoryDevice
-from agent.output import OutputError, address_key, json_line, print_table, write_line
+from agent.output import OutputError, json_line, print_table, write_line
 from agent.state import default_state_dir, inventory_path
+from collectors.target_syntax import address_key
 
 CSV_COLUMNS = (
     "device_id",
@@ -35,6 +46,9 @@ CSV_COLUMNS = (
     "last_seen",
     "lifetime_pages",
     "duplicate_serial",
+    "sys_name",
+    "location",
+    "start_page_count",
 )
 _FORMULA_LEADS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -89,10 +103,8 @@ def _sorted(devices: list[InventoryDevice]) -> list[InventoryDevice]:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "inventory",
-        help="list the devices discovery has found",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    parser = add_command(
+        subparsers, "inventory", help="list the devices discovery has found", doc=__doc__
     )
     parser.add_argument(
         "--format",
@@ -114,7 +126,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout if stdout is not None else sys.stdout
     path = inventory_path(args.state_dir or default_state_dir())
     if not path.exists():
-        raise UsageError(f"no inventory at {path}: run 'fleet-agent discover' first")
+        raise NothingYet(f"no inventory at {path} yet: run 'fleet-agent discover' first")
     with Inventory(path) as inventory:
         devices = _sorted(inventory.devices())
     output: Any = args.format or ("table" if out.isatty() else "json")

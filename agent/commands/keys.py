@@ -1,5 +1,10 @@
 """``fleet-agent keys init|show|rotate|list|revoke``: signing keys, agent and backend side.
 
+    fleet-agent keys init --state-dir /var/lib/fleet-agent
+    fleet-agent keys show --format jwk > agent-7.jwk
+    fleet-agent keys rotate
+    fleet-agent keys list --store sqlite:///fleet.db
+
 On the agent: ``init`` writes ``agent.key`` (PEM PKCS#8, mode 0600) into the
 state directory and refuses to replace an existing key without ``--force``.
 ``show`` prints the public key as a JWK with its RFC 7638 thumbprint (the key
@@ -21,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from agent.cli_help import add_command
 from agent.commands.keys_backend import register_backend
 from agent.commands.keys_rotate import register_rotation
 from agent.config import DEFAULT_STATE_DIR
@@ -29,25 +35,29 @@ from uploader.keys import AgentKey
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "keys",
         help="the agent's signing key: create, show, rotate; list or revoke keys",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
-    actions = parser.add_subparsers(
-        dest="keys_command", metavar="{init,show,rotate,list,revoke}", required=True
-    )
+    actions = parser.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
 
     def add_state_dir(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--state-dir",
             type=Path,
             default=None,
+            metavar="DIR",
             help=f"state directory (default: ${STATE_DIR_ENV} or {DEFAULT_STATE_DIR})",
         )
 
-    init = actions.add_parser("init", help="create a new key pair")
+    init = actions.add_parser(
+        "init",
+        help="create a new key pair",
+        description="Create the agent's Ed25519 key pair (DIR/agent.key, mode 0600) and print "
+        "its key id. An existing key is kept unless --force.",
+    )
     add_state_dir(init)
     init.add_argument(
         "--force",
@@ -56,7 +66,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     init.set_defaults(handler=run_init)
 
-    show = actions.add_parser("show", help="print the public key (JWK) and its key id")
+    show = actions.add_parser(
+        "show",
+        help="print the public key (JWK) and its key id",
+        description="Print the public key as a JWK and its key id (RFC 7638 thumbprint), "
+        "to register the agent with the backend. The private key is never printed.",
+    )
     add_state_dir(show)
     show.add_argument(
         "--format",

@@ -18,14 +18,27 @@ KEY_COLUMNS = ("key_id", "agent_id", "site", "status", "source", "created_at", "
 
 
 def register_backend(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    listing = actions.add_parser("list", help="the backend's registered keys and their state")
+    listing = actions.add_parser(
+        "list",
+        help="the backend's registered keys and their state",
+        description="The keys the backend's store knows: key id, agent, site, state "
+        "(active, retired, revoked), how it was registered, when.",
+    )
     listing.add_argument("--agent", metavar="AGENT_ID", help="only this agent's keys")
-    listing.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    listing.add_argument(
+        "--format",
+        choices=("table", "json", "csv"),
+        default="table",
+        help="table (default), JSON or CSV",
+    )
     add_store_option(listing)
     listing.set_defaults(handler=run_list)
 
     revoke = actions.add_parser(
-        "revoke", help="refuse every envelope signed by these keys from now on (backend)"
+        "revoke",
+        help="refuse every envelope signed by these keys from now on (backend)",
+        description="Refuse every envelope signed by the keys given (KID, as 'keys list' "
+        "shows them) or by every key of --agent, from now on (reason key_revoked).",
     )
     revoke.add_argument("key_ids", nargs="*", metavar="KID", help="key ids (keys list shows them)")
     revoke.add_argument("--agent", metavar="AGENT_ID", help="revoke every key of this agent")

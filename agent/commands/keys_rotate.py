@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from agent import __version__
+from agent.cli_help import plain
 from agent.config import DEFAULT_CONFIG_PATH, load_config
 from agent.enrolling import ask_backend, explain, pinned_backend_key, report, settings_of
 from agent.errors import UsageError
@@ -35,19 +36,26 @@ def register_rotation(actions: argparse._SubParsersAction[argparse.ArgumentParse
     rotate = actions.add_parser(
         "rotate",
         help="replace the agent's key (the backend acknowledges first)",
-        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        description=plain(__doc__.split("\n\n", 1)[1] if __doc__ else None),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     rotate.add_argument(
         "--config",
         type=Path,
         default=None,
+        metavar="FILE",
         help=f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)",
     )
     rotate.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for the reply"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait this long for the reply (default {DEFAULT_TIMEOUT:g})",
     )
-    rotate.add_argument("--format", choices=("text", "json"), default="text")
+    rotate.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
     rotate.set_defaults(handler=run_rotate)
 
 

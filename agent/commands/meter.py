@@ -9,8 +9,8 @@ device; ``--vendor/--model/--location`` describe one it does not). Each read is
 marked ``source: manual`` with who entered it and why, queued in the agent's
 outbox (``<state_dir>/outbox.db``) and uploaded by the daemon. A manual read
 newer than the inventory's last read of the device is checked for meter
-anomalies like a device read; each is queued as a signed event. The file format
-is in :mod:`agent.manual_meters` and docs/billing.md.
+anomalies like a device read; each is queued as a signed event. The CSV format
+is in docs/billing.md.
 
 While the daemon runs it holds the outbox; the reads are then handed to it
 (``<state_dir>/manual-inbox/``, :mod:`agent.manual_inbox`): the daemon queues
@@ -34,6 +34,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
+from agent.cli_help import add_command
 from agent.config import AgentConfig, load_config
 from agent.errors import LocalError, UsageError
 from agent.inventory import Inventory
@@ -52,19 +53,28 @@ HAND_OVER_WAIT = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    meter = subparsers.add_parser(
+    meter = add_command(
+        subparsers,
         "meter",
         help="enter manual meter reads (devices that do not report counts)",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        doc=__doc__,
     )
     actions = meter.add_subparsers(dest="action", metavar="ACTION", required=True)
     config_help = "agent configuration (agent id, state directory, queue size)"
     wait_help = "while the daemon runs, wait this long for it to take the reads (default 30 s)"
-    add = actions.add_parser("add", help="queue one manual read")
-    add.add_argument("device", help="device id or serial")
+    add = actions.add_parser(
+        "add",
+        help="queue one manual read",
+        description="Queue one manual read of DEVICE (a device id or serial): the meters "
+        "read off its panel or configuration page, when, by whom and why.",
+    )
+    add.add_argument("device", metavar="DEVICE", help="device id or serial")
     add.add_argument(
-        "--at", required=True, dest="read_at", help="read time, e.g. 2026-11-30T17:00Z"
+        "--at",
+        required=True,
+        dest="read_at",
+        metavar="TIME",
+        help="read time, e.g. 2026-11-30T17:00Z",
     )
     add.add_argument(
         "--set",
@@ -74,20 +84,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="METER=VALUE",
         help="a meter value, e.g. mono=10234 (repeat for each meter)",
     )
-    add.add_argument("--by", required=True, dest="entered_by", help="who read the meters")
-    add.add_argument("--reason", required=True, help="why the read is manual")
-    add.add_argument("--vendor")
-    add.add_argument("--model")
-    add.add_argument("--location")
-    add.add_argument("--config", type=Path, default=None, help=config_help)
-    add.add_argument("--wait", type=_seconds, default=HAND_OVER_WAIT, help=wait_help)
-    add.set_defaults(handler=run_add)
-    importer = actions.add_parser("import", help="queue the manual reads of a CSV file")
-    importer.add_argument(
-        "file", type=Path, help="CSV: device, read_at, entered_by, reason, meters"
+    add.add_argument(
+        "--by", required=True, dest="entered_by", metavar="NAME", help="who read the meters"
     )
-    importer.add_argument("--config", type=Path, default=None, help=config_help)
-    importer.add_argument("--wait", type=_seconds, default=HAND_OVER_WAIT, help=wait_help)
+    add.add_argument("--reason", required=True, metavar="TEXT", help="why the read is manual")
+    unknown = "for a device the inventory does not know"
+    add.add_argument("--vendor", metavar="NAME", help=f"its vendor, {unknown}")
+    add.add_argument("--model", metavar="NAME", help=f"its model, {unknown}")
+    add.add_argument("--location", metavar="TEXT", help=f"where it stands, {unknown}")
+    add.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
+    add.add_argument(
+        "--wait", type=_seconds, default=HAND_OVER_WAIT, metavar="SECONDS", help=wait_help
+    )
+    add.set_defaults(handler=run_add)
+    importer = actions.add_parser(
+        "import",
+        help="queue the manual reads of a CSV file",
+        description="Queue every manual read of FILE (CSV with a header: device, read_at, "
+        "entered_by, reason and one column per meter; see docs/billing.md). Every row is "
+        "checked first: one bad row queues nothing.",
+    )
+    importer.add_argument(
+        "file", type=Path, metavar="FILE", help="CSV: device, read_at, entered_by, reason, meters"
+    )
+    importer.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
+    importer.add_argument(
+        "--wait", type=_seconds, default=HAND_OVER_WAIT, metavar="SECONDS", help=wait_help
+    )
     importer.set_defaults(handler=run_import)
 
 

@@ -103,18 +103,38 @@ def _status(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     config_help = f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)"
-    run = subparsers.add_parser("run", help="run the daemon (discovery, reads, upload)")
-    run.add_argument("--config", type=Path, default=None, help=config_help)
+    run = subparsers.add_parser(
+        "run",
+        help="run the daemon (discovery, reads, upload)",
+        description="Run the agent: discover printers on the configured targets, read them "
+        "on schedule, sign and queue every read and upload it over MQTT. Under systemd it is "
+        "a Type=notify service (packaging/systemd/fleet-agent.service); SIGHUP reloads the "
+        "configuration, SIGTERM stops it after the reads in progress. Exit status 0 after "
+        "an orderly stop, 1 on a failure, 2 for a bad argument or configuration.",
+    )
+    run.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
     run.add_argument(
         "--once",
         action="store_true",
         help="one discovery and one meter read, wait for the upload queue to drain, then exit",
     )
     run.set_defaults(handler=_run)
-    status = subparsers.add_parser("status", help="summarise what the running daemon is doing")
-    status.add_argument("--config", type=Path, default=None, help=config_help)
-    status.add_argument("--host", default=None, help="health endpoint address (default: config)")
-    status.add_argument("--port", type=int, default=None, help="health endpoint port")
-    status.add_argument("--format", choices=("text", "json"), default="text")
+    status = subparsers.add_parser(
+        "status",
+        help="summarise what the running daemon is doing",
+        description="Ask the running daemon's health endpoint (http.listen and http.port of the "
+        "configuration) what it is doing: its jobs, the last read, the upload queue, the "
+        "broker. Exit status 0 when it is healthy, 1 when it is not or does not answer.",
+    )
+    status.add_argument("--config", type=Path, default=None, metavar="FILE", help=config_help)
+    status.add_argument(
+        "--host", default=None, metavar="ADDRESS", help="health endpoint address (default: config)"
+    )
+    status.add_argument(
+        "--port", type=int, default=None, metavar="PORT", help="health endpoint port"
+    )
+    status.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
     status.add_argument("--quiet", action="store_true", help="no output; exit 0 only if healthy")
     status.set_defaults(handler=_status)

@@ -1,5 +1,11 @@
 """``fleet-agent scan``: read every printer among the targets once and print what was found.
 
+    fleet-agent scan 10.20.0.0/24 -c public
+    fleet-agent scan -v 2c -c public 10.20.0.17 --format json
+    fleet-agent scan 10.20.0.17,10.20.0.18:1161 -v
+    fleet-agent scan -iL printers.txt --rate 50
+    fleet-agent scan --file printer.walk
+
 One row (table) or one JSON line (``--format json``, the read schema in
 ``docs/schema/read.schema.json``) per printer, printed as soon as the printer and
 every address before it are done, so rows come while the scan runs and always in
@@ -10,9 +16,10 @@ on stderr counts both; on a terminal a progress bar shows while the scan runs.
 exchange on stderr. ``--file WALK`` reads a saved ``snmpwalk -On`` output or an
 ``.snmprec`` recording instead of a device, through the same decoders.
 
-Exit status: 0 when the scan ran, even if a sweep found nothing; 1 when the
-targets name hosts one by one and none of them answered (stderr says which,
-with a hint) or on any other failure; 2 for a bad argument (the message names it).
+Exit status: 0 when at least one printer was read; 1 when none was (a host
+named on its own that never answered gets a hint on stderr: wrong community,
+SNMP off, or a firewall) or on any other failure; 2 for a bad argument (the
+message names it).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import structlog
 from rich.console import Console
 
+from agent.cli_help import add_command
 from agent.commands._scan_view import InOrder, RowPrinter, scan_progress
 from agent.commands._snmp_options import (
     add_config_options,
@@ -240,10 +248,8 @@ async def _scan(
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "scan",
-        help="read every printer among the targets once",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    parser = add_command(
+        subparsers, "scan", help="read every printer among the targets once", doc=__doc__
     )
     add_target_options(parser)
     parser.add_argument(
@@ -358,9 +364,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     if named_hosts and result.silent:
         for hint in silent_hints(result, snmp.credentials, typed=args.community or ()):
             print(f"fleet-agent scan: {hint}", file=sys.stderr)
-    if named_hosts and result.addresses and result.silent == result.addresses:
-        return 1
-    return 0
+    return 0 if result.printers else 1
 
 
 def _address_width(specs: Sequence[str]) -> int:

@@ -8,7 +8,8 @@ from the agent's state database (``--state-dir``), the reference backend's store
 reads (``--reads``: JSON lines with ``collected_at``, oldest first, as ``scan
 --format json`` prints them or as the daemon uploads them). ``--policy`` takes
 the replenishment settings of a contract policy; the defaults otherwise.
-Exit status: 0 when the report was printed; 2 for a bad argument or file.
+Exit status: 0 when the report was printed; 1 when there is no inventory in
+``--state-dir`` yet, or on any other failure; 2 for a bad argument or file.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from typing import TextIO
 
 from rich.table import Table
 
+from agent.cli_help import add_command
 from agent.eligibility.policy import ReplenishmentPolicy, load_policy
 from agent.eligibility.reads import parse_reads
 from agent.eligibility.report import spreadsheet_safe
-from agent.errors import ConfigError, UsageError
+from agent.errors import ConfigError, NothingYet, UsageError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.output import json_line, print_table, write_line
@@ -60,10 +62,11 @@ COLUMNS = (
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
+    parser = add_command(
+        subparsers,
         "supplies",
         help="supply levels, part numbers and days-to-empty forecasts",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        doc=__doc__,
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--state-dir", type=Path, metavar="DIR", help="the agent's state directory")
@@ -138,7 +141,10 @@ def _rows_from_reads(spec: str, stdin: TextIO, settings: ReplenishmentPolicy) ->
 def _rows_from_state(state_dir: Path, settings: ReplenishmentPolicy) -> list[SupplyRow]:
     path = inventory_path(state_dir)
     if not path.is_file():
-        raise UsageError(f"--state-dir: {state_dir}: no inventory ({path.name}) there")
+        raise NothingYet(
+            f"--state-dir: {state_dir}: no inventory ({path.name}) there yet "
+            "(run the daemon, or 'fleet-agent discover --read')"
+        )
     with Inventory(path) as inventory:
         store = SupplyStore(inventory)
         return report_rows(store.histories(), settings.settings(), ordered=store.orders())

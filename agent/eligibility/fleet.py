@@ -34,6 +34,7 @@ from agent.eligibility.models import (
 )
 from agent.eligibility.policy import Policy
 from agent.eligibility.rules import DeviceFacts, evaluate
+from collectors.target_syntax import address_key
 from mibs.identity import stable_device_id
 from mibs.modelmatch import normalise
 from mibs.models import Identity, PrinterRead
@@ -152,7 +153,11 @@ def evaluate_fleet(
     agent_version: str = __version__,
     device_id_of: DeviceIdFunction = stable_device_id,
 ) -> FleetReport:
-    """Per-device verdicts with the fleet rules applied, and the site summary."""
+    """Per-device verdicts with the fleet rules applied, and the site summary.
+
+    Devices come in address order (:func:`collectors.target_syntax.address_key`), the
+    order of every device listing.
+    """
     devices = group_devices(reads, device_id_of=device_id_of)
     duplicates = duplicate_serials(devices)
     sharing: dict[str, tuple[str, ...]] = {}
@@ -191,6 +196,7 @@ def evaluate_fleet(
         else report
         for report in reports
     ]
+    reports.sort(key=lambda report: (address_key(report.address), report.device_id))
     return FleetReport(devices=tuple(reports), summary=_summary(policy, reports, duplicates, gaps))
 
 

@@ -2,8 +2,9 @@
 
 ``table`` (rich, for people), ``json`` (one document: ``devices`` and
 ``summary``, the :class:`~agent.eligibility.models.FleetReport` model) and
-``csv`` (one row per device for a spreadsheet, then an empty row and a
-two-column site summary section).
+``csv`` (one header and one row per device, the same columns on every row, so
+that it opens as one table; the CLI prints the site summary on stderr, as
+:func:`summary_lines`).
 """
 
 from __future__ import annotations
@@ -160,11 +161,12 @@ def report_csv(report: FleetReport) -> str:
             " | ".join(flag.message for flag in row.flags),
         )
         writer.writerow([spreadsheet_safe(cell) for cell in cells])
-    writer.writerow(())
-    writer.writerow(("site summary", ""))
-    for label, value in summary_rows(report.summary):
-        writer.writerow((spreadsheet_safe(label), spreadsheet_safe(value)))
     return buffer.getvalue()
+
+
+def summary_lines(summary: SiteSummary) -> list[str]:
+    """The site summary as ``label: value`` lines (beside a CSV, which has no room for it)."""
+    return [f"{label}: {value}" for label, value in summary_rows(summary)]
 
 
 def write_report(stream: TextIO, report: FleetReport, output: ReportFormat) -> None:

@@ -8,6 +8,8 @@ nothing bound answer ICMP port-unreachable; the counting sinks of
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import socket
 from collections.abc import Iterator, Sequence
@@ -36,13 +38,16 @@ def _fresh_logging() -> Iterator[None]:
 PRINTER_TYPE = "1.3.6.1.2.1.25.3.1.5"
 
 
-def printer_snmprec(*, serial: str, mac: str, model: str, sys_name: str) -> str:
+def printer_snmprec(
+    *, serial: str, mac: str, model: str, sys_name: str, location: str | None = None
+) -> str:
     """A minimal RFC 3805 / RFC 2790 printer (HP sysObjectID), lines in OID order."""
     rows = [
         ("1.3.6.1.2.1.1.1.0", "4", f"HP {model}"),
         ("1.3.6.1.2.1.1.2.0", "6", "1.3.6.1.4.1.11.2.3.9.1"),
         ("1.3.6.1.2.1.1.3.0", "67", "123456"),
         ("1.3.6.1.2.1.1.5.0", "4", sys_name),
+        *([("1.3.6.1.2.1.1.6.0", "4", location)] if location is not None else []),
         ("1.3.6.1.2.1.2.2.1.3.1", "2", "6"),
         ("1.3.6.1.2.1.2.2.1.6.1", "4x", mac.replace(":", "")),
         ("1.3.6.1.2.1.25.3.2.1.2.1", "6", PRINTER_TYPE),
@@ -230,7 +235,11 @@ def test_inventory_command_lists_what_discovery_found(
 ) -> None:
     devices = {
         "127.0.5.2": printer_snmprec(
-            serial="=HACK0001", mac="00:11:22:00:02:01", model="LaserJet M404", sys_name="x"
+            serial="=HACK0001",
+            mac="00:11:22:00:02:01",
+            model="LaserJet M404",
+            sys_name="x",
+            location="Floor 2, copy room",
         )
     }
     port = common_port(list(devices))
@@ -252,3 +261,22 @@ def test_inventory_command_lists_what_discovery_found(
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2  # the same device, not a second one
     assert lines[1].split(",")[8] == "48213"
+    (row,) = csv.DictReader(io.StringIO("\n".join(lines)))
+    assert (row["sys_name"], row["location"]) == ("x", "Floor 2, copy room")
+    assert row["start_page_count"] == "48213"  # the first read kept: where billing starts
+
+
+def test_a_sweep_that_finds_no_printer_exits_1(
+    tmp_path: Path, snmpsim_factory: SnmpSimFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = common_port(["127.0.5.40", "127.0.5.41"])
+    start_devices(snmpsim_factory, tmp_path / "sims", {"127.0.5.40": ROUTER}, port)
+    state = tmp_path / "state"
+    argv = ["127.0.5.40-41", "--snmp-port", str(port), "--timeout", "5", "--retries", "0"]
+    code = main(["discover", "--format", "json", *argv, "--state-dir", str(state)])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err  # nothing found: 1, as grep; 2 is for usage errors only
+    assert captured.out == ""
+    assert "0 printers, 1 other SNMP device, 1 silent" in captured.err
+    assert main(["inventory", "--state-dir", str(state), "--format", "csv"]) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == []  # an inventory, still empty

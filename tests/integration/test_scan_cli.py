@@ -486,7 +486,7 @@ def test_snmpv3_auth_priv_with_key_files(v3_printer: SnmpSim, tmp_path: Path) ->
         "--v3-priv-key-file",
         str(priv_file),
     )
-    assert wrong.returncode == 0, wrong.stderr
+    assert wrong.returncode == 1, wrong.stderr  # no printer read, as snmpget exits 1
     assert wrong.reads() == []
     assert "not-the-key-1" not in wrong.stderr
 
@@ -494,9 +494,9 @@ def test_snmpv3_auth_priv_with_key_files(v3_printer: SnmpSim, tmp_path: Path) ->
 # --- exit status and argument errors -------------------------------------------------------
 
 
-def test_a_sweep_that_finds_nothing_is_still_exit_0() -> None:
+def test_a_sweep_that_finds_nothing_is_exit_1_without_the_named_host_hint() -> None:
     run = run_scan("127.0.1.250-251", "--snmp-port", "9", *FAST)
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # nothing found: 1, as grep; 2 is usage only
     assert run.stdout == ""
     assert "2 addresses scanned, 0 printers, 0 not a printer, 2 silent" in run.stderr
     assert "no answer from" not in run.stderr

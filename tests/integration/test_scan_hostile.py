@@ -167,7 +167,7 @@ async def test_silence_before_identification_is_reported_not_hidden(
         "--retries",
         "0",
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # no printer read: 1 (the exit status table)
     assert "Traceback" not in run.stderr
     assert "127.0.2.7" in run.stderr
     assert "fell silent" in run.stderr
@@ -202,7 +202,7 @@ async def test_error_status_on_everything_is_not_a_crash(hostile_factory: Hostil
     run = await scan(
         responder.address, "--snmp-port", str(responder.port), "--timeout", "1", "--retries", "0"
     )
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # no printer found: 1, and no crash
     assert "Traceback" not in run.stderr
     assert run.reads() == []  # genErr to every PDU: nothing identifies it as a printer
     assert "1 address scanned" in run.stderr

@@ -179,7 +179,8 @@ def test_inventory_csv_has_the_onboarding_columns(tmp_path: Path) -> None:
         model="=cmd|' /C calc'!A0",
         mac="00:11:22:33:44:55",
         sys_object_id=None,
-        sys_name=None,
+        sys_name="lj-2nd-floor",
+        location="=Floor 2, copy room",
         firmware=None,
         address="10.0.0.5",
         addresses=["10.0.0.5"],
@@ -189,6 +190,7 @@ def test_inventory_csv_has_the_onboarding_columns(tmp_path: Path) -> None:
         duplicate_serial=False,
         last_read_at=None,
         lifetime_pages=48213,
+        start_page_count=41000,
     )
     out = io.StringIO()
     write_csv(out, [device])
@@ -196,8 +198,14 @@ def test_inventory_csv_has_the_onboarding_columns(tmp_path: Path) -> None:
     assert header[:8] == [
         "device_id", "serial", "vendor", "model", "address", "mac", "first_seen", "last_seen"
     ]  # fmt: skip
+    assert header[8:] == [
+        "lifetime_pages", "duplicate_serial", "sys_name", "location", "start_page_count"
+    ]  # fmt: skip
     record = dict(zip(header, row, strict=True))
     assert record["lifetime_pages"] == "48213"
+    assert record["start_page_count"] == "41000"
+    assert record["sys_name"] == "lj-2nd-floor"
+    assert record["location"] == "'=Floor 2, copy room"
     assert record["model"].startswith("'=")
     assert record["first_seen"].startswith("2026-11-01")
 
@@ -205,7 +213,7 @@ def test_inventory_csv_has_the_onboarding_columns(tmp_path: Path) -> None:
 def test_inventory_command_without_an_inventory(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["inventory", "--state-dir", str(tmp_path)]) == 2
+    assert main(["inventory", "--state-dir", str(tmp_path)]) == 1  # nothing yet: not usage
     assert "no inventory at" in capsys.readouterr().err
 
 

@@ -10,7 +10,13 @@ from typing import Any
 
 from agent.eligibility.fleet import evaluate_fleet, group_devices
 from agent.eligibility.models import FleetReport
-from agent.eligibility.report import CSV_COLUMNS, report_csv, report_json, write_report
+from agent.eligibility.report import (
+    CSV_COLUMNS,
+    report_csv,
+    report_json,
+    summary_lines,
+    write_report,
+)
 from mibs.models import PrinterRead
 from tests.unit.test_eligibility_rules import WHEN, make_policy, make_read
 
@@ -164,7 +170,7 @@ def test_json_report_is_the_fleet_report_model() -> None:
     assert FleetReport.model_validate(document) == _mixed()
 
 
-def test_csv_report_has_device_rows_then_the_site_summary() -> None:
+def test_csv_report_is_one_table_and_the_summary_is_apart() -> None:
     rows = list(csv.reader(io.StringIO(report_csv(_mixed()))))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1][:8] == [
@@ -176,13 +182,22 @@ def test_csv_report_has_device_rows_then_the_site_summary() -> None:
     assert rows[2][10].startswith("1 of 2 HP LaserJet M130nw at 'Berlin/Floor 2' are entitled")
     assert rows[3][0] == "ip:192.0.2.3"
     assert rows[3][8] == "serial_missing"
-    assert rows[4] == []
-    summary = dict(tuple(row) for row in rows[5:])  # type: ignore[misc]
-    assert summary["site summary"] == ""
+    assert len(rows) == 4, "one header and one row per device, nothing under them"
+    assert {len(row) for row in rows} == {len(CSV_COLUMNS)}
+    summary = dict(line.split(": ", 1) for line in summary_lines(_mixed().summary))
     assert summary["devices"] == "3"
     assert summary["eligible"] == "1"
     assert summary["onboarding method"].startswith("self-entitlement packets (1 eligible;")
     assert summary["reason serial_missing"] == "1"
+
+
+def test_devices_come_in_address_order_in_every_format() -> None:
+    report = fleet([_printer(10), _printer(9, total=250_000), _printer(2)])
+    addresses = [row.address for row in report.devices]
+    assert addresses == ["192.0.2.2", "192.0.2.9", "192.0.2.10"]  # numeric, not text order
+    csv_rows = list(csv.reader(io.StringIO(report_csv(report))))[1:]
+    assert [row[1] for row in csv_rows] == addresses
+    assert [row["address"] for row in json.loads(report_json(report))["devices"]] == addresses
 
 
 def test_table_report_shows_verdicts_reasons_and_summary() -> None:

@@ -11,7 +11,6 @@ import pytest
 from agent.commands.scan import ScanSummary, scan_record
 from agent.output import (
     OutputError,
-    address_key,
     default_format,
     json_line,
     lowest_supply,
@@ -19,6 +18,7 @@ from agent.output import (
     printer_table,
     write_line,
 )
+from collectors.target_syntax import address_key
 from mibs.models import Counters, Identity, PrinterRead, Supply, SupplyClass, SupplyState
 
 
