@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, cast
 
+from agent.cli_help import Parser
 from fleet_errors import FleetAgentError, describe, exit_code, known_error
 
 
@@ -109,7 +110,7 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
 
     The other commands get a placeholder that carries only their name and help.
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fleet-agent",
         description="Open, vendor-neutral printer fleet collector.",
         epilog=EPILOG,

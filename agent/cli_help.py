@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import re
+from typing import NoReturn
 
 #: :func:`x`, :mod:`~a.b`, :data:`x` -> x
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
@@ -34,6 +35,21 @@ def plain(doc: str | None) -> str:
     text = text.replace("\\ ", "").replace("::\n", ":\n")
     text = _COMMAND_PREFIX.sub("", text)
     return text[:1].upper() + text[1:]
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose "ACTION is required" error lists the actions to choose from.
+
+    Usage lines say ``ACTION`` (one placeholder for every command's sub-commands); an admin
+    who typed ``fleet-agent keys`` alone is told which words would have worked.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        for action in self._actions:
+            named = isinstance(action, argparse._SubParsersAction) and action.metavar
+            if named and message.endswith(f"required: {action.metavar}"):
+                message = f"{message} (one of: {', '.join(action.choices or ())})"
+        super().error(message)
 
 
 def add_command(

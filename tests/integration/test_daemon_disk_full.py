@@ -141,8 +141,8 @@ async def test_a_full_volume_costs_no_read_and_never_stops_the_daemon(
     assert (state / (OUTBOX_FILE + ".reserve")).stat().st_size == reserve
 
     # The volume fills up while reads go on; the broker goes away and comes back.
+    mark = daemon.mark()  # before filling: the daemon may release the reserve while we fill
     filler = fill(volume)
-    mark = daemon.mark()
     daemon.wait_for("outbox.reserve_released", after=mark, timeout=60)
     broker.stop()
     held = daemon.wait_for("outbox.held_in_memory", after=mark, timeout=120)
