@@ -110,7 +110,7 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
 
     The other commands get a placeholder that carries only their name and help.
     """
-    parser = Parser(
+    parser: argparse.ArgumentParser = Parser(  # its sub-parsers are Parsers too
         prog="fleet-agent",
         description="Open, vendor-neutral printer fleet collector.",
         epilog=EPILOG,
