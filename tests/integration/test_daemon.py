@@ -33,6 +33,7 @@ from tests.support.daemon import (
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import start_consumer, unique_prefix
 from tests.support.snmpsim import SnmpSimFactory
+from tests.support.udp_counter import UdpCounterFactory
 from uploader.config import MqttSettings
 from uploader.envelope import Verifier
 from uploader.keys import AgentKey
@@ -179,6 +180,7 @@ async def test_metrics_and_status_follow_broker_and_device_outages(
     snmpsim_factory: SnmpSimFactory,
     mosquitto_factory: MosquittoFactory,
     daemon_runner: DaemonRunner,
+    udp_counter_factory: UdpCounterFactory,
     tmp_path: Path,
 ) -> None:
     printers = start_printers(snmpsim_factory, tmp_path, "127.0.61")
@@ -264,7 +266,10 @@ async def test_metrics_and_status_follow_broker_and_device_outages(
     quiet_json = await asyncio.to_thread(status, config, port, "--quiet", "--format", "json")
     assert (quiet_json.returncode, quiet_json.stdout) == (1, "")
 
-    printers.sims[4].stop()  # one printer stops answering: its reads count as silent
+    # One printer stops answering: its reads count as silent. A sink takes its port, as a
+    # firewall that drops SNMP would (a closed port answers ICMP, which is no timeout).
+    printers.sims[4].stop()
+    udp_counter_factory([printers.sims[4].address], printers.port)
 
     def silent() -> bool:
         m = scrape(port)

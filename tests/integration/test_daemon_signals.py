@@ -19,6 +19,7 @@ from tests.support.daemon import (
 from tests.support.mosquitto import MosquittoFactory
 from tests.support.mqtt_consumer import start_consumer, unique_prefix
 from tests.support.snmpsim import SnmpSimFactory
+from tests.support.udp_counter import UdpCounterFactory
 from uploader.config import MqttSettings
 from uploader.envelope import Signer, Verifier, envelope_hash
 from uploader.queue import Outbox
@@ -114,6 +115,7 @@ async def test_sigterm_mid_cycle_leaves_a_consistent_queue_that_a_restart_delive
     snmpsim_factory: SnmpSimFactory,
     mosquitto_factory: MosquittoFactory,
     daemon_runner: DaemonRunner,
+    udp_counter_factory: UdpCounterFactory,
     tmp_path: Path,
 ) -> None:
     printers = start_printers(snmpsim_factory, tmp_path, subnet)
@@ -142,6 +144,9 @@ async def test_sigterm_mid_cycle_leaves_a_consistent_queue_that_a_restart_delive
     # One printer goes silent: each cycle now waits SILENT_WAIT s for it after the others.
     silent_printer = printers.sims[4]
     silent_printer.stop()
+    # A sink on its port drops what is sent, as a firewall would (a closed port answers ICMP
+    # port unreachable at once, which would not hold the cycle).
+    sink = udp_counter_factory([silent_printer.address], printers.port)
     daemon.wait_for("read.silent", after=daemon.mark())
     mark = daemon.mark()
     daemon.wait_for("poll.completed", after=mark)  # a new cycle is under way ...
@@ -172,6 +177,7 @@ async def test_sigterm_mid_cycle_leaves_a_consistent_queue_that_a_restart_delive
 
     # Restart with the broker back: the queued messages and the new ones all arrive.
     broker.start()
+    sink.close()
     snmpsim_factory(silent_printer.data_dir, address=silent_printer.address, port=printers.port)
     consumer = await start_consumer(
         MqttSettings(host="127.0.0.1", port=broker.port, tls=False, topic_prefix=prefix),
