@@ -48,7 +48,7 @@ from backend import agents
 from backend.enrollment import ControlAnswer, ControlDesk, body_error, parse_enroll, parse_rotation
 from backend.keyring import KeyBinding, KeyRing, key_refusal
 from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
-from mibs.messages import parse_body
+from mibs.messages import AgentMessage, ReadMessage, parse_body
 from uploader.config import (
     KIND_BY_TOPIC_LEVEL,
     PRESENCE_LEVEL,
@@ -115,15 +115,18 @@ class _Counters:
     answered: Counter[str] = field(default_factory=Counter)
 
 
-def body_problem(envelope: Envelope) -> str | None:
-    """Why ``envelope``'s body does not follow its kind's model (``None`` when it does)."""
+def parse_message(envelope: Envelope) -> tuple[AgentMessage | None, str | None]:
+    """``envelope``'s body as its kind's model, parsed once for everything ingest does with it.
+
+    ``(model, None)``, ``(None, None)`` for a kind without a model, or ``(None, why)``
+    when the body does not follow its model.
+    """
     try:
-        parse_body(envelope.kind, envelope.body)
+        return parse_body(envelope.kind, envelope.body), None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return f"{envelope.kind} body: {where}: {first['msg']}"
-    return None
+        return None, f"{envelope.kind} body: {where}: {first['msg']}"
 
 
 def _claimed_key(payload: bytes) -> PublicKey | None:
@@ -427,7 +430,7 @@ class Ingestor:
                 agent_id=agent_id,
             )
         batch.put_agent_state(new_state)
-        off_schema = body_problem(envelope)
+        parsed, off_schema = parse_message(envelope)
         if off_schema is not None:
             self._counters.off_schema += 1
             log.warning(
@@ -450,9 +453,10 @@ class Ingestor:
                 token=token,
                 hash=digest,
                 prev_hash=envelope.prev_hash,
-            )
+            ),
+            read=parsed if isinstance(parsed, ReadMessage) else None,
         )
-        if off_schema is None:  # heartbeats and device outages: backend/agents.py
+        if parsed is not None:  # heartbeats and device outages: backend/agents.py
             parts = self._topic_parts(topic)
             origin = agents.Origin(
                 agent_id=agent_id,
@@ -461,7 +465,7 @@ class Ingestor:
                 created_at=envelope.created_at,
                 received_at=received_at,
             )
-            agents.record(batch, origin, envelope.kind, envelope.body)
+            agents.record(batch, origin, parsed)
         self._counters.stored += 1
         return Outcome("stored", agent_id=agent_id, sequence=sequence)
 

@@ -22,8 +22,9 @@ export is complete and exits 0 with ``devices x 3`` lines.
 :meth:`backend.store.StoreBatch.insert_meter_reads` (what the consumer's
 ``insert_meter_read`` calls for each read) with the read's body (the body an
 agent uploads: a :class:`mibs.models.PrinterRead` as JSON plus ``device_id``),
-which validates it as the consumer does (:func:`backend.billing.meter_row`) and
-inserts its ``meter_reads`` rows, 5,000 reads per transaction and statement.
+which validates it once (:func:`backend.billing.meter_row`; the consumer validates
+it once too, as a ``ReadMessage``, and indexes that) and inserts its ``meter_reads``
+rows, 5,000 reads per transaction and statement.
 The ``messages`` row (signed token, chain bookkeeping) is left out: billing
 never reads it, and signing 300,000 envelopes would only slow the set-up.
 
