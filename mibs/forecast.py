@@ -31,12 +31,16 @@ from whole earlier cartridges of this supply (method ``pages_learned_yield``).
 The earliest likely empty date comes from the low end of the yield's interval,
 so an order allows for offices that print more toner per page than the rated
 yield's test. A cartridge that was in use before the history began has no
-pages to count: it is not guessed, and a coarse ``low`` (the device's own
-warning) orders it once the minimum history is reached.
+pages of its own to count: no empty date is guessed for it, but the chance that
+it runs out within lead time plus safety days is
+(:func:`mibs.yield_forecast.unknown_start_risk`), and a coarse ``low`` (the
+device's own warning) orders it too, once the minimum history is reached.
 
 **State**: ``empty`` (nothing left), ``ordered`` (an order exists for this
 cartridge), ``order_due`` (the earliest likely empty date is within lead time
-plus safety days, a coarse sensor says ``low`` after the minimum history, or the
+plus safety days, a cartridge of unknown age has a chance of
+:data:`~mibs.yield_forecast.UNKNOWN_START_RISK` or more of running out within
+them, a coarse sensor says ``low`` after the minimum history, or the
 level is at or below the emergency level: an order even while learning),
 ``learning`` (less history than the minimum, or nothing to forecast from;
 ``more_history_days`` says how much more is needed), ``ok``.
@@ -54,8 +58,14 @@ from typing import Literal
 from pydantic import Field
 
 from mibs.models import Frozen
-from mibs.supply_history import Cartridge, SupplyPoint, cartridges
-from mibs.yield_forecast import estimate_yield, pages_used, rated_yield
+from mibs.supply_history import Cartridge, SupplyPoint, cartridges, pages_in_service
+from mibs.yield_forecast import (
+    UNKNOWN_START_RISK,
+    estimate_yield,
+    pages_used,
+    rated_yield,
+    unknown_start_risk,
+)
 
 RATE_WEEKS = 8
 MIN_SPAN = 5.0  # percentage points a cartridge must use before its own slope counts
@@ -209,6 +219,7 @@ class _Estimate:
     per_page: float | None = None
     pages: tuple[float, float, float] | None = None  # pages left: central, low, high
     note: str = ""
+    room: float | None = None  # of unknown age: at most this many pages left (expected yield)
 
 
 def _from_level(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
@@ -240,10 +251,18 @@ def _from_pages(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
     used = pages_used(current)
     if estimate is None:
         return _Estimate(note="coarse sensor: needs a rated yield or one whole cartridge seen")
+    method: ForecastMethod = (
+        "pages_rated_yield" if estimate.source == "rated" else "pages_learned_yield"
+    )
     if used is None:
+        seen = pages_in_service(current)  # since the history began
+        if seen is None:
+            return _Estimate(note="coarse sensor: no page count since the cartridge was first seen")
         return _Estimate(
-            note="coarse sensor: the cartridge was in use before the history began "
-            "(pages printed with it unknown)"
+            method,
+            room=max(0.0, estimate.pages - seen),
+            note="coarse sensor: the cartridge was in use before the history began; "
+            f"{seen} pages printed since, of about {round(estimate.pages)}",
         )
     per_page = 100.0 / estimate.pages
     pages = (
@@ -252,10 +271,8 @@ def _from_pages(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
         max(0.0, estimate.high - used),
     )
     if estimate.source == "rated":
-        method: ForecastMethod = "pages_rated_yield"
         basis = f"rated {estimate.rated}"
     else:
-        method = "pages_learned_yield"
         basis = f"learned from {estimate.samples} whole cartridge(s)"
     note = (
         f"coarse sensor: {used} of about {round(estimate.pages)} pages ({basis}; "
@@ -289,6 +306,14 @@ def forecast(
     dates = _dates(last.at, estimate.pages, rate)
     more = max(0.0, settings.min_history_days - history)
     says_low = last.percent is None and last.state == "low"
+    horizon = settings.lead_time_days + settings.safety_days
+    risk = (
+        unknown_start_risk(estimate.room, max(rate[0], rate[2]) * horizon)
+        if estimate.room is not None and rate is not None and rate[0] > 0
+        else None
+    )
+    if risk is not None:
+        note = f"{note}; a {risk:.0%} chance of running out within {horizon:g} days"
     state: ForecastState
     if empty:
         state = "empty"
@@ -299,6 +324,8 @@ def forecast(
     elif says_low and more <= 0:
         state = "order_due"  # a coarse sensor's own warning, whatever the pages say
         note = f"{note}; the device says low" if note else "the device says low"
+    elif risk is not None and more <= 0:
+        state = "order_due" if risk >= UNKNOWN_START_RISK else "ok"
     elif more > 0 or dates is None:
         state = "learning"
         if dates is None and more <= 0:
