@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mibs.forecast import ForecastSettings, forecast, page_rate
+from mibs.forecast import ForecastSettings, forecast
+from mibs.page_rates import page_rate
 from mibs.supply_history import SupplyPoint, add_point, cartridges, replacements
 
 DAY0 = datetime(2026, 3, 2, 8, tzinfo=UTC)  # a Monday
