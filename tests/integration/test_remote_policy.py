@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -37,6 +38,16 @@ FIRST: dict[str, Any] = {
     "version": "contract-1",
     "models": [{"vendor": "HP", "patterns": ["LaserJet Pro M4*"]}],
     "max_lifetime_pages": 300_000,
+    "contacts": [  # covers the whole site; named by the order event
+        {
+            "name": "Anna Berg",
+            "company": "Acme GmbH",
+            "address": "Hauptstrasse 5, 10115 Berlin",
+            "phone": "+49301234567",
+            "email": "anna.berg@acme.example",
+            "country_code": "DE",
+        }
+    ],
 }
 SECOND: dict[str, Any] = {
     **FIRST,
@@ -114,7 +125,7 @@ async def test_a_pushed_policy_drives_verdicts_and_orders_and_survives_a_restart
         "contract-1",
     )
     reads = await _until("reads under contract-1", lambda: _reads_under(site, "contract-1"), 2)
-    assert reads[0]["serial"] == LOW_TONER_HP.serial
+    assert reads[0]["identity"]["serial"] == LOW_TONER_HP.serial
     assert reads[0]["eligibility"]["eligible"] is True, reads[0]["eligibility"]
     assert _events(site, "supply_order_due") == []
     assert daemon.named("supply.event", after=mark) == []
@@ -131,8 +142,9 @@ async def test_a_pushed_policy_drives_verdicts_and_orders_and_survives_a_restart
     ordered = await _until("supply_order_due", lambda: _events(site, "supply_order_due"))
     assert len(ordered) == 1, ordered
     assert ordered[0]["emergency"] is True
-    assert ordered[0]["type"] == "toner"
+    assert ordered[0]["type"] == "toner_cartridge"
     assert ordered[0]["level"] == pytest.approx(7, abs=1)
+    assert ordered[0]["contact"]["name"] == "Anna Berg"  # from the pushed policy
     event = daemon.wait_for("supply.event", after=mark)
     assert event["kind"] == "supply_order_due"
 
@@ -170,16 +182,21 @@ async def test_a_pushed_policy_drives_verdicts_and_orders_and_survives_a_restart
     # 4. Restarted: the pushed policy (v2) runs from the last good file.
     daemon.signal(signal.SIGTERM)
     assert await daemon.exited() == 0
-    before = len(_reads_under(site, "contract-2"))
+    restart_at = datetime.now(UTC)
     restarted = daemon_runner(site.config)
     loaded = await asyncio.to_thread(restarted.wait_for, "config.remote_loaded", timeout=120)
     assert (loaded["version"], loaded["policy_version"]) == (2, "contract-2")
     started = restarted.wait_for("daemon.started")
     assert started["policy_source"] == "remote config v2 (site lab)"
     reads = await _until(
-        "reads after the restart", lambda: _reads_under(site, "contract-2"), before + 1
+        "reads by the restarted daemon",
+        lambda: [
+            read
+            for read in _reads_under(site, "contract-2")
+            if datetime.fromisoformat(read["collected_at"]) > restart_at
+        ],
     )
-    assert _codes(reads[-1]) == ["lifetime_count_over_max"]
+    assert _codes(reads[0]) == ["lifetime_count_over_max"]
     assert len(_events(site, "supply_order_due")) == 1  # ordered once, across the restart
 
     shown = await asyncio.to_thread(
