@@ -71,7 +71,9 @@ SENSORS = ("percent", "percent", "percent", "impressions", "noisy", "canon", "br
 #: devices name them as the JetDirect M130nw recording does ("Black Cartridge HP CF217A").
 #: Canon devices name both cartridges that fit, as the LBP6670 recording does ("Canon
 #: Cartridge 719/719H"); Brother devices name none ("Black Toner Cartridge", as the
-#: HL-5370DW recording). Xerox devices name a part the yield table does not know.
+#: HL-5370DW recording), but give their model in hrDeviceDescr as that recording does
+#: ("Brother HL-5370DW series": TN-620 or TN-650). Xerox devices name a part the yield
+#: table does not know.
 Family = tuple[tuple[str, int], tuple[str, int] | None]
 HP_MONO: tuple[Family, ...] = (
     (("CF217A", 1600), None),
@@ -276,6 +278,8 @@ def varbinds(rng: random.Random, printer: Printer) -> dict[Oid, Value]:
         MIB + (25, 3, 2, 1, 2, 1): MIB + (25, 3, 1, 5),
         MIB + (43, 10, 2, 1, 4, 1, 1): printer.pages,
     }
+    if printer.sensor == "brother":  # hrDeviceDescr, as the HL-5370DW recording says it
+        found[MIB + (25, 3, 2, 1, 3, 1)] = b"Brother HL-5370DW series"
     for supply in printer.supplies:
         cartridge, row = supply.current, (1, supply.index)
         maximum, level, unit = _reported(rng, printer, cartridge)
