@@ -262,7 +262,9 @@ def forecast(
     emergency = level is not None and level <= settings.emergency_percent
     empty = last.state == "empty" or (last.percent is not None and last.percent <= 0)
     dates = _dates(last.at, estimate.pages, rate)
-    more = max(0.0, settings.min_history_days - history)
+    # Counted in tenths of a day, as reported: a daily read that comes a few minutes
+    # earlier in the day than the first one completes its day.
+    more = max(0.0, settings.min_history_days - round(history, 1))
     says_low = last.percent is None and last.state == "low"
     horizon = settings.lead_time_days + settings.safety_days
     risk = (
