@@ -85,7 +85,11 @@ class EnrollmentToken(BaseModel):
 
     @classmethod
     def new(cls, backend_key_id: str | None) -> Self:
-        return cls(secret=secrets.token_urlsafe(_SECRET_BYTES), backend_key_id=backend_key_id)
+        while True:
+            secret = secrets.token_urlsafe(_SECRET_BYTES)
+            # One in 64 would start with '-': `enroll --token -x...` reads as an option.
+            if not secret.startswith("-"):
+                return cls(secret=secret, backend_key_id=backend_key_id)
 
     @classmethod
     def parse(cls, text: str) -> Self:
