@@ -9,7 +9,8 @@ Messages (the ``body`` of the signed envelope, see docs/schema/) are typed:
 
 * ``read``: :class:`mibs.messages.ReadMessage`, the read exactly as
   ``fleet-agent scan --format json`` prints it, plus ``device_id``, ``purpose``
-  (``meters`` or ``supplies``) and ``eligibility`` when a policy is configured.
+  (``meters`` or ``supplies``) and ``eligibility`` when a policy is configured
+  (a local file, or one pushed inline in a remote configuration document).
 * ``event``: one model of the :data:`mibs.events.Event` union (meter anomalies:
   :func:`mibs.meter_anomalies.anomaly_event`).
 """
@@ -35,6 +36,7 @@ from agent.eligibility.rules import evaluate_read
 from agent.inventory import Inventory, InventoryDevice, out_of_space
 from agent.liveness import LivenessTracker, after_read
 from agent.metrics import Metrics
+from agent.remote_config import PushedPolicy
 from agent.supplies import SupplyTracker
 from agent.supply_store import SupplyStore
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
@@ -130,15 +132,27 @@ class CycleStats:
 class EligibilityInputs:
     policy: Policy
     contacts: tuple[Contact, ...] | None
+    #: Where the policy came from: its file, or ``remote config v7 (site lab)``.
+    source: str | None = None
 
 
-def load_eligibility(config: AgentConfig) -> EligibilityInputs | None:
-    """The policy and contacts named by the config (their errors name file and line)."""
-    if config.eligibility.policy is None:
+def load_eligibility(
+    config: AgentConfig, pushed: PushedPolicy | None = None
+) -> EligibilityInputs | None:
+    """The policy and contacts to run with (file errors name file and line).
+
+    The policy file named by ``eligibility.policy`` wins; else the policy pushed
+    inline in the remote configuration (:func:`agent.remote_config.pushed_policy`).
+    """
+    path = config.eligibility.policy
+    if path is not None:
+        policy, source = load_policy(path), str(path)
+    elif pushed is not None:
+        policy, source = pushed.policy, pushed.label
+    else:
         return None
-    policy = load_policy(config.eligibility.policy)
     contacts = load_contacts(config.eligibility.contacts) if config.eligibility.contacts else None
-    return EligibilityInputs(policy, contacts)
+    return EligibilityInputs(policy, contacts, source)
 
 
 class Collector:

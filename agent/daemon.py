@@ -17,7 +17,9 @@ subscribes to the backend's configuration documents for the site and for this
 agent; :class:`agent.remote_agent.RemoteConfigReceiver` screens each one
 (signature, scope, version) and :meth:`Daemon._apply` runs it through the same
 path as SIGHUP: validated exactly like the local file, switched, and rolled back
-to the previous configuration if the jobs cannot be scheduled with it. The outcome
+to the previous configuration if the jobs cannot be scheduled with it. A contract
+policy in the document (validated like a policy file) drives eligibility, meter
+checks and supply orders unless the local file names one. The outcome
 goes to the backend as a signed ``status`` envelope (``config_status``); the last
 good document starts the next run before the broker is reached.
 """
@@ -41,14 +43,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import __version__
 from agent.collect import Collector, EligibilityInputs, OutboxSink, load_eligibility
-from agent.config import AgentConfig, read_local
+from agent.config import AgentConfig, LocalSettings, read_local
 from agent.errors import ConfigError, FleetAgentError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.manual_inbox import queue_pending
 from agent.metrics import Metrics, MetricsServer
 from agent.remote_agent import Received, RemoteConfigReceiver
-from agent.remote_config import effective_config
+from agent.remote_config import effective_config, pushed_policy
 from agent.sdnotify import SystemdNotifier
 from agent.state import inventory_path, key_path, load_or_create_key, outbox_path
 from collectors.transport import SnmpTransport
@@ -59,7 +61,7 @@ from uploader.errors import KeyFileError, QueueError
 from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
 from uploader.queue import Outbox
-from uploader.remote_config import ConfigStatus, config_topic
+from uploader.remote_config import ConfigDocument, ConfigStatus, config_topic
 from uploader.spool import OutboxSpool
 
 log = structlog.get_logger("agent.daemon")
@@ -108,8 +110,9 @@ class Daemon:
         )
         self._remote_inbox: asyncio.Queue[bytes] = asyncio.Queue()
         self._reports: list[ConfigStatus] = []  # for the backend, once the outbox is open
-        self.config: AgentConfig = self._starting_config()
-        self._eligibility: EligibilityInputs | None = load_eligibility(self.config)
+        self.config: AgentConfig
+        self._eligibility: EligibilityInputs | None
+        self.config, self._eligibility = self._starting_config()
         self.metrics = Metrics()
         self.jobs = {name: JobState() for name in JOBS}
         self._stop = asyncio.Event()
@@ -138,20 +141,40 @@ class Daemon:
         """The remote configuration version running (``None``: the local file alone)."""
         return self.remote.applied_version
 
-    def _starting_config(self) -> AgentConfig:
+    @staticmethod
+    def _effective(
+        local: LocalSettings, document: ConfigDocument | None
+    ) -> tuple[AgentConfig, EligibilityInputs | None]:
+        """The configuration and the policy to run with, validated; :class:`ConfigError`
+        names the place. The policy is the local file's, else the document's inline one."""
+        config = effective_config(local, document)
+        return config, load_eligibility(config, pushed_policy(local, document))
+
+    def _starting_config(self) -> tuple[AgentConfig, EligibilityInputs | None]:
         """The local configuration merged with the last good remote document, if usable."""
         last = self.remote.load_last_good()
         if last is None:
-            return self._local_config
+            return self._local_config, load_eligibility(self._local_config)
         try:
-            config = effective_config(self._local, last.document)
-            load_eligibility(config)
+            config, eligibility = self._effective(self._local, last.document)
         except ConfigError as exc:
             self._reports.append(self.remote.refused(last.document.version, "invalid", str(exc)))
-            return self._local_config
+            return self._local_config, load_eligibility(self._local_config)
         self.remote.applied = last.document
-        log.info("config.remote_loaded", version=last.document.version, scope=last.document.scope)
-        return config
+        log.info(
+            "config.remote_loaded",
+            version=last.document.version,
+            scope=last.document.scope,
+            **self._policy_fields(eligibility),
+        )
+        return config, eligibility
+
+    @staticmethod
+    def _policy_fields(eligibility: EligibilityInputs | None) -> dict[str, str | None]:
+        """The policy running, for log lines and ``/healthz``: its source and version."""
+        if eligibility is None:
+            return {"policy_source": None, "policy_version": None}
+        return {"policy_source": eligibility.source, "policy_version": eligibility.policy.version}
 
     # -- health ------------------------------------------------------------------------
 
@@ -206,6 +229,7 @@ class Daemon:
                 "version": self.config_version,
                 "source": "local" if self.config_version is None else "local+remote",
                 "remote_error": self.remote.last_error,
+                **self._policy_fields(self._eligibility),
             },
         }
 
@@ -376,8 +400,7 @@ class Daemon:
         self._notifier.reloading()
         try:
             local = read_local(self._config_path)
-            new = effective_config(local, self.remote.applied)
-            failure = self._apply(new)
+            failure = self._apply(*self._effective(local, self.remote.applied))
         except FleetAgentError as exc:
             failure = str(exc)
         if failure is not None:
@@ -389,13 +412,9 @@ class Daemon:
         self._notifier.ready("running (configuration reloaded)")
         return True
 
-    def _apply(self, new: AgentConfig) -> str | None:
-        """Run with ``new``; ``None``, or why it could not start (the old one runs again).
-
-        The one path of SIGHUP and of remote documents. Raises :class:`ConfigError`
-        (nothing changed) when the eligibility files of ``new`` cannot be read.
-        """
-        eligibility = load_eligibility(new)
+    def _apply(self, new: AgentConfig, eligibility: EligibilityInputs | None) -> str | None:
+        """Run with ``new`` and its policy; ``None``, or why it could not start (the old
+        ones run again). The one path of SIGHUP and of remote documents."""
         old, old_eligibility = self.config, self._eligibility
         try:
             self._switch(new, eligibility)
@@ -412,7 +431,11 @@ class Daemon:
         if self._scheduler is not None and new.discovery != old.discovery:
             # New targets are swept now, not at the next interval.
             self._scheduler.modify_job("discovery", next_run_time=datetime.now(UTC))
-        log.info("config.reloaded", needs_restart=restart_only or None)
+        log.info(
+            "config.reloaded",
+            needs_restart=restart_only or None,
+            **self._policy_fields(eligibility),
+        )
         return None
 
     def _switch(self, config: AgentConfig, eligibility: EligibilityInputs | None) -> None:
@@ -441,8 +464,7 @@ class Daemon:
     def _apply_document(self, received: Received) -> ConfigStatus:
         document = received.document
         try:
-            new = effective_config(self._local, document)
-            failure = self._apply(new)
+            failure = self._apply(*self._effective(self._local, document))
         except ConfigError as exc:
             return self.remote.refused(document.version, "invalid", str(exc))
         if failure is not None:
@@ -613,6 +635,7 @@ class Daemon:
                 key_id=key.key_id,
                 state_dir=str(config.state_dir),
                 config_version=self.config_version,
+                **self._policy_fields(self._eligibility),
                 broker=config.upload.mqtt.endpoint if publisher and config.upload.mqtt else None,
                 once=self._once,
             )

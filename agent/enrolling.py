@@ -10,33 +10,40 @@ by the key pinned at enrollment in ``STATE_DIR/backend-key.jwk``.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pydantic import JsonValue
-
-from agent.config import AgentConfig
-from agent.errors import ConfigError
+from agent.config import DEFAULT_CONFIG_PATH, AgentConfig, load_config
+from agent.errors import ConfigError, UsageError
+from agent.logging import configure_logging
 from agent.output import write_line
 from agent.state import write_atomically
 from uploader.config import MqttSettings
 from uploader.control import ControlRequest, request_reply
-from uploader.enrollment import ControlReply, open_reply
+from uploader.enrollment import ControlReply, EnrollRequest, KeyRotationRequest, open_reply
 from uploader.envelope import MessageKind, Signer
 from uploader.errors import EnvelopeRejected, KeyFileError
 from uploader.keys import AgentKey, PublicKey, load_public_key
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "Exchange",
+    "add_request_options",
     "ask_backend",
     "explain",
     "pin_backend_key",
     "pinned_backend_key",
+    "prepare",
     "report",
     "settings_of",
 ]
+
+DEFAULT_TIMEOUT = 30.0
 
 #: What the agent says for each refusal, after the backend's own detail.
 _ADVICE = {
@@ -70,6 +77,36 @@ def settings_of(config: AgentConfig, *, what: str) -> MqttSettings:
     return config.upload.mqtt
 
 
+def add_request_options(parser: argparse.ArgumentParser) -> None:
+    """``--config``, ``--timeout`` and ``--format``: the options of every request command."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help=f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"wait this long for the reply (default {DEFAULT_TIMEOUT:g})",
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
+    )
+
+
+def prepare(args: argparse.Namespace, *, what: str) -> tuple[AgentConfig, MqttSettings]:
+    """The configuration and the broker a request goes to; bad options first (exit 2)."""
+    if args.timeout <= 0:
+        raise UsageError("--timeout: must be positive")
+    config = load_config(args.config)
+    configure_logging("warning", stream=sys.stderr)
+    return config, settings_of(config, what=what)
+
+
 def pinned_backend_key(path: Path) -> PublicKey:
     """The backend key pinned at enrollment; :class:`KeyFileError` says how to get one."""
     if not path.exists():
@@ -93,19 +130,25 @@ def pin_backend_key(path: Path, reply: ControlReply) -> None:
         raise KeyFileError(f"cannot pin the backend key ({exc.strerror})", path=path) from exc
 
 
-async def ask_backend(
+def ask_backend(
     settings: MqttSettings,
     *,
     key: AgentKey,
     agent_id: str,
-    kind: MessageKind,
-    body: dict[str, JsonValue],
+    body: EnrollRequest | KeyRotationRequest,
     backend_key_id: str | None,
     pinned: PublicKey | None,
     within: float,
 ) -> Exchange:
-    """Sign ``body`` as a ``kind`` request with ``key``, send it, return the verified reply."""
-    signed = Signer(key, agent_id).sign(kind=kind, body=body, sequence=1, prev_hash=None)
+    """Sign ``body`` as its request (``enroll`` or ``key_rotation``) with ``key``, send it,
+    and wait (``within`` seconds at most) for the backend's verified reply."""
+    kind: MessageKind = "enroll" if isinstance(body, EnrollRequest) else "key_rotation"
+    signed = Signer(key, agent_id).sign(
+        kind=kind,
+        body=body.model_dump(mode="json", exclude_none=True),
+        sequence=1,
+        prev_hash=None,
+    )
     expected = "enroll_reply" if kind == "enroll" else "key_rotation_reply"
 
     def accept(payload: bytes) -> ControlReply | None:
@@ -123,7 +166,7 @@ async def ask_backend(
         payload=signed.token.encode("ascii"),
         reply_topic=settings.replies_topic(agent_id),
     )
-    reply = await request_reply(settings, request, accept, within=within)
+    reply = asyncio.run(request_reply(settings, request, accept, within=within))
     return Exchange(signed.message_id, reply, request.reply_topic)
 
 

@@ -3,8 +3,10 @@
 A configuration document from the backend (:class:`uploader.remote_config.ConfigDocument`)
 carries ``settings``, a partial configuration in the same shape as the local
 file, limited to :data:`REMOTE_KEYS` (discovery targets and exclusions, schedules,
-SNMP tuning, credential profiles *by name*). Anything else (state directory,
-broker, HTTP, agent id, secrets) is refused: it can only be set locally.
+SNMP tuning, credential profiles *by name*), plus the contract **policy** inline
+(:data:`POLICY_SECTION`: the content of a policy file, validated exactly like one,
+:func:`check_policy`). Anything else (state directory, broker, HTTP, agent id,
+secrets) is refused: it can only be set locally.
 
 Merge rule: the local file (and ``FLEET_AGENT_...`` variables) stay authoritative
 for what they set. A remote key is used only where the local sources give no
@@ -12,6 +14,8 @@ value at that key (lists are one value: a local ``discovery.targets`` replaces
 the remote list whole). ``snmp.credentials`` is the one key that differs: the
 document names profiles (``["site-v3", "public"]``) and the agent uses the
 *locally defined* profiles of those names, in that order; secrets never travel.
+The pushed policy is used only while the local sources name no policy file
+(``eligibility.policy``): :func:`pushed_policy`.
 
 The merged tree is validated by :func:`agent.yamlconf.validate` with
 :class:`agent.config.AgentConfig`: the very models and target checks of
@@ -22,25 +26,31 @@ for a remote value and ``file:line: field`` for a local one.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from agent.config import AgentConfig, LocalSettings, SnmpConfig
+from agent.eligibility.policy import Policy
 from agent.errors import ConfigError
 from agent.validation import dotted
 from agent.yamlconf import Loc, validate
 from uploader.remote_config import ConfigDocument
 
 __all__ = [
+    "LOCAL_POLICY",
+    "POLICY_SECTION",
     "REMOTE_KEYS",
     "Provenance",
+    "PushedPolicy",
+    "check_policy",
     "check_settings",
     "effective_config",
     "merge",
     "provenance",
+    "pushed_policy",
 ]
 
 #: What a document may set, per section (docs/remote-config.md lists the meaning of each).
@@ -56,14 +66,24 @@ REMOTE_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "snmp": ("credentials", "timeout", "retries", "max_repetitions", "use_bulk", "concurrency"),
 }
+#: The section holding the contract policy inline (a policy file's content).
+POLICY_SECTION = "policy"
+#: Where the local sources name a policy file; set there, it wins over a pushed policy.
+LOCAL_POLICY: Loc = ("eligibility", "policy")
 
 
 def check_settings(settings: Mapping[str, JsonValue], label: str) -> None:
     """Refuse what a document may not set; :class:`ConfigError` names ``label: field``."""
     problems: list[str] = []
     for section, values in settings.items():
+        if section == POLICY_SECTION:
+            if not isinstance(values, dict):
+                problems.append(
+                    f"{label}: {section}: must be a mapping of fields (a policy file's content)"
+                )
+            continue
         if section not in REMOTE_KEYS:
-            allowed = ", ".join(REMOTE_KEYS)
+            allowed = ", ".join((*REMOTE_KEYS, POLICY_SECTION))
             problems.append(
                 f"{label}: {section}: cannot be set remotely (only {allowed}); set it in the "
                 "local file"
@@ -133,6 +153,10 @@ def merge(local: LocalSettings, document: ConfigDocument) -> Merged:
     overridden: list[str] = []
     for section, values in document.settings.items():
         assert isinstance(values, dict)  # checked above
+        if section == POLICY_SECTION:  # not a configuration key: see pushed_policy()
+            if local.sets(LOCAL_POLICY):
+                overridden.append(section)
+            continue
         for key, value in values.items():
             loc: Loc = (section, key)
             if section == "snmp" and key == "credentials":
@@ -170,6 +194,58 @@ def effective_config(local: LocalSettings, document: ConfigDocument | None) -> A
     return validate(AgentConfig, merged.data, where, source=str(local.path))
 
 
+class _PolicySection(BaseModel):
+    """A document's ``policy`` section: field paths in errors start with ``policy.``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: Policy
+
+
+def check_policy(
+    settings: Mapping[str, JsonValue], where: Callable[[Loc], str], *, source: str
+) -> Policy | None:
+    """The ``policy`` section of ``settings`` validated like a policy file, or ``None``.
+
+    ``where(loc)`` names the place of a field (``remote config v7 (site lab)``, or
+    ``push.yaml:12`` before a push): :class:`ConfigError` lines read
+    ``remote config v7 (site lab): policy.replenishment.lead_time_days: must be ...``.
+    """
+    if POLICY_SECTION not in settings:
+        return None
+    section = {POLICY_SECTION: settings[POLICY_SECTION]}
+    return validate(_PolicySection, section, where, source=source).policy
+
+
+@dataclass(frozen=True)
+class PushedPolicy:
+    """A contract policy that came inline in a configuration document."""
+
+    policy: Policy
+    document: ConfigDocument
+
+    @property
+    def label(self) -> str:
+        """``remote config v7 (site lab)``: where the policy came from."""
+        return self.document.label
+
+
+def pushed_policy(local: LocalSettings, document: ConfigDocument | None) -> PushedPolicy | None:
+    """The document's policy to run with: ``None`` without one, or when the local sources
+    name a policy file (``eligibility.policy``: the local file wins).
+
+    The policy is validated either way (a document with a bad policy is refused, even
+    where the local file would win); :class:`ConfigError` names the document and field.
+    """
+    if document is None:
+        return None
+    label = document.label
+    policy = check_policy(document.settings, lambda _loc: label, source=label)
+    if policy is None or local.sets(LOCAL_POLICY):
+        return None
+    return PushedPolicy(policy, document)
+
+
 @dataclass(frozen=True)
 class Provenance:
     """One effective value and where it came from."""
@@ -193,14 +269,24 @@ def provenance(
 ) -> list[Provenance]:
     """Every effective value (secrets masked) with its source: local place, remote, default."""
     remote = merge(local, document).remote if document is not None else frozenset()
+    pushed = pushed_policy(local, document)
+    overrides = (
+        document is not None and POLICY_SECTION in document.settings and local.sets(LOCAL_POLICY)
+    )
     rows = []
-    for loc, value in _leaves(config.model_dump(mode="json"), ()):
-        if loc in remote and document is not None:
+    for loc, leaf in _leaves(config.model_dump(mode="json"), ()):
+        value = leaf
+        if loc == LOCAL_POLICY and pushed is not None:
+            value = f"inline, policy version {pushed.policy.version}"
+            source = pushed.label
+        elif loc in remote and document is not None:
             source = document.label
             if loc == ("snmp", "credentials"):
                 source += " (profiles defined locally)"
         elif local.sets(loc):
             source = local.place(loc)
+            if loc == LOCAL_POLICY and overrides and document is not None:
+                source += f" (wins over the policy in {document.label})"
         else:
             source = "default"
         rows.append(Provenance(dotted(loc), value, source))

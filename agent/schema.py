@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.eligibility.policy import Policy
 from mibs.events import EVENT_ADAPTER, EVENT_SCHEMA_VERSION
 from mibs.heartbeat import STATUS_SCHEMA_VERSION, Heartbeat
 from mibs.models import READ_SCHEMA_VERSION, PrinterRead
@@ -128,14 +129,27 @@ def config_document_schema() -> dict[str, Any]:
     """The JSON Schema of a configuration document's signed payload."""
     body = ConfigDocument.model_json_schema(mode="serialization")
     body["properties"]["issued_at"]["pattern"] = "Z$"
+    # settings.policy: the contract policy inline, in the shape of a policy file.
+    policy = Policy.model_json_schema(mode="validation", ref_template="#/$defs/{model}")
+    body["$defs"].update(policy.pop("$defs", {}))
+    body["$defs"]["Policy"] = policy
+    body["properties"]["settings"]["properties"] = {
+        "policy": {
+            "$ref": "#/$defs/Policy",
+            "description": "The contract policy (docs/eligibility.md), used unless the "
+            "agent's local file names one (eligibility.policy).",
+        }
+    }
     return {
         "$schema": SCHEMA_DIALECT,
         "$id": f"urn:fleet-agent:schema:config-document:{CONFIG_SCHEMA_VERSION}",
         "title": "fleet-agent configuration document",
         "description": (
             "The payload of a compact JWS (typ fleet-agent-config+jws) signed by the backend; "
-            "'settings' is limited to what docs/remote-config.md lists. Generated from "
-            "uploader.remote_config.ConfigDocument by `python -m agent.schema`; do not edit."
+            "'settings' is limited to what docs/remote-config.md lists (discovery, schedule, "
+            "snmp, and the contract policy inline under 'policy'; the agent's validation "
+            "is authoritative). Generated from uploader.remote_config.ConfigDocument and "
+            "agent.eligibility.policy.Policy by `python -m agent.schema`; do not edit."
         ),
         **{key: value for key, value in body.items() if key not in ("title", "description")},
     }

@@ -27,10 +27,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from mibs.events import DeviceBack, DeviceSilent, parse_event
-from mibs.heartbeat import Heartbeat, parse_status
+from mibs.events import DeviceBack, DeviceSilent
+from mibs.heartbeat import Heartbeat
+from mibs.messages import AgentMessage
 
 if TYPE_CHECKING:
     from backend.store import StoreBatch
@@ -107,23 +108,16 @@ class Origin:
     received_at: datetime  # the backend's
 
 
-def record(batch: StoreBatch, origin: Origin, kind: str, body: dict[str, Any]) -> None:
+def record(batch: StoreBatch, origin: Origin, message: AgentMessage | None) -> None:
     """Keep what a stored envelope says about liveness (nothing for other messages).
 
-    A body off its schema was already counted and logged by the ingestor; it is
-    not liveness data.
+    ``message``: the body as the ingestor parsed it (:func:`mibs.messages.parse_body`);
+    a body off its schema was counted and logged there and is not liveness data.
     """
-    try:
-        if kind == "status":
-            beat = parse_status(body)
-            if beat is not None:
-                _heartbeat(batch, origin, beat)
-        elif kind == "event" and body.get("event") in ("device_silent", "device_back"):
-            event = parse_event(body)
-            if isinstance(event, DeviceSilent | DeviceBack):
-                _outage(batch, origin, event)
-    except ValidationError:
-        return
+    if isinstance(message, Heartbeat):
+        _heartbeat(batch, origin, message)
+    elif isinstance(message, DeviceSilent | DeviceBack):
+        _outage(batch, origin, message)
 
 
 def _heartbeat(batch: StoreBatch, origin: Origin, beat: Heartbeat) -> None:

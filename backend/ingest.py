@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -48,7 +48,7 @@ from backend import agents
 from backend.enrollment import ControlAnswer, ControlDesk, body_error, parse_enroll, parse_rotation
 from backend.keyring import KeyBinding, KeyRing, key_refusal
 from backend.store import AgentState, SqlStore, StoreBatch, StoredMessage
-from mibs.messages import parse_body
+from mibs.messages import AgentMessage, ReadMessage, parse_body
 from uploader.config import (
     KIND_BY_TOPIC_LEVEL,
     PRESENCE_LEVEL,
@@ -57,7 +57,7 @@ from uploader.config import (
     REPLIES_LEVEL,
     TOPIC_LEVEL_BY_KIND,
 )
-from uploader.enrollment import PublicJwk, jwk_key
+from uploader.enrollment import EnrollRequest, KeyRotationRequest, PublicJwk, jwk_key
 from uploader.envelope import Envelope, envelope_hash, verify_envelope
 from uploader.errors import EnvelopeRejected
 from uploader.keys import AgentKey, PublicKey, RegisteredKey
@@ -65,6 +65,8 @@ from uploader.keys import AgentKey, PublicKey, RegisteredKey
 __all__ = ["IngestSummary", "Ingestor", "Outcome", "subscription_topics"]
 
 log = structlog.get_logger("backend.ingest")
+
+_Request = TypeVar("_Request", EnrollRequest, KeyRotationRequest)
 
 #: At most this many missing sequences are remembered per detected gap.
 MAX_MISSING_PER_GAP = 100_000
@@ -115,15 +117,18 @@ class _Counters:
     answered: Counter[str] = field(default_factory=Counter)
 
 
-def body_problem(envelope: Envelope) -> str | None:
-    """Why ``envelope``'s body does not follow its kind's model (``None`` when it does)."""
+def parse_message(envelope: Envelope) -> tuple[AgentMessage | None, str | None]:
+    """``envelope``'s body as its kind's model, parsed once for everything ingest does with it.
+
+    ``(model, None)``, ``(None, None)`` for a kind without a model, or ``(None, why)``
+    when the body does not follow its model.
+    """
     try:
-        parse_body(envelope.kind, envelope.body)
+        return parse_body(envelope.kind, envelope.body), None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
-        return f"{envelope.kind} body: {where}: {first['msg']}"
-    return None
+        return None, f"{envelope.kind} body: {where}: {first['msg']}"
 
 
 def _claimed_key(payload: bytes) -> PublicKey | None:
@@ -354,18 +359,14 @@ class Ingestor:
         if envelope.agent_id != agent or envelope.kind != "enroll":
             detail = f"envelope of {envelope.agent_id!r} ({envelope.kind}) on topic {topic!r}"
             return self._reject(batch, "topic_mismatch", detail, topic=topic, agent_id=agent)
-        if self._desk is None:
-            return self._no_desk(batch, topic, agent)
-        answer = self._desk.repeated(envelope)
-        if answer is None:
-            try:
-                request = parse_enroll(envelope)
-            except ValidationError as exc:
-                return self._reject(
-                    batch, "bad_schema", body_error(exc), topic=topic, agent_id=agent
-                )
-            answer = self._desk.enroll(envelope, request, site)
-        return self._answered(batch, "enroll", envelope, site, answer)
+        return self._control(
+            batch,
+            topic,
+            envelope,
+            parse_enroll,
+            lambda desk, request: desk.enroll(envelope, request, site),
+            site=site,
+        )
 
     def _rotate(
         self,
@@ -378,24 +379,46 @@ class Ingestor:
         site: str,
     ) -> Outcome:
         agent = envelope.agent_id
-        if self._desk is None:
-            return self._no_desk(batch, topic, agent)
-        answer = self._desk.repeated(envelope)
-        if answer is None:
-            try:
-                request = parse_rotation(envelope)
-            except ValidationError as exc:
-                return self._reject(
-                    batch, "bad_schema", body_error(exc), topic=topic, agent_id=agent
-                )
+
+        def answer(desk: ControlDesk, request: KeyRotationRequest) -> ControlAnswer:
             if refusal is not None and not (
                 old.status == "retired" and old.replaced_by == request.new_jwk.as_dict()["kid"]
             ):
                 batch.count_rejection(refusal, f"key_rotation signed by {old.key_id} for {agent}")
-                answer = self._desk.refuse_rotation(envelope, request, old, refusal)
-            else:
-                answer = self._desk.rotate(envelope, request, old)
-        return self._answered(batch, "key_rotation", envelope, site, answer)
+                return desk.refuse_rotation(envelope, request, old, refusal)
+            return desk.rotate(envelope, request, old)
+
+        return self._control(batch, topic, envelope, parse_rotation, answer, site=site)
+
+    def _control(
+        self,
+        batch: StoreBatch,
+        topic: str,
+        envelope: Envelope,
+        parse: Callable[[Envelope], _Request],
+        answer: Callable[[ControlDesk, _Request], ControlAnswer],
+        *,
+        site: str,
+    ) -> Outcome:
+        """A verified control request (``enroll``, ``key_rotation``) answered by the desk.
+
+        No desk (no backend key): refused. The same request again: the stored answer
+        (an agent that missed the reply asks again). Else its body is parsed (a bad one
+        is ``bad_schema``) and ``answer`` decides.
+        """
+        agent = envelope.agent_id
+        if self._desk is None:
+            return self._no_desk(batch, topic, agent)
+        reply = self._desk.repeated(envelope)
+        if reply is None:
+            try:
+                request = parse(envelope)
+            except ValidationError as exc:
+                return self._reject(
+                    batch, "bad_schema", body_error(exc), topic=topic, agent_id=agent
+                )
+            reply = answer(self._desk, request)
+        return self._answered(batch, envelope.kind, envelope, site, reply)
 
     def _accept(self, batch: StoreBatch, topic: str, token: str, envelope: Envelope) -> Outcome:
         agent_id, sequence = envelope.agent_id, envelope.sequence
@@ -427,7 +450,7 @@ class Ingestor:
                 agent_id=agent_id,
             )
         batch.put_agent_state(new_state)
-        off_schema = body_problem(envelope)
+        parsed, off_schema = parse_message(envelope)
         if off_schema is not None:
             self._counters.off_schema += 1
             log.warning(
@@ -450,9 +473,10 @@ class Ingestor:
                 token=token,
                 hash=digest,
                 prev_hash=envelope.prev_hash,
-            )
+            ),
+            read=parsed if isinstance(parsed, ReadMessage) else None,
         )
-        if off_schema is None:  # heartbeats and device outages: backend/agents.py
+        if parsed is not None:  # heartbeats and device outages: backend/agents.py
             parts = self._topic_parts(topic)
             origin = agents.Origin(
                 agent_id=agent_id,
@@ -461,7 +485,7 @@ class Ingestor:
                 created_at=envelope.created_at,
                 received_at=received_at,
             )
-            agents.record(batch, origin, envelope.kind, envelope.body)
+            agents.record(batch, origin, parsed)
         self._counters.stored += 1
         return Outcome("stored", agent_id=agent_id, sequence=sequence)
 

@@ -11,7 +11,7 @@ Tables (same shape on both):
 * ``missing_sequences(agent_id, sequence)``: the open gaps themselves.
 * ``meter_reads(message_id PK, device_id, collected_at, serial, vendor, model,
   location, source, meters JSON)``: what billing needs of each stored read,
-  written with the message (:func:`backend.billing.meter_row`), indexed by time
+  written with the message (:func:`backend.billing.read_meter_row`), indexed by time
   and by device, so a month of 300,000 reads streams without parsing bodies.
 * ``agent_heartbeats`` and ``device_outages``: agent and device liveness, kept
   and queried by :mod:`backend.agents`.
@@ -38,9 +38,10 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from backend import agents
-from backend.billing import BillingRead, meter_row
+from backend.billing import BillingRead, MeterRow, meter_row, read_meter_row
 from backend.keyring import KEYRING_POSTGRES_DDL, KEYRING_SQLITE_DDL
 from fleet_errors import LocalError, translate
+from mibs.messages import ReadMessage
 
 __all__ = ["DEFAULT_STORE", "AgentState", "SqlStore", "StoreError", "StoredMessage", "open_store"]
 
@@ -277,7 +278,12 @@ class StoreBatch:
     def clear_missing(self, agent_id: str) -> None:
         self._q("DELETE FROM missing_sequences WHERE agent_id = ?", (agent_id,))
 
-    def insert_message(self, message: StoredMessage) -> None:
+    def insert_message(self, message: StoredMessage, read: ReadMessage | None = None) -> None:
+        """Store an accepted envelope; a ``read`` is indexed for billing too.
+
+        ``read``: the body already parsed (the consumer validates each body once); without
+        it a read body is parsed here (a body off the read schema: :func:`meter_row`).
+        """
         ts = self._store.timestamp
         self._q(
             self._store.insert_message_sql,
@@ -295,6 +301,10 @@ class StoreBatch:
             ),
         )
         if message.kind == "read":
+            if read is not None:
+                row = read_meter_row(read, read.device_id)
+                self._insert_meter_rows([(message.message_id, row)])
+                return
             body = json.loads(message.body)
             if isinstance(body, dict):
                 self.insert_meter_read(message.message_id, body)
@@ -305,17 +315,20 @@ class StoreBatch:
 
     def insert_meter_reads(self, reads: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Index many stored reads at once (one ``executemany``: PostgreSQL pipelines it)."""
-        rows = []
-        for message_id, body in reads:
-            row = meter_row(body)
-            if row is None:
-                continue
-            device_id, collected_at, columns = row
-            rows.append(
+        rows = ((message_id, meter_row(body)) for message_id, body in reads)
+        self._insert_meter_rows([(message_id, row) for message_id, row in rows if row is not None])
+
+    def _insert_meter_rows(self, rows: Sequence[tuple[str, MeterRow]]) -> None:
+        read_time = self._store.read_time
+        self._store.executemany(
+            "INSERT INTO meter_reads (message_id, device_id, collected_at, serial, vendor, "
+            "model, location, source, meters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (message_id) DO NOTHING",
+            [
                 (
                     message_id,
                     device_id,
-                    self._store.read_time(collected_at),
+                    read_time(collected_at),
                     columns["serial"],
                     columns["vendor"],
                     columns["model"],
@@ -323,12 +336,8 @@ class StoreBatch:
                     columns["source"],
                     columns["meters"],
                 )
-            )
-        self._store.executemany(
-            "INSERT INTO meter_reads (message_id, device_id, collected_at, serial, vendor, "
-            "model, location, source, meters) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (message_id) DO NOTHING",
-            rows,
+                for message_id, (device_id, collected_at, columns) in rows
+            ],
         )
 
     def count_rejection(self, reason: str, detail: str) -> None:

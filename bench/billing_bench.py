@@ -6,6 +6,10 @@ in PostgreSQL, then times the real command as a separate process:
 
     fleet-agent billing --period 2026-11 --policy POLICY --store DSN --output OUT.csv
 
+With ``--stores ...,reads`` the same reads also go to a file of JSON lines, oldest
+first with the devices interleaved (as a provider exports uploaded reads), billed
+with ``--reads FILE`` instead of ``--store DSN``: the command streams the file.
+
 and reports its wall time, CPU time (user + system) and peak RSS, all from
 ``wait4`` of that process (so nothing of this script is counted).
 
@@ -22,14 +26,16 @@ export is complete and exits 0 with ``devices x 3`` lines.
 :meth:`backend.store.StoreBatch.insert_meter_reads` (what the consumer's
 ``insert_meter_read`` calls for each read) with the read's body (the body an
 agent uploads: a :class:`mibs.models.PrinterRead` as JSON plus ``device_id``),
-which validates it as the consumer does (:func:`backend.billing.meter_row`) and
-inserts its ``meter_reads`` rows, 5,000 reads per transaction and statement.
+which validates it once (:func:`backend.billing.meter_row`; the consumer validates
+it once too, as a ``ReadMessage``, and indexes that) and inserts its ``meter_reads``
+rows, 5,000 reads per transaction and statement.
 The ``messages`` row (signed token, chain bookkeeping) is left out: billing
 never reads it, and signing 300,000 envelopes would only slow the set-up.
 
     .venv/bin/python -m bench.billing_bench                      # both stores, 10,000 x 30
     .venv/bin/python -m bench.billing_bench --devices 50 --reads 5 --runs 1   # a smoke run
     .venv/bin/python -m bench.billing_bench --stores sqlite --postgres DSN
+    .venv/bin/python -m bench.billing_bench --stores sqlite,postgresql,reads
 
 Only 127.0.0.1 is used (PostgreSQL started here as ``tests/support/postgres.py``
 does, unless ``--postgres`` names a running server: a fresh database is
@@ -172,10 +178,23 @@ def fleet_agent() -> list[str]:
     return [sys.executable, "-c", "import sys; from agent.cli import main; sys.exit(main())"]
 
 
-def run_billing(dsn: str, policy: Path, output: Path) -> Run:
-    """One ``fleet-agent billing`` process, measured by ``wait4``."""
+def write_reads(path: Path, devices: int, reads: int, seed: int) -> float:
+    """The same reads as JSON lines, oldest first, devices interleaved; returns the seconds."""
+    started = time.perf_counter()
+    by_time: list[list[str]] = [[] for _ in range(reads)]
+    for message_id, body in read_bodies(devices, reads, seed):
+        sequence = int(message_id.rsplit("-", 1)[1])
+        by_time[sequence].append(json.dumps(body, separators=(",", ":")))
+    with path.open("w", encoding="utf-8") as stream:
+        for lines in by_time:
+            stream.write("\n".join(lines) + "\n")
+    return time.perf_counter() - started
+
+
+def run_billing(source: list[str], policy: Path, output: Path) -> Run:
+    """One ``fleet-agent billing`` process (``source``: ``--store DSN`` or ``--reads FILE``)."""
     command = [*fleet_agent(), "billing", "--period", PERIOD, "--policy", str(policy)]
-    command += ["--store", dsn, "--output", str(output)]
+    command += [*source, "--output", str(output)]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _pid, status, usage = os.wait4(process.pid, 0)
@@ -239,21 +258,31 @@ def store_dsn(kind: str, work: Path, postgres: str | None) -> Iterator[str]:
 
 
 def bench_store(kind: str, work: Path, args: argparse.Namespace, policy: Path) -> dict[str, object]:
-    with store_dsn(kind, work, args.postgres) as dsn:
-        store = open_store(dsn)
-        try:
-            fill_s = fill(store, args.devices, args.reads, args.seed)
-            if kind == "postgresql":
-                store.execute("ANALYZE meter_reads")
-        finally:
-            store.close()
-        output = work / f"export-{kind}.csv"
-        runs = [run_billing(dsn, policy, output) for _ in range(args.runs)]
+    output = work / f"export-{kind}.csv"
+    if kind == "reads":
+        path = work / "reads.jsonl"
+        fill_s = write_reads(path, args.devices, args.reads, args.seed)
+        runs = [run_billing(["--reads", str(path)], policy, output) for _ in range(args.runs)]
         lines = check_export(output, args.devices)
+        file_mb = path.stat().st_size / 1e6
+        path.unlink()
+    else:
+        with store_dsn(kind, work, args.postgres) as dsn:
+            store = open_store(dsn)
+            try:
+                fill_s = fill(store, args.devices, args.reads, args.seed)
+                if kind == "postgresql":
+                    store.execute("ANALYZE meter_reads")
+            finally:
+                store.close()
+            runs = [run_billing(["--store", dsn], policy, output) for _ in range(args.runs)]
+            lines = check_export(output, args.devices)
+            file_mb = None
     return {
         "store": kind,
         "fill_s": round(fill_s, 1),
         "export_lines": lines,
+        **({} if file_mb is None else {"reads_file_mb": round(file_mb, 1)}),
         "export_bytes": output.stat().st_size,
         "runs": [vars(run) for run in runs],
         "median_wall_s": statistics.median(run.wall_s for run in runs),
@@ -268,14 +297,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=10_000)
     parser.add_argument("--reads", type=int, default=30, help="reads per device (default 30)")
     parser.add_argument("--runs", type=int, default=3, help="billing runs per store")
-    parser.add_argument("--stores", default="sqlite,postgresql", help="sqlite, postgresql or both")
+    parser.add_argument(
+        "--stores",
+        default="sqlite,postgresql",
+        help="sqlite, postgresql, reads (a file of reads), comma-separated",
+    )
     parser.add_argument("--postgres", metavar="DSN", help="a running server to use")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     kinds = [kind.strip() for kind in args.stores.split(",") if kind.strip()]
-    if not kinds or set(kinds) - {"sqlite", "postgresql"}:
-        parser.error("--stores: sqlite, postgresql or sqlite,postgresql")
+    if not kinds or set(kinds) - {"sqlite", "postgresql", "reads"}:
+        parser.error("--stores: sqlite, postgresql, reads, or several comma-separated")
     if args.devices < 1 or args.reads < 2 or args.runs < 1:
         parser.error("--devices >= 1, --reads >= 2 and --runs >= 1")
     report: dict[str, object] = {
@@ -297,13 +330,12 @@ def main(argv: list[str] | None = None) -> int:
         for kind in kinds:
             results.append(bench_store(kind, work, args, policy))
             print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # each store as it ends
-        if len(results) == 2:
-            same = (work / "export-sqlite.csv").read_bytes() == (
-                work / "export-postgresql.csv"
-            ).read_bytes()
+        if len(results) > 1:
+            exports = {kind: (work / f"export-{kind}.csv").read_bytes() for kind in kinds}
+            same = len(set(exports.values())) == 1
             report["exports_identical"] = same
             if not same:
-                raise SystemExit("the SQLite and PostgreSQL exports differ")
+                raise SystemExit(f"the exports of {', '.join(kinds)} differ")
     report["results"] = results
     text = json.dumps(report, indent=2)
     print(text)

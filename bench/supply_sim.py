@@ -71,7 +71,9 @@ SENSORS = ("percent", "percent", "percent", "impressions", "noisy", "canon", "br
 #: devices name them as the JetDirect M130nw recording does ("Black Cartridge HP CF217A").
 #: Canon devices name both cartridges that fit, as the LBP6670 recording does ("Canon
 #: Cartridge 719/719H"); Brother devices name none ("Black Toner Cartridge", as the
-#: HL-5370DW recording). Xerox devices name a part the yield table does not know.
+#: HL-5370DW recording), but give their model in hrDeviceDescr as that recording does
+#: ("Brother HL-5370DW series": TN-620 or TN-650). Xerox devices name a part the yield
+#: table does not know.
 Family = tuple[tuple[str, int], tuple[str, int] | None]
 HP_MONO: tuple[Family, ...] = (
     (("CF217A", 1600), None),
@@ -276,6 +278,8 @@ def varbinds(rng: random.Random, printer: Printer) -> dict[Oid, Value]:
         MIB + (25, 3, 2, 1, 2, 1): MIB + (25, 3, 1, 5),
         MIB + (43, 10, 2, 1, 4, 1, 1): printer.pages,
     }
+    if printer.sensor == "brother":  # hrDeviceDescr, as the HL-5370DW recording says it
+        found[MIB + (25, 3, 2, 1, 3, 1)] = b"Brother HL-5370DW series"
     for supply in printer.supplies:
         cartridge, row = supply.current, (1, supply.index)
         maximum, level, unit = _reported(rng, printer, cartridge)
@@ -329,6 +333,10 @@ class Result:
     by_sensor: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     snmp_reads: int = 0
     snmp_requests: int = 0
+    eligible_by_age: dict[str, list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0])
+    )
+    misses: list[dict[str, object]] = field(default_factory=list)
 
 
 def _error_at(cartridge: Cartridge, days_before: int) -> float | None:
@@ -493,11 +501,16 @@ def _score(fleet: list[Printer], days: int, lead: float, result: Result) -> None
                 timing = result.timing_by_sensor[printer.sensor]
                 eligible = cartridge.empty_at >= eligible_from
                 result.after_learning += eligible
+                by_age = [0, 0, 0]  # scored only for the cartridges after the minimum history
                 if eligible:
                     timing = result.eligible_by_sensor[printer.sensor]
+                    by_age = result.eligible_by_age[f"{printer.sensor}/{_age(cartridge)}"]
                 if not cartridge.orders:
                     result.never_ordered += 1
                     timing[2] += 1
+                    by_age[2] += 1
+                    if eligible:
+                        result.misses.append(_miss(printer, supply, cartridge, lead))
                     continue
                 ahead = (cartridge.empty_at - cartridge.orders[0][0]) / timedelta(days=1)
                 if eligible:
@@ -508,10 +521,45 @@ def _score(fleet: list[Printer], days: int, lead: float, result: Result) -> None
                     result.in_time += 1
                     result.after_learning_in_time += eligible
                     timing[0] += 1
+                    by_age[0] += 1
                 else:
                     result.late += 1
                     timing[1] += 1
+                    by_age[1] += 1
+                    if eligible:
+                        result.misses.append(_miss(printer, supply, cartridge, lead))
     result.false_replacements = max(0, result.replaced_events - result.true_replacements)
+
+
+def _age(cartridge: Cartridge) -> str:
+    """Whether the cartridge was in use before the history began (its start unseen)."""
+    return "in_use_before_history" if cartridge.number == 1 else "installed_in_history"
+
+
+def _miss(
+    printer: Printer, supply: SimSupply, cartridge: Cartridge, lead: float
+) -> dict[str, object]:
+    """What a cartridge ordered late or never looked like: for finding where misses come from."""
+    assert cartridge.empty_at is not None
+    empty = cartridge.empty_at
+    before = cartridge.forecasts.get((empty - timedelta(days=lead + 1)).date())
+    return {
+        "device": printer.device_id,
+        "sensor": printer.sensor,
+        "vendor": printer.vendor,
+        "colour": supply.colour,
+        "age": _age(cartridge),
+        "part": cartridge.part,
+        "yield": cartridge.yield_pages,
+        "coverage": round(cartridge.per_page * cartridge.yield_pages / 100, 3),
+        "weekday_pages": round(printer.weekday_pages, 1),
+        "installed_day": (cartridge.installed - START) / timedelta(days=1),
+        "empty_day": round((empty - START) / timedelta(days=1), 2),
+        "ordered_day": round((cartridge.orders[0][0] - START) / timedelta(days=1), 2)
+        if cartridge.orders
+        else None,
+        "lead_plus_one_before": before.model_dump(mode="json") if before is not None else None,
+    }
 
 
 def _spread(values: list[float]) -> list[float] | None:
@@ -528,6 +576,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--lead", type=float, default=POLICY.lead_time_days)
     parser.add_argument("--concurrency", type=int, default=32, help="reads in flight")
+    parser.add_argument(
+        "--misses", type=Path, help="write every late or never ordered cartridge (JSON lines)"
+    )
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     started, cpu = time.perf_counter(), time.process_time()
@@ -563,6 +614,7 @@ def main() -> None:
         },
         "in_time_late_never_by_sensor_in_learning": dict(sorted(r.timing_by_sensor.items())),
         "in_time_late_never_by_sensor_after": dict(sorted(r.eligible_by_sensor.items())),
+        "in_time_late_never_by_sensor_and_age_after": dict(sorted(r.eligible_by_age.items())),
         "snmp_reads": r.snmp_reads,
         "snmp_requests_per_read": round(r.snmp_requests / max(1, r.snmp_reads), 2),
         "seconds": round(time.perf_counter() - started, 1),
@@ -570,6 +622,8 @@ def main() -> None:
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     print(json.dumps(summary, indent=2))
+    if args.misses is not None:
+        args.misses.write_text("".join(json.dumps(miss) + "\n" for miss in r.misses))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Data, one entry a part number, each from the maker's supplies data sheet
 (yields as printed on the box and in the product's supplies list). A
 description that names alternatives (``719/719H``: either fits the printer) is
 read as the smallest of their yields, so that a forecast from it errs towards
-ordering early.
+ordering early. A device that names no part in its toner's description (Brother's
+"Black Toner Cartridge") is given the parts its model takes (:data:`MODEL_TONERS`,
+:func:`mibs.cartridges.with_model_toner`), read the same way.
 """
 
 from __future__ import annotations
@@ -48,7 +50,30 @@ RATED_YIELDS: Mapping[str, tuple[int, str]] = {
     # Brother HL-5300 series (Brother supplies list, ISO/IEC 19752)
     "TN-620": (3000, "Brother TN-620 supplies list"),
     "TN-650": (8000, "Brother TN-650 supplies list"),
+    # Brother HL-L2300 series (Brother supplies list, ISO/IEC 19752)
+    "TN-630": (1200, "Brother TN-630 supplies list"),
+    "TN-660": (2600, "Brother TN-660 supplies list"),
 }
+
+#: (maker, model) -> the toner cartridges that fit it (``A/B``: standard or high yield),
+#: for devices whose supply descriptions name no part ("Black Toner Cartridge", as the
+#: Brother HL-5370DW recording). From each maker's supplies list for the model.
+MODEL_TONERS: Mapping[tuple[str, str], str] = {
+    ("BROTHER", "HL-5340D"): "TN-620/TN-650",
+    ("BROTHER", "HL-5350DN"): "TN-620/TN-650",
+    ("BROTHER", "HL-5370DW"): "TN-620/TN-650",
+    ("BROTHER", "HL-5380DN"): "TN-620/TN-650",
+    ("BROTHER", "HL-L2340D"): "TN-630/TN-660",
+    ("BROTHER", "HL-L2340DW"): "TN-630/TN-660",
+}
+
+
+def toner_of_model(vendor: str | None, model: str | None) -> str | None:
+    """The toner part(s) that fit ``model`` ("HL-5370DW series" is the HL-5370DW), else None."""
+    if not vendor or not model:
+        return None
+    name = model.upper().strip().removesuffix(" SERIES").strip()
+    return MODEL_TONERS.get((vendor.upper(), name))
 
 
 def rated_yield_of(part_number: str | None) -> int | None:

@@ -2,8 +2,9 @@
 
 What a managed-print provider needs to order the right cartridge and to judge
 the one it replaces. Every value is ``None`` unless the device says it, and
-``Supply.identity_sources`` names where each came from: ``description`` or the
-dotted OID of a vendor MIB. A vendor MIB wins over a parsed description.
+``Supply.identity_sources`` names where each came from: ``description``, the
+dotted OID of a vendor MIB, or ``model``. A vendor MIB wins over a parsed
+description.
 
 Sources:
 
@@ -40,6 +41,12 @@ Sources:
   next care ``0x82`` drum remaining pages. The drum's rated yield is its
   count plus its remaining pages. The toner percentages replace Brother's
   coarse 0-3 level codes (quirk ``brother_maintenance_level``).
+
+* **Model** (``model``): black toner whose description names no part (Brother's
+  ``"Black Toner Cartridge"``) on a model the maker's supplies list names gets the
+  parts that fit it, ``"TN-620/TN-650"`` for the HL-5370DW
+  (:data:`mibs.cartridge_yields.MODEL_TONERS`): which of them is installed the
+  device does not say.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import date
 
+from mibs.cartridge_yields import toner_of_model
 from mibs.models import Problem, Supply, SupplyState
 from mibs.text import decode_text, normalise_serial
 from mibs.values import Oid, Value, Varbinds, column, format_oid
@@ -101,6 +109,31 @@ def parse_description(description: str | None) -> tuple[str | None, str | None]:
     if 3 <= len(last) <= 40 and _PART_TOKEN.match(last):
         return last, None
     return None, None
+
+
+def with_model_toner(supplies: list[Supply], vendor: str | None, model: str | None) -> list[Supply]:
+    """Black toner that names no part gets the part(s) its model takes (source ``model``).
+
+    From :data:`mibs.cartridge_yields.MODEL_TONERS`; a part the device names, or a
+    colour supply, is left as it is.
+    """
+    part = toner_of_model(vendor, model)
+    if part is None:
+        return supplies
+    return [
+        supply.model_copy(
+            update={
+                "part_number": part,
+                "identity_sources": {**supply.identity_sources, "part_number": "model"},
+            }
+        )
+        if supply.part_number is None
+        and supply.supply_class == "consumed"
+        and supply.type in ("toner", "toner_cartridge")
+        and supply.colorant in (None, "black")
+        else supply
+        for supply in supplies
+    ]
 
 
 def with_cartridge_identity(

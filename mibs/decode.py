@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
+from mibs.cartridges import with_model_toner
 from mibs.counters import CounterResult, decode_counters
 from mibs.enterprises import enterprise_of
 from mibs.identity import SYS_OBJECT_ID, classify_device, decode_identity, printer_index
@@ -95,6 +96,7 @@ def decode_read(
         lambda: decode_supplies(varbinds, enterprise=enterprise, hr_device_index=index),
     )
     problems.extend(found)
+    supplies = with_model_toner(supplies, identity.vendor, identity.model)
 
     no_status: tuple[Status, list[Problem]] = (Status(), [])
     status, found = _guarded("status", problems, no_status, lambda: decode_status(varbinds, index))

@@ -4,13 +4,9 @@ Pure: points in, :class:`SupplyForecast` out; "now" is the time of the last
 point, so the agent (from its state database) and the backend (from stored
 reads) agree on every number.
 
-**Pages per day** come from the device's lifetime page count: the rate of each
-of the last :data:`RATE_WEEKS` whole weeks (a week holds its weekend, so a
-weekday/weekend pattern is no bias), then the mean without the busiest and the
-quietest week once there are four or more (a holiday week or a burst week does
-not drag the estimate). With less than two weeks of history the rate is the
-plain average over the history. The interval uses the quartiles of the weekly
-rates.
+**Pages per day** come from the device's lifetime page count: robust weekly
+rates, so that weekends, holidays and bursts do not move them, with an interval
+(:func:`mibs.page_rates.page_rate`).
 
 **Level used per page** (method ``level``) is the Theil-Sen slope of percent
 against the page count over the current cartridge: the median of the slopes
@@ -31,20 +27,26 @@ from whole earlier cartridges of this supply (method ``pages_learned_yield``).
 The earliest likely empty date comes from the low end of the yield's interval,
 so an order allows for offices that print more toner per page than the rated
 yield's test. A cartridge that was in use before the history began has no
-pages to count: it is not guessed, and a coarse ``low`` (the device's own
-warning) orders it once the minimum history is reached.
+pages of its own to count: no empty date is guessed for it, but the chance that
+it runs out within lead time plus safety days is
+(:func:`mibs.yield_forecast.unknown_start_risk`), and a coarse ``low`` (the
+device's own warning) orders it too, once the minimum history is reached.
 
 **State**: ``empty`` (nothing left), ``ordered`` (an order exists for this
 cartridge), ``order_due`` (the earliest likely empty date is within lead time
-plus safety days, a coarse sensor says ``low`` after the minimum history, or the
-level is at or below the emergency level: an order even while learning),
+plus safety days, or the pages left at the low end are fewer than the device
+prints within the lead time in 95 % of its lead-time windows
+(:func:`mibs.page_rates.lead_time_pages`) plus the safety days' pages; a
+cartridge of unknown age has a chance of
+:data:`~mibs.yield_forecast.UNKNOWN_START_RISK` or more of running out within
+them; a coarse sensor says ``low`` after the minimum history; or the level is at
+or below the emergency level: an order even while learning),
 ``learning`` (less history than the minimum, or nothing to forecast from;
 ``more_history_days`` says how much more is needed), ``ok``.
 """
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,10 +56,16 @@ from typing import Literal
 from pydantic import Field
 
 from mibs.models import Frozen
-from mibs.supply_history import Cartridge, SupplyPoint, cartridges
-from mibs.yield_forecast import estimate_yield, pages_used, rated_yield
+from mibs.page_rates import lead_time_pages, page_rate
+from mibs.supply_history import Cartridge, SupplyPoint, cartridges, pages_in_service
+from mibs.yield_forecast import (
+    UNKNOWN_START_RISK,
+    estimate_yield,
+    pages_used,
+    rated_yield,
+    unknown_start_risk,
+)
 
-RATE_WEEKS = 8
 MIN_SPAN = 5.0  # percentage points a cartridge must use before its own slope counts
 MAX_PAIRS = 1500
 
@@ -97,46 +105,6 @@ class SupplyForecast(Frozen):
 
 def _days(delta: timedelta) -> float:
     return delta.total_seconds() / 86400
-
-
-def _pages_at(points: Sequence[SupplyPoint], moment: datetime) -> float | None:
-    """The page count at ``moment``, interpolated between readings."""
-    known = [(p.at, p.pages) for p in points if p.pages is not None]
-    if not known or moment < known[0][0] or moment > known[-1][0]:
-        return None
-    for (t0, c0), (t1, c1) in itertools.pairwise(known):
-        if t0 <= moment <= t1:
-            span = (t1 - t0).total_seconds()
-            return c0 + (c1 - c0) * ((moment - t0).total_seconds() / span if span else 1.0)
-    return float(known[-1][1])
-
-
-def page_rate(points: Sequence[SupplyPoint]) -> tuple[float, float, float] | None:
-    """(pages per day, low, high) from the device counter, or None without two counts."""
-    counted = [p for p in points if p.pages is not None]
-    if len(counted) < 2:
-        return None
-    first, last = counted[0], counted[-1]
-    span = _days(last.at - first.at)
-    if span <= 0 or last.pages is None or first.pages is None or last.pages < first.pages:
-        return None
-    weeks = []
-    for week in range(RATE_WEEKS):
-        end = last.at - timedelta(days=7 * week)
-        begin = end - timedelta(days=7)
-        a, b = _pages_at(counted, begin), _pages_at(counted, end)
-        if a is None or b is None:
-            break
-        weeks.append(max(0.0, b - a) / 7)
-    if len(weeks) < 2:
-        rate = (last.pages - first.pages) / span
-        return rate, rate, rate
-    ordered = sorted(weeks)
-    trimmed = ordered[1:-1] if len(ordered) >= 4 else ordered
-    low, _, high = (
-        statistics.quantiles(ordered, n=4) if len(ordered) >= 4 else (ordered[0], 0, ordered[-1])
-    )
-    return statistics.fmean(trimmed), min(low, high), max(low, high)
 
 
 def theil_sen(pairs: Sequence[tuple[float, float]]) -> tuple[float, float] | None:
@@ -209,6 +177,7 @@ class _Estimate:
     per_page: float | None = None
     pages: tuple[float, float, float] | None = None  # pages left: central, low, high
     note: str = ""
+    room: float | None = None  # of unknown age: at most this many pages left (expected yield)
 
 
 def _from_level(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
@@ -240,10 +209,18 @@ def _from_pages(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
     used = pages_used(current)
     if estimate is None:
         return _Estimate(note="coarse sensor: needs a rated yield or one whole cartridge seen")
+    method: ForecastMethod = (
+        "pages_rated_yield" if estimate.source == "rated" else "pages_learned_yield"
+    )
     if used is None:
+        seen = pages_in_service(current)  # since the history began
+        if seen is None:
+            return _Estimate(note="coarse sensor: no page count since the cartridge was first seen")
         return _Estimate(
-            note="coarse sensor: the cartridge was in use before the history began "
-            "(pages printed with it unknown)"
+            method,
+            room=max(0.0, estimate.pages - seen),
+            note="coarse sensor: the cartridge was in use before the history began; "
+            f"{seen} pages printed since, of about {round(estimate.pages)}",
         )
     per_page = 100.0 / estimate.pages
     pages = (
@@ -252,10 +229,8 @@ def _from_pages(current: Cartridge, done: Sequence[Cartridge]) -> _Estimate:
         max(0.0, estimate.high - used),
     )
     if estimate.source == "rated":
-        method: ForecastMethod = "pages_rated_yield"
         basis = f"rated {estimate.rated}"
     else:
-        method = "pages_learned_yield"
         basis = f"learned from {estimate.samples} whole cartridge(s)"
     note = (
         f"coarse sensor: {used} of about {round(estimate.pages)} pages ({basis}; "
@@ -287,8 +262,18 @@ def forecast(
     emergency = level is not None and level <= settings.emergency_percent
     empty = last.state == "empty" or (last.percent is not None and last.percent <= 0)
     dates = _dates(last.at, estimate.pages, rate)
-    more = max(0.0, settings.min_history_days - history)
+    # Counted in tenths of a day, as reported: a daily read that comes a few minutes
+    # earlier in the day than the first one completes its day.
+    more = max(0.0, settings.min_history_days - round(history, 1))
     says_low = last.percent is None and last.state == "low"
+    horizon = settings.lead_time_days + settings.safety_days
+    risk = (
+        unknown_start_risk(estimate.room, max(rate[0], rate[2]) * horizon)
+        if estimate.room is not None and rate is not None and rate[0] > 0
+        else None
+    )
+    if risk is not None:
+        note = f"{note}; a {risk:.0%} chance of running out within {horizon:g} days"
     state: ForecastState
     if empty:
         state = "empty"
@@ -299,15 +284,15 @@ def forecast(
     elif says_low and more <= 0:
         state = "order_due"  # a coarse sensor's own warning, whatever the pages say
         note = f"{note}; the device says low" if note else "the device says low"
+    elif risk is not None and more <= 0:
+        state = "order_due" if risk >= UNKNOWN_START_RISK else "ok"
     elif more > 0 or dates is None:
         state = "learning"
         if dates is None and more <= 0:
             note = note or "no page count to measure pages per day"
     else:
-        due = dates[1] - last.at.date() <= timedelta(
-            days=settings.lead_time_days + settings.safety_days
-        )
-        state = "order_due" if due else "ok"
+        due = dates[1] - last.at.date() <= timedelta(days=horizon)
+        state = "order_due" if due or _burst_due(points, estimate, rate, settings) else "ok"
     return SupplyForecast(
         state=state,
         method=estimate.method,
@@ -322,6 +307,22 @@ def forecast(
         note=note,
         **base,
     )
+
+
+def _burst_due(
+    points: Sequence[SupplyPoint],
+    estimate: _Estimate,
+    rate: tuple[float, float, float] | None,
+    settings: ForecastSettings,
+) -> bool:
+    """Whether the pages left (low end) are fewer than the pages the device prints within
+    the lead time in most of its lead-time windows, plus the safety days' pages."""
+    if estimate.pages is None or rate is None:
+        return False
+    demand = lead_time_pages(points, settings.lead_time_days)
+    if demand is None:
+        return False
+    return estimate.pages[1] <= demand + settings.safety_days * rate[0]
 
 
 def _dates(

@@ -185,7 +185,8 @@ class Supply(Frozen):
         default_factory=dict,
         description=(
             "Cartridge field -> where it came from: 'description' (parsed from "
-            "prtMarkerSuppliesDescription) or the dotted OID of a vendor MIB."
+            "prtMarkerSuppliesDescription), the dotted OID of a vendor MIB, or 'model' "
+            "(the parts the device's model takes, when its description names none)."
         ),
     )
 

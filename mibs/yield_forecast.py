@@ -43,6 +43,10 @@ MIN_SPREAD_SAMPLES = 3
 #: One-sided 95 % quantile of the normal distribution.
 Z = 1.645
 
+#: A cartridge of unknown age is ordered once the chance that it runs out within lead time
+#: plus safety days reaches this (the in-time target's complement).
+UNKNOWN_START_RISK = 0.05
+
 YieldSource = Literal["learned", "rated"]
 
 
@@ -122,3 +126,17 @@ def pages_used(current: Cartridge) -> int | None:
     if current.complete_start:
         return pages_in_service(current)
     return None
+
+
+def unknown_start_risk(room: float, horizon: float) -> float:
+    """The chance that a cartridge of unknown age runs out within ``horizon`` pages.
+
+    A cartridge that was in use before the history began had, when the history
+    began, anything from nothing to its whole yield left: taken as equally likely
+    (nothing else is known of it). It has printed ``yield - room`` pages since and
+    is not empty, so what is left is equally likely anywhere in ``[0, room]``: the
+    chance it runs out within the next ``horizon`` pages is ``horizon / room``.
+    """
+    if room <= horizon:
+        return 1.0
+    return horizon / room

@@ -31,7 +31,7 @@ from typing import Annotated, Any, Literal, Self
 from joserfc.jwk import OKPKey
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from uploader.envelope import public_keys, sign_compact, validate_payload, verify_compact
+from uploader.envelope import public_keys, sign_json, validate_payload, verify_compact
 from uploader.errors import EnvelopeRejected
 from uploader.keys import AgentKey, PublicKey
 
@@ -85,7 +85,11 @@ class EnrollmentToken(BaseModel):
 
     @classmethod
     def new(cls, backend_key_id: str | None) -> Self:
-        return cls(secret=secrets.token_urlsafe(_SECRET_BYTES), backend_key_id=backend_key_id)
+        while True:
+            secret = secrets.token_urlsafe(_SECRET_BYTES)
+            # One in 64 would start with '-': `enroll --token -x...` reads as an option.
+            if not secret.startswith("-"):
+                return cls(secret=secret, backend_key_id=backend_key_id)
 
     @classmethod
     def parse(cls, text: str) -> Self:
@@ -162,12 +166,6 @@ class KeyRotationRequest(BaseModel):
     agent_version: Annotated[str, Field(min_length=1, max_length=64)]
 
 
-def _sign_json(key: AgentKey, token_type: str, payload: dict[str, Any]) -> str:
-    """``payload`` (sorted keys, no whitespace) as a compact JWS of type ``token_type``."""
-    data = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return sign_compact(key, data.encode("utf-8"), token_type=token_type)
-
-
 def _verified(token: str | bytes, key: PublicKey, token_type: str) -> bytes:
     """The payload of ``token`` if ``key`` signed it; another key's is ``unknown_key``."""
     payload, _kid = verify_compact(
@@ -178,10 +176,10 @@ def _verified(token: str | bytes, key: PublicKey, token_type: str) -> bytes:
 
 def key_proof(new_key: AgentKey, *, agent_id: str, old_key_id: str) -> str:
     """The new key's signature over the rotation it asks for (proof of possession)."""
-    return _sign_json(
+    return sign_json(
         new_key,
-        KEY_PROOF_TYPE,
         {"agent_id": agent_id, "old_key_id": old_key_id, "new_key_id": new_key.key_id},
+        token_type=KEY_PROOF_TYPE,
     )
 
 
@@ -218,7 +216,7 @@ class ControlReply(BaseModel):
 
 
 def sign_reply(backend_key: AgentKey, reply: ControlReply) -> str:
-    return _sign_json(backend_key, REPLY_TYPE, reply.model_dump(mode="json"))
+    return sign_json(backend_key, reply.model_dump(mode="json"), token_type=REPLY_TYPE)
 
 
 def open_reply(

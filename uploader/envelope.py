@@ -223,13 +223,7 @@ class Signer:
             "body": body,
         }
         try:
-            payload = json.dumps(
-                payload_obj,
-                sort_keys=True,
-                separators=(",", ":"),
-                ensure_ascii=False,
-                allow_nan=False,
-            ).encode("utf-8")
+            payload = canonical_json(payload_obj)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{kind} body is not JSON-serialisable: {exc}") from exc
         if len(payload) > MAX_PAYLOAD_BYTES:
@@ -250,6 +244,26 @@ def sign_compact(key: AgentKey, payload: bytes, *, token_type: str) -> str:
     """``payload`` as a compact JWS (EdDSA) of type ``token_type``, ``kid`` the key id."""
     header = {"alg": ALGORITHM, "kid": key.key_id, "typ": token_type}
     return jws.serialize_compact(header, payload, key.jose_key, registry=_SIGN_REGISTRY)
+
+
+def canonical_json(value: Mapping[str, Any]) -> bytes:
+    """The bytes every signed payload carries: sorted keys, no whitespace, UTF-8, no NaN.
+
+    Raises ``TypeError`` or ``ValueError`` for what JSON cannot hold.
+    """
+    text = json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return text.encode("utf-8")
+
+
+def sign_json(key: AgentKey, value: Mapping[str, Any], *, token_type: str) -> str:
+    """``value`` as canonical JSON in a compact JWS of type ``token_type``.
+
+    The one signer of everything but envelopes: the backend's documents (its replies
+    to enrollment and rotation, configuration documents) and a new key's proof.
+    """
+    return sign_compact(key, canonical_json(value), token_type=token_type)
 
 
 def _b64url_json(segment: str, what: str) -> dict[str, Any]:

@@ -20,7 +20,6 @@ whose body is a :class:`ConfigStatus` (``docs/schema/config-status.schema.json``
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, ClassVar, Literal
 
@@ -30,7 +29,7 @@ from uploader.config import check_topic_level
 from uploader.envelope import (
     MessageKind,
     public_keys,
-    sign_compact,
+    sign_json,
     validate_payload,
     verify_compact,
 )
@@ -103,14 +102,7 @@ class ConfigDocument(BaseModel):
 
 def sign_document(key: AgentKey, document: ConfigDocument) -> str:
     """The document as a compact JWS signed with the backend's ``key``."""
-    payload = json.dumps(
-        document.model_dump(mode="json"),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")
-    return sign_compact(key, payload, token_type=CONFIG_TOKEN_TYPE)
+    return sign_json(key, document.model_dump(mode="json"), token_type=CONFIG_TOKEN_TYPE)
 
 
 def verify_document(token: str | bytes, key: PublicKey) -> ConfigDocument:

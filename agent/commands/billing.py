@@ -32,7 +32,7 @@ from typing import TextIO
 from agent.cli_help import add_command
 from agent.commands.inventory import spreadsheet_safe
 from agent.eligibility.policy import load_policy
-from agent.eligibility.reads import parse_read_records
+from agent.eligibility.reads import iter_read_records
 from agent.errors import ConfigError, UsageError
 from backend.billing import (
     BillingExport,
@@ -44,6 +44,7 @@ from backend.billing import (
     billing_read,
     parse_period,
 )
+from backend.billing_window import PeriodReads
 from backend.store import open_store
 
 LINE_COLUMNS = (
@@ -127,21 +128,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def _file_reads(spec: str, since_until: tuple[datetime, datetime]) -> list[BillingRead]:
+def _file_reads(spec: str, period: Period, window: tuple[datetime, datetime]) -> PeriodReads:
+    """The reads of ``spec`` billing can use, streamed: the file is never held whole."""
     path = Path(spec)
+    kept = PeriodReads(period, *window)
     try:
         with path.open(encoding="utf-8") as stream:
-            records = parse_read_records(stream, source=str(path))
+            for device_id, read in iter_read_records(stream, source=str(path)):
+                kept.add(billing_read(read, device_id))
     except FileNotFoundError:
         raise UsageError(f"--reads: {path}: file not found") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 ({exc.reason})", path=str(path)) from exc
     except OSError as exc:
         raise UsageError(f"--reads: {path}: {exc.strerror or exc}") from exc
-    since, until = since_until
-    reads = [billing_read(read, device_id) for device_id, read in records]
-    reads = [r for r in reads if since <= r.collected_at < until]
-    return sorted(reads, key=lambda r: (r.device_id, r.collected_at))
+    return kept
 
 
 def _line_row(line: BillingLine) -> list[str]:
@@ -205,9 +206,11 @@ def describe(reject: Reject) -> str:
     return f"{where}: {reject.reason}: {reject.detail}"
 
 
-def _reads(args: argparse.Namespace, window: tuple[datetime, datetime]) -> Iterator[BillingRead]:
+def _reads(
+    args: argparse.Namespace, period: Period, window: tuple[datetime, datetime]
+) -> Iterator[BillingRead]:
     if args.reads is not None:
-        yield from _file_reads(args.reads, window)
+        yield from _file_reads(args.reads, period, window).reads()
         return
     store = open_store(args.store)
     try:
@@ -238,7 +241,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         )
     period: Period = args.period
     window = period.window(timedelta(days=args.lookaround_days))
-    export = bill(_reads(args, window), period=period, billing=billing, contract=contract)
+    export = bill(_reads(args, period, window), period=period, billing=billing, contract=contract)
     if export.rejects and args.rejects is None:
         count = len(export.rejects)
         print(

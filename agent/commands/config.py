@@ -57,7 +57,7 @@ def _example(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from agent.logging import configure_logging
     from agent.remote_agent import RemoteConfigReceiver
-    from agent.remote_config import effective_config, provenance
+    from agent.remote_config import effective_config, provenance, pushed_policy
 
     configure_logging("warning", stream=sys.stderr)  # a stale remote document is said there
     local = read_local(args.config)
@@ -69,11 +69,23 @@ def _show(args: argparse.Namespace) -> int:
     if document is not None:
         config = effective_config(local, document)
     rows = provenance(config, local, document)
+    pushed = pushed_policy(local, document)
+    policy: dict[str, Any] | None = None
+    if config.eligibility.policy is not None:
+        policy = {"from": "local_file", "source": str(config.eligibility.policy)}
+    elif pushed is not None:
+        policy = {
+            "from": "remote",
+            "source": pushed.label,
+            "remote_version": pushed.document.version,
+            "version": pushed.policy.version,
+        }
     if args.format == "json":
         print(
             json.dumps(
                 {
                     "remote_version": document.version if document else None,
+                    "policy": policy,
                     "values": [{"key": r.key, "value": r.value, "source": r.source} for r in rows],
                 },
                 indent=2,
@@ -96,17 +108,11 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_settings(path: Path) -> dict[str, Any]:
-    from agent.yamlconf import read_yaml
-
-    document = read_yaml(path, what="configuration document")
-    return document.data
-
-
 def _push(args: argparse.Namespace) -> int:
     from agent.broker_options import settings_from_args
     from agent.logging import configure_logging
-    from agent.remote_config import check_settings
+    from agent.remote_config import check_policy, check_settings
+    from agent.yamlconf import read_yaml
     from backend.config_push import push
     from uploader.keys import AgentKey
 
@@ -114,11 +120,14 @@ def _push(args: argparse.Namespace) -> int:
         raise UsageError("--version: must be at least 1")
     settings = settings_from_args(args)
     key = AgentKey.load(args.backend_key)
-    document_settings = _read_settings(args.file)
+    document = read_yaml(args.file, what="configuration document")
+    document_settings = document.data
     try:
         check_settings(document_settings, str(args.file))
     except ConfigError as exc:
         raise ConfigError(str(exc), path=args.file) from None
+    # The policy as the agents will validate it, its errors naming this file's lines.
+    check_policy(document_settings, document.place, source=str(args.file))
     configure_logging(args.log_level, stream=sys.stderr)
     try:
         pushed = asyncio.run(
@@ -188,7 +197,8 @@ def _register_push(actions: argparse._SubParsersAction[argparse.ArgumentParser])
         "push",
         help="backend: sign a configuration document and publish it for a site or an agent",
         description="Sign FILE (YAML: discovery, schedule and snmp settings; credential "
-        "profiles by name only) with the backend key and publish it retained, so agents that "
+        "profiles by name only; the contract policy inline under 'policy') with the backend "
+        "key and publish it retained, so agents that "
         "connect later get it too. The version is one above the newest document retained for "
         "the site unless --version is given. See docs/remote-config.md.",
     )

@@ -15,21 +15,22 @@ bad argument or configuration.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from pathlib import Path
 from typing import TextIO
 
 from agent import __version__
 from agent.cli_help import add_command
-from agent.config import DEFAULT_CONFIG_PATH, load_config
-from agent.enrolling import ask_backend, explain, pin_backend_key, report, settings_of
+from agent.enrolling import (
+    add_request_options,
+    ask_backend,
+    explain,
+    pin_backend_key,
+    prepare,
+    report,
+)
 from agent.errors import UsageError
-from agent.logging import configure_logging
 from agent.state import backend_key_path, load_or_create_key
 from uploader.enrollment import EnrollmentToken, EnrollRequest, PublicJwk
-
-DEFAULT_TIMEOUT = 30.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,23 +46,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="TOKEN",
         help="the token 'fleet-agent enroll-token create' printed",
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help=f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"wait this long for the reply (default {DEFAULT_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
-    )
+    add_request_options(parser)
     parser.set_defaults(handler=run)
 
 
@@ -71,11 +56,7 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         token = EnrollmentToken.parse(args.token)
     except ValueError as exc:
         raise UsageError(f"--token: {exc}") from None
-    if args.timeout <= 0:
-        raise UsageError("--timeout: must be positive")
-    config = load_config(args.config)
-    configure_logging("warning", stream=sys.stderr)
-    settings = settings_of(config, what="enrollment")
+    config, settings = prepare(args, what="enrollment")
     key = load_or_create_key(config.state_dir)
     body = EnrollRequest(
         token=token.secret,
@@ -83,17 +64,14 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
         agent_version=__version__,
         site=settings.site,
     )
-    exchange = asyncio.run(
-        ask_backend(
-            settings,
-            key=key,
-            agent_id=config.agent_id,
-            kind="enroll",
-            body=body.model_dump(mode="json", exclude_none=True),
-            backend_key_id=token.backend_key_id,
-            pinned=None,
-            within=args.timeout,
-        )
+    exchange = ask_backend(
+        settings,
+        key=key,
+        agent_id=config.agent_id,
+        body=body,
+        backend_key_id=token.backend_key_id,
+        pinned=None,
+        within=args.timeout,
     )
     reply = exchange.reply
     record: dict[str, object] = {

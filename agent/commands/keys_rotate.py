@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import sys
 from pathlib import Path
@@ -21,15 +20,17 @@ from typing import TextIO
 
 from agent import __version__
 from agent.cli_help import plain
-from agent.config import DEFAULT_CONFIG_PATH, load_config
-from agent.enrolling import ask_backend, explain, pinned_backend_key, report, settings_of
-from agent.errors import UsageError
-from agent.logging import configure_logging
+from agent.enrolling import (
+    add_request_options,
+    ask_backend,
+    explain,
+    pinned_backend_key,
+    prepare,
+    report,
+)
 from agent.state import backend_key_path, key_path, next_key_path
 from uploader.enrollment import KeyRotationRequest, PublicJwk, key_proof
 from uploader.keys import AgentKey
-
-DEFAULT_TIMEOUT = 30.0
 
 
 def register_rotation(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -39,23 +40,7 @@ def register_rotation(actions: argparse._SubParsersAction[argparse.ArgumentParse
         description=plain(__doc__.split("\n\n", 1)[1] if __doc__ else None),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    rotate.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="FILE",
-        help=f"config file (default {DEFAULT_CONFIG_PATH}, or $FLEET_AGENT_CONFIG)",
-    )
-    rotate.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT,
-        metavar="SECONDS",
-        help=f"wait this long for the reply (default {DEFAULT_TIMEOUT:g})",
-    )
-    rotate.add_argument(
-        "--format", choices=("text", "json"), default="text", help="text (default) or JSON"
-    )
+    add_request_options(rotate)
     rotate.set_defaults(handler=run_rotate)
 
 
@@ -69,11 +54,7 @@ def _next_key(path: Path) -> AgentKey:
 
 def run_rotate(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     out = stdout if stdout is not None else sys.stdout
-    if args.timeout <= 0:
-        raise UsageError("--timeout: must be positive")
-    config = load_config(args.config)
-    configure_logging("warning", stream=sys.stderr)
-    settings = settings_of(config, what="key rotation")
+    config, settings = prepare(args, what="key rotation")
     state = config.state_dir
     pinned = pinned_backend_key(backend_key_path(state))
     current = AgentKey.load(key_path(state))
@@ -84,17 +65,14 @@ def run_rotate(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int
         new_key_proof=key_proof(new, agent_id=config.agent_id, old_key_id=current.key_id),
         agent_version=__version__,
     )
-    exchange = asyncio.run(
-        ask_backend(
-            settings,
-            key=current,
-            agent_id=config.agent_id,
-            kind="key_rotation",
-            body=body.model_dump(mode="json", exclude_none=True),
-            backend_key_id=None,
-            pinned=pinned,
-            within=args.timeout,
-        )
+    exchange = ask_backend(
+        settings,
+        key=current,
+        agent_id=config.agent_id,
+        body=body,
+        backend_key_id=None,
+        pinned=pinned,
+        within=args.timeout,
     )
     reply = exchange.reply
     record: dict[str, object] = {

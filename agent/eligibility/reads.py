@@ -9,7 +9,7 @@ the report computes verdicts afresh under the policy it is given; so is the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from pydantic import ValidationError
 
@@ -28,7 +28,17 @@ def parse_read_records(
     The keys an upload adds (``device_id``, ``purpose``, ``eligibility``) are accepted;
     raises :class:`ConfigError` listing bad lines (up to 20).
     """
-    reads: list[tuple[str | None, PrinterRead]] = []
+    return list(iter_read_records(lines, source=source))
+
+
+def iter_read_records(
+    lines: Iterable[str], *, source: str
+) -> Iterator[tuple[str | None, PrinterRead]]:
+    """:func:`parse_read_records` one line at a time: each good read as soon as it is parsed.
+
+    The :class:`ConfigError` listing the bad lines comes after the last read: a caller
+    must not act on the reads before the iteration ends.
+    """
     errors: list[str] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -48,19 +58,20 @@ def parse_read_records(
             errors.append(f"{source}:{number}: device_id: must be a non-empty string")
             continue
         try:
-            reads.append((device_id, PrinterRead.model_validate(record)))
+            read = PrinterRead.model_validate(record)
         except ValidationError as exc:
             errors.extend(
                 f"{source}:{number}: {dotted(error['loc'])}: {describe(error)}"
                 for error in exc.errors()
             )
+            continue
+        yield device_id, read
     if errors:
         shown = errors[:_MAX_ERRORS]
         more = len(errors) - len(shown)
         if more:
             shown.append(f"... and {more} more")
         raise ConfigError("not a file of reads:\n  " + "\n  ".join(shown), path=source)
-    return reads
 
 
 def parse_reads(lines: Iterable[str], *, source: str) -> list[PrinterRead]:

@@ -11,122 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
-from agent.daemon import load_or_create_key
-from agent.demo.fleet import DEMO_FLEET
-from agent.state import backend_key_path, remote_config_path
-from backend.config_push import push
-from tests.support.daemon import FLEET_AGENT, DaemonProcess, DaemonRunner, start_printers
-from tests.support.mosquitto import Mosquitto, MosquittoFactory
-from tests.support.mqtt_consumer import RunningConsumer, start_consumer, unique_prefix
+from agent.state import remote_config_path
+from tests.support.daemon import DaemonProcess, DaemonRunner
+from tests.support.mosquitto import MosquittoFactory
+from tests.support.remote_site import AGENT_ID, Site, start_site, wait_report
 from tests.support.snmpsim import SnmpSimFactory
-from tests.support.udp_counter import UdpCounter, UdpCounterFactory
-from uploader.config import MqttSettings
-from uploader.envelope import Verifier
-from uploader.keys import AgentKey
+from tests.support.udp_counter import UdpCounterFactory
 
 pytestmark = pytest.mark.integration
-
-AGENT_ID = "rc-agent"
-
-
-def _local_config(
-    path: Path, *, state: Path, snmp_port: int, broker: Mosquitto, prefix: str
-) -> Path:
-    """No targets and no meter/discovery intervals locally: the backend sets them."""
-    data: dict[str, Any] = {
-        "agent_id": AGENT_ID,
-        "site": "lab",
-        "state_dir": str(state),
-        "shutdown_deadline": 5,
-        "snmp": {"port": snmp_port, "timeout": 1, "retries": 1, "read_deadline": 10},
-        "discovery": {"rate": 1000},
-        "schedule": {"supplies": "1h", "jitter": 0, "misfire_grace": 30},
-        "upload": {
-            "mqtt": {
-                "host": broker.host,
-                "port": broker.port,
-                "tls": False,
-                "topic_prefix": prefix,
-                "connect_timeout": 2,
-                "ack_timeout": 5,
-                "backoff_min": 0.1,
-                "backoff_max": 0.5,
-            }
-        },
-        "http": {"enabled": False},
-    }
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def _push(
-    tmp_path: Path,
-    broker: Mosquitto,
-    prefix: str,
-    key_file: Path,
-    settings: dict[str, Any],
-    *extra: str,
-) -> subprocess.CompletedProcess[str]:
-    document = tmp_path / f"push-{len(list(tmp_path.glob('push-*.yaml')))}.yaml"
-    document.write_text(yaml.safe_dump(settings))
-    return subprocess.run(
-        [
-            str(FLEET_AGENT),
-            "config",
-            "push",
-            str(document),
-            "--site",
-            "lab",
-            "--backend-key",
-            str(key_file),
-            "--broker",
-            broker.host,
-            "--port",
-            str(broker.port),
-            "--no-tls",
-            "--topic-prefix",
-            prefix,
-            "--format",
-            "json",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _config_reports(consumer: RunningConsumer, agent_key: AgentKey) -> list[dict[str, Any]]:
-    verifier = Verifier({agent_key.key_id: agent_key.jose_key})
-    out = []
-    for token in consumer.store.tokens(AGENT_ID):
-        envelope = verifier.verify(token)
-        if envelope.kind == "status" and envelope.body.get("report") == "config_status":
-            out.append(dict(envelope.body))
-    return out
-
-
-async def _report(
-    consumer: RunningConsumer, agent_key: AgentKey, version: int | None, outcome: str
-) -> dict[str, Any]:
-    """The agent's signed config_status report of ``version``, once the backend stored it."""
-    deadline = time.monotonic() + 60
-    while True:
-        for report in _config_reports(consumer, agent_key):
-            if report["version"] == version and report["outcome"] == outcome:
-                return report
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no config_status {outcome} v{version} stored within 60 s")
-        await asyncio.sleep(0.5)
 
 
 async def _still_sweeping_the_printer(daemon: DaemonProcess, mark: int) -> None:
@@ -144,96 +40,6 @@ async def _still_sweeping_the_printer(daemon: DaemonProcess, mark: int) -> None:
     assert (read["devices"], read["ok"]) == (1, 1), read
 
 
-@dataclass
-class Site:
-    tmp_path: Path
-    printer: str
-    sink: UdpCounter
-    broker: Mosquitto
-    prefix: str
-    state: Path
-    agent_key: AgentKey
-    backend_dir: Path
-    consumer: RunningConsumer
-    config: Path
-    daemon: DaemonProcess
-
-    async def push(self, key: str, settings: dict[str, Any], agent: str | None = None) -> int:
-        """The backend's push (in this process), signed with ``backend_dir/{key}.key``."""
-        pushed = await push(
-            MqttSettings(
-                host=self.broker.host, port=self.broker.port, tls=False, topic_prefix=self.prefix
-            ),
-            AgentKey.load(self.backend_dir / f"{key}.key"),
-            settings,
-            site="lab",
-            agent_id=agent,
-        )
-        return pushed.version
-
-    async def push_cli(self, key: str, settings: dict[str, Any], *extra: str) -> int:
-        """``fleet-agent config push``, signed with ``backend_dir/{key}.key``."""
-        done = await asyncio.to_thread(
-            _push,
-            self.tmp_path,
-            self.broker,
-            self.prefix,
-            self.backend_dir / f"{key}.key",
-            settings,
-            *extra,
-        )
-        assert done.returncode == 0, done.stderr
-        result = json.loads(done.stdout)
-        assert result["topic"] == f"{self.prefix}/lab/config"
-        return int(result["version"])
-
-
-async def _site(
-    snmpsim_factory: SnmpSimFactory,
-    mosquitto_factory: MosquittoFactory,
-    udp_counter_factory: UdpCounterFactory,
-    daemon_runner: DaemonRunner,
-    tmp_path: Path,
-    subnet: str,
-) -> Site:
-    """A printer, a silent sink, a broker, the backend's consumer and a connected daemon."""
-    printers = start_printers(snmpsim_factory, tmp_path, subnet, DEMO_FLEET[:1])
-    sink = udp_counter_factory([f"{subnet}.2"], printers.port)
-    broker = mosquitto_factory()
-    prefix = unique_prefix("rconf")
-    state = tmp_path / "state"
-    agent_key = load_or_create_key(state)
-    backend_dir = tmp_path / "backend"
-    AgentKey.generate().save(backend_dir / "backend.key")
-    AgentKey.generate().save(backend_dir / "forger.key")
-    # What enrollment pins (or the admin copies by hand): the backend's public JWK.
-    backend_public = AgentKey.load(backend_dir / "backend.key").public_jwk()
-    backend_key_path(state).write_text(json.dumps(backend_public))
-    consumer = await start_consumer(
-        MqttSettings(host=broker.host, port=broker.port, tls=False, topic_prefix=prefix),
-        [agent_key],
-        tmp_path / "backend.db",
-    )
-    config = _local_config(
-        tmp_path / "agent.yaml", state=state, snmp_port=printers.port, broker=broker, prefix=prefix
-    )
-    daemon = daemon_runner(config)
-    await asyncio.to_thread(daemon.wait_for, "upload.connected", timeout=120)
-    return Site(
-        tmp_path,
-        printers.addresses[0],
-        sink,
-        broker,
-        prefix,
-        state,
-        agent_key,
-        backend_dir,
-        consumer,
-        config,
-        daemon,
-    )
-
-
 async def _good_push(site: Site, *, cli: bool) -> None:
     """Version 1 for the whole site: applied at once (discovery sweeps it now), reported."""
     mark = site.daemon.mark()
@@ -246,7 +52,7 @@ async def _good_push(site: Site, *, cli: bool) -> None:
     applied = await asyncio.to_thread(site.daemon.wait_for, "config.remote_applied", after=mark)
     assert applied["version"] == 1
     await _still_sweeping_the_printer(site.daemon, mark)
-    report = await _report(site.consumer, site.agent_key, 1, "applied")
+    report = await wait_report(site.consumer, site.agent_key, 1, "applied")
     assert report["applied_version"] == 1
     assert json.loads(remote_config_path(site.state).read_text())["version"] == 1
 
@@ -258,7 +64,7 @@ async def test_a_good_push_applies_bad_ones_are_refused_or_rolled_back(
     daemon_runner: DaemonRunner,
     tmp_path: Path,
 ) -> None:
-    site = await _site(
+    site = await start_site(
         snmpsim_factory, mosquitto_factory, udp_counter_factory, daemon_runner, tmp_path, "127.0.93"
     )
     daemon, consumer, agent_key, sink = site.daemon, site.consumer, site.agent_key, site.sink
@@ -271,7 +77,7 @@ async def test_a_good_push_applies_bad_ones_are_refused_or_rolled_back(
     refused = await asyncio.to_thread(daemon.wait_for, "config.remote_refused", after=mark)
     assert refused["reason"] == "rejected"
     assert "unknown_key" in refused["detail"]
-    report = await _report(consumer, agent_key, None, "refused")
+    report = await wait_report(consumer, agent_key, None, "refused")
     assert report["reason"] == "rejected"
     assert report["applied_version"] == 1
     await _still_sweeping_the_printer(daemon, mark)
@@ -287,7 +93,7 @@ async def test_a_good_push_applies_bad_ones_are_refused_or_rolled_back(
         f"remote config v2 (agent {AGENT_ID} at site lab): discovery.targets[1]: target "
         "'224.0.1.0/24'"
     ), refused["detail"]
-    report = await _report(consumer, agent_key, 2, "refused")
+    report = await wait_report(consumer, agent_key, 2, "refused")
     assert report["reason"] == "invalid"
     assert report["applied_version"] == 1
     await _still_sweeping_the_printer(daemon, mark)
@@ -300,7 +106,7 @@ async def test_a_good_push_applies_bad_ones_are_refused_or_rolled_back(
     assert rolled["reason"] == "cannot_start"
     assert rolled["applied_version"] == 1
     assert "previous one restored" in rolled["detail"]
-    report = await _report(consumer, agent_key, 3, "rolled_back")
+    report = await wait_report(consumer, agent_key, 3, "rolled_back")
     assert report["applied_version"] == 1
     await _still_sweeping_the_printer(daemon, mark)
     assert json.loads(remote_config_path(site.state).read_text())["version"] == 1
@@ -317,7 +123,7 @@ async def test_an_agent_restarted_after_a_push_runs_it_before_reconnecting(
     daemon_runner: DaemonRunner,
     tmp_path: Path,
 ) -> None:
-    site = await _site(
+    site = await start_site(
         snmpsim_factory, mosquitto_factory, udp_counter_factory, daemon_runner, tmp_path, "127.0.94"
     )
     await _good_push(site, cli=False)

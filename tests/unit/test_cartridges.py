@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from mibs.cartridge_yields import rated_yield_of, toner_of_model
 from mibs.cartridges import (
     BROTHER_MAINTENANCE,
     HP_FIRST_INSTALL,
@@ -154,3 +155,24 @@ def test_vendor_plan_asks_for_cartridge_data() -> None:
     brother = vendor_plan(parse_oid("1.3.6.1.4.1.2435.2.3.9.1"))
     assert BROTHER_MAINTENANCE in {item.oid for item in brother.scalars}
     assert cartridge_plan(641).columns == cartridge_plan(None).scalars == ()
+
+
+def test_brother_toner_gets_the_parts_its_model_takes(shared_recordings: Path) -> None:
+    """The HL-5370DW names its toner "Black Toner Cartridge": the model takes a TN-620
+    (3,000 pages) or a TN-650 (8,000), Brother's supplies list; the drum is left alone."""
+    read = _read(shared_recordings / "librenms__brother_hl5370dw.snmprec")
+    assert read.identity.model == "HL-5370DW series"
+    parts = {s.index: (s.description, s.part_number) for s in read.supplies}
+    assert parts[1] == ("Black Toner Cartridge", "TN-620/TN-650")
+    assert parts[3] == ("Drum Unit", None)
+    toner = read.supplies[0]
+    assert toner.identity_sources["part_number"] == "model"
+    assert rated_yield_of(toner.part_number) == 3000  # either fits: the smaller
+
+
+def test_a_named_part_or_an_unknown_model_is_left_alone() -> None:
+    assert toner_of_model("Brother", "HL-5370DW series") == "TN-620/TN-650"
+    assert toner_of_model("brother", "hl-l2340dw") == "TN-630/TN-660"
+    assert toner_of_model("Brother", "MFC-J5330DW") is None
+    assert toner_of_model(None, "HL-5370DW") is None
+    assert toner_of_model("HP", "HL-5370DW") is None

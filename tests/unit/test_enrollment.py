@@ -111,6 +111,12 @@ def reads(key: AgentKey, agent: str, site: str = "site-a", **sign: Any) -> tuple
 # -- pure parts -----------------------------------------------------------------------
 
 
+def test_a_token_never_reads_as_a_command_line_option() -> None:
+    # base64url starts with '-' once in 64: `fleet-agent enroll --token -Xy...` would fail
+    # in argparse ("expected one argument"); 2,000 tokens all pass by chance once in 10^13.
+    assert not any(str(EnrollmentToken.new(None)).startswith("-") for _ in range(2000))
+
+
 def test_token_text_round_trips_and_bad_tokens_are_refused() -> None:
     backend = AgentKey.generate()
     token = EnrollmentToken.new(backend.key_id)

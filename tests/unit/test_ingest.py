@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from structlog.testing import capture_logs
 
 from agent.cli import main
@@ -319,3 +320,37 @@ def test_a_redelivery_is_info_an_altered_copy_a_warning(key: AgentKey, ingestor:
         ("ingest.rejected", "warning"),
     ]
     assert "re-used with different content" in logs[1]["detail"]
+
+
+def test_a_read_body_is_validated_once_and_indexed_for_billing(
+    key: AgentKey, ingestor: Ingestor, store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    validate = BaseModel.model_validate.__func__  # type: ignore[attr-defined]
+    validated: list[str] = []
+
+    def counting(cls: type[BaseModel], obj: object, **kwargs: Any) -> BaseModel:
+        validated.append(cls.__name__)
+        return validate(cls, obj, **kwargs)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(PrinterRead, "model_validate", classmethod(counting))
+    read = PrinterRead(
+        address="192.0.2.7",
+        collected_at=datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
+        identity=Identity(serial="CNB1"),
+        counters=Counters(total=1234, mono=1000),
+    )
+    body = ReadMessage.of(read, device_id="sn:hp:CNB1", purpose="meters", verdict=None).to_body()
+    # Off the read schema (a purpose the agent never sends) but a read billing can use:
+    # stored, counted off_schema, and still indexed as before (parsed again, leniently).
+    odd = {**body, "purpose": "audit", "collected_at": "2026-11-23T10:00:00+00:00"}
+    chain = Chain(key)
+    outcomes = ingestor.handle_batch([(READS, chain.next(body)), (READS, chain.next(odd))])
+    assert [o.kind for o in outcomes] == ["stored", "stored"]
+    assert validated == ["ReadMessage", "ReadMessage", "PrinterRead"]
+    assert ingestor.summary().off_schema == 1
+    rows = store.execute(
+        "SELECT device_id, serial, meters FROM meter_reads ORDER BY collected_at"
+    ).fetchall()
+    assert [(r[0], r[1], json.loads(r[2])) for r in rows] == [
+        ("sn:hp:CNB1", "CNB1", {"total": 1234, "mono": 1000})
+    ] * 2

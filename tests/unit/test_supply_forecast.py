@@ -7,7 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from mibs.forecast import ForecastSettings, forecast, page_rate
+from mibs.forecast import ForecastSettings, forecast
+from mibs.page_rates import page_rate
 from mibs.supply_history import SupplyPoint, add_point, cartridges, replacements
 
 DAY0 = datetime(2026, 3, 2, 8, tzinfo=UTC)  # a Monday
@@ -157,6 +158,26 @@ def test_learning_says_how_much_more_history_is_needed() -> None:
     assert result is not None
     assert result.state == "learning"
     assert result.more_history_days == pytest.approx(30 - 11)
+
+
+@pytest.mark.parametrize(
+    ("last_read", "learning"), [(timedelta(minutes=-20), False), (timedelta(hours=-3), True)]
+)
+def test_the_minimum_history_is_counted_in_tenths_of_a_day(
+    last_read: timedelta, learning: bool
+) -> None:
+    """Read daily at about 08:00: the day-30 read 20 minutes earlier completes 30 days;
+    3 hours earlier (29.9 days) it does not."""
+    points = office(30, weekday_pages=200, per_page=100 / 10000)
+    points.append(
+        point(30, 60.0, points[-1].pages).model_copy(
+            update={"at": DAY0 + timedelta(days=30) + last_read}
+        )
+    )
+    result = forecast(points, SETTINGS)
+    assert result is not None
+    assert (result.state == "learning") is learning
+    assert result.more_history_days == (pytest.approx(0.1) if learning else None)
 
 
 def test_the_emergency_level_orders_even_while_learning() -> None:

@@ -149,14 +149,49 @@ def test_some_remaining_hp_is_ordered_from_pages_and_the_rated_yield() -> None:
     assert "rated 1600" in due.note
 
 
-def test_the_first_cartridge_of_a_coarse_sensor_is_not_guessed() -> None:
-    """Installed before the history began: the pages it printed are unknown."""
-    points = [coarse(d, 10_000 + 50 * d, part_number="CF217A") for d in range(40)]
+def test_a_cartridge_of_unknown_age_is_ordered_on_its_chance_of_running_out() -> None:
+    """Installed before the history began: its level then is unknown, any is as likely.
+
+    A CF217A (1,600 pages rated) at 5 pages a day: 40 days after the history began
+    200 pages are printed since, at most 1,400 are left; the 8 days of lead time plus
+    safety are 40 pages at that rate, a 40 / 1,400 = 2.9 % chance of running out in
+    time: ok. Once at most 800 pages are left, the chance is 5 %: the order is due.
+    No empty date is predicted (nothing says how full it was), no level is made up.
+    """
+    points = [coarse(d, 10_000 + 5 * d, part_number="CF217A") for d in range(41)]
+    result = forecast(points, SETTINGS)
+    assert result is not None
+    assert result.method == "pages_rated_yield"
+    assert result.state == "ok"
+    assert "before the history began" in result.note
+    assert "a 3% chance of running out within 8 days" in result.note
+    assert result.predicted_empty is None
+    assert result.level is None
+    assert result.pages_left is None
+    points += [coarse(d, 10_000 + 5 * d, part_number="CF217A") for d in range(41, 170)]
+    states = [forecast(points[:n], SETTINGS) for n in range(41, 171)]
+    first_due = next(n for n, f in enumerate(states, 41) if f and f.state == "order_due")
+    assert 10_000 + 5 * (first_due - 1) == 10_800  # 800 pages printed, at most 800 left
+
+
+def test_a_cartridge_of_unknown_age_is_not_ordered_while_learning() -> None:
+    """Past its rated yield since the history began, but the history is 20 days long."""
+    points = [coarse(d, 10_000 + 100 * d, part_number="CF217A") for d in range(20)]
+    result = forecast(points, SETTINGS)
+    assert result is not None
+    assert result.state == "learning"
+    assert result.emergency is False
+    assert "a 100% chance" in result.note
+    assert forecast(points + [coarse(30, 13_000, part_number="CF217A")], SETTINGS) is not None
+
+
+def test_a_cartridge_of_unknown_age_and_unknown_yield_is_not_guessed() -> None:
+    """Nothing rated, no whole cartridge seen: nothing to bound what is left."""
+    points = [coarse(d, 10_000 + 50 * d) for d in range(40)]
     result = forecast(points, SETTINGS)
     assert result is not None
     assert result.method == "none"
     assert result.state == "learning"
-    assert "before the history began" in result.note
     assert result.predicted_empty is None
 
 
