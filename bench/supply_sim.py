@@ -26,7 +26,11 @@ cartridges whose order came at least the lead time before empty (of all that
 ran out, and of those that ran out once the policy allowed forecast orders:
 ``min_history_days + lead`` days after the history began), how many days before
 empty and at what true level orders came, duplicate orders, and orders made
-while learning above the emergency level.
+while learning above the emergency level. The in-time counts are broken down by
+sensor and by whether the cartridge was already in use when the history began;
+``--misses FILE`` writes every cartridge ordered late or never (after the
+minimum history) as a JSON line, with the forecast the agent had the day before
+the lead time, to see where misses come from.
 """
 
 from __future__ import annotations
