@@ -26,6 +26,7 @@ for a remote value and ``file:line: field`` for a local one.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "REMOTE_KEYS",
     "Provenance",
     "PushedPolicy",
+    "check_json",
     "check_policy",
     "check_settings",
     "effective_config",
@@ -108,6 +110,38 @@ def check_settings(settings: Mapping[str, JsonValue], label: str) -> None:
             )
     if problems:
         raise ConfigError("\n".join(problems), path=label)
+
+
+def _not_json(node: object, loc: Loc) -> list[tuple[Loc, str]]:
+    if node is None or isinstance(node, bool | int | str):
+        return []
+    if isinstance(node, float):
+        return [] if math.isfinite(node) else [(loc, f"{node!r}")]
+    if isinstance(node, list):
+        return [found for i, item in enumerate(node) for found in _not_json(item, (*loc, i))]
+    if isinstance(node, dict):
+        out: list[tuple[Loc, str]] = []
+        for key, value in node.items():
+            if not isinstance(key, str):
+                out.append(((*loc, str(key)), f"a {type(key).__name__} key"))
+            else:
+                out.extend(_not_json(value, (*loc, key)))
+        return out
+    return [(loc, f"a {type(node).__name__}")]
+
+
+def check_json(settings: Mapping[str, Any], where: Callable[[Loc], str], *, source: str) -> None:
+    """Refuse what a signed document cannot carry: YAML dates and times, NaN, non-text keys.
+
+    (YAML reads ``2026-11-30`` as a date: quoted, it is text.) :class:`ConfigError`
+    lines read ``push.yaml:4: schedule.meters: not a JSON value (a date): quote it``.
+    """
+    problems = [
+        f"{where(loc)}: {dotted(loc)}: not a JSON value ({what}): quote it"
+        for loc, what in _not_json(dict(settings), ())
+    ]
+    if problems:
+        raise ConfigError("\n".join(problems), path=source)
 
 
 def _local_profiles(local: LocalSettings) -> list[Any]:

@@ -111,7 +111,7 @@ def _show(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from agent.broker_options import settings_from_args
     from agent.logging import configure_logging
-    from agent.remote_config import check_policy, check_settings
+    from agent.remote_config import check_json, check_policy, check_settings
     from agent.yamlconf import read_yaml
     from backend.config_push import push
     from uploader.keys import AgentKey
@@ -122,6 +122,7 @@ def _push(args: argparse.Namespace) -> int:
     key = AgentKey.load(args.backend_key)
     document = read_yaml(args.file, what="configuration document")
     document_settings = document.data
+    check_json(document_settings, document.place, source=str(args.file))
     try:
         check_settings(document_settings, str(args.file))
     except ConfigError as exc:

@@ -300,3 +300,24 @@ def test_the_documented_example_is_a_valid_document() -> None:
     assert policy is not None
     assert policy.replenishment.lead_time_days == 7
     assert policy.billing is not None
+
+
+def test_config_push_refuses_what_a_signed_document_cannot_carry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main
+
+    key = tmp_path / "backend.key"
+    AgentKey.generate().save(key)
+    document = tmp_path / "push.yaml"
+    document.write_text(
+        "schedule:\n  meters: 4h\n  jitter: .nan\npolicy:\n  version: '1'\n"
+        "  models: [{vendor: HP, names: [M404]}]\n  managed: [2026-11-30]\n"
+    )
+    argv = ["config", "push", str(document), "--site", "lab", "--backend-key", str(key)]
+    argv += ["--broker", "127.0.0.1", "--port", "9", "--no-tls"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{document}:3: schedule.jitter: not a JSON value (nan): quote it" in err
+    assert f"{document}:7: policy.managed[0]: not a JSON value (a date): quote it" in err
+    assert "Traceback" not in err
