@@ -92,6 +92,13 @@ def _status(args: argparse.Namespace) -> int:
             + (f" + remote version {version}" if version is not None else " only")
             + (f" (remote: {remote['remote_error']})" if remote.get("remote_error") else "")
         )
+        if remote.get("policy_source"):
+            print(
+                f"  contract policy: version {remote.get('policy_version')} from "
+                f"{remote['policy_source']}"
+            )
+        elif "policy_source" in remote:
+            print("  contract policy: none (no verdicts)")
         for name, job in health.get("jobs", {}).items():
             error = f", last error: {job['last_error']}" if job.get("last_error") else ""
             print(

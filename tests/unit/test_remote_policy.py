@@ -160,18 +160,39 @@ def _received(backend: AgentKey, document: ConfigDocument) -> Received:
     return Received(document, sign_document(backend, document))
 
 
+def _status_text(daemon: Any) -> str:
+    """What ``fleet-agent status`` prints for the daemon's ``/healthz`` as it is now."""
+    import contextlib
+    import io
+
+    from agent.cli import main
+    from agent.commands import run as run_command
+
+    health = json.loads(json.dumps(daemon.health(), default=str))
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
+        patch.setattr(run_command, "fetch_health", lambda _host, _port: health)
+        patch.setenv("FLEET_AGENT_CONFIG", "/nonexistent/fleet-agent.yaml")
+        main(["status", "--port", "9464"])
+    return out.getvalue()
+
+
 def test_the_daemon_applies_a_pushed_policy_atomically_and_keeps_it(tmp_path: Path) -> None:
     backend = AgentKey.generate()
     daemon = _daemon(tmp_path)
     backend_key_path(tmp_path / "state").write_text(json.dumps(backend.public_jwk()))
     assert daemon._eligibility is None
     assert daemon.health()["config"]["policy_source"] is None
+    assert "contract policy: none (no verdicts)" in _status_text(daemon)
 
     status = daemon._apply_document(_received(backend, _document(1, policy=POLICY)))
     assert (status.outcome, status.applied_version) == ("applied", 1)
     assert daemon._eligibility.policy.version == "2026.11-remote"
     assert daemon.health()["config"]["policy_source"] == "remote config v1 (site lab)"
     assert daemon.health()["config"]["policy_version"] == "2026.11-remote"
+    assert "contract policy: version 2026.11-remote from remote config v1 (site lab)" in (
+        _status_text(daemon)
+    )
 
     # A bad policy beside a good schedule: the whole document is refused, nothing changes.
     bad = _document(2, schedule={"meters": "1h"}, policy={**POLICY, "version": ""})
