@@ -22,6 +22,7 @@ INVALID = {
     "reversed-range": "10.0.0.200-10.0.0.10",
     "huge": "10.0.0.0/8",
     "everything": "0.0.0.0/0",
+    "this-network": "0.1.2.3",
     "multicast": "224.0.1.0/24",
     "reserved": "240.0.0.0/28",
     "broadcast": "255.255.255.255",

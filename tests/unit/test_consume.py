@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import pytest
 from structlog.testing import capture_logs
 
+from agent.commands.ingest import ConsumerMetrics
+from agent.metrics import MetricsServer
 from backend.consume import (
     ConsumerHealth,
     StallDetector,
@@ -16,6 +20,7 @@ from backend.consume import (
     _Stalled,
     heartbeat_topic,
 )
+from tests.unit.test_metrics import _get
 from uploader.consumer import InboundMessage
 
 
@@ -91,3 +96,29 @@ async def test_watchdog_says_stalled_and_reconnects() -> None:
         foreign = InboundMessage("p/_consumer/c/heartbeat", b"ffff:9", mid=2, qos=1)
         assert shell._heartbeat(foreign)
         assert shell.detector.last_seen_seq == 1
+
+
+async def test_a_stall_shows_in_ingest_metrics_and_healthz() -> None:
+    """``fleet-agent ingest --metrics-port``: ``fleet_ingest_stalled`` 1 and ``/healthz`` 503."""
+    health = ConsumerHealth(connected=True)
+    ingestor = SimpleNamespace(stored=4)  # ConsumerMetrics reads only its counter
+    metrics = ConsumerMetrics(ingestor, health)  # type: ignore[arg-type]
+    server = MetricsServer(metrics, health.status, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        status, body = await _get(server.port, "/healthz")
+        assert status == "HTTP/1.1 200 OK"
+        assert "fleet_ingest_stalled 0.0" in metrics.render().decode()
+        health.stalled, health.stalls = True, 1
+        status, body = await _get(server.port, "/healthz")
+        assert status.startswith("HTTP/1.1 503")
+        assert json.loads(body)["status"] == "stalled"
+        _, text = await _get(server.port, "/metrics")
+        assert "fleet_ingest_stalled 1.0" in text
+        assert "fleet_ingest_stalls 1.0" in text
+        assert "fleet_ingest_messages_stored 4.0" in text
+        health.stalled = False
+        status, _ = await _get(server.port, "/healthz")
+        assert status == "HTTP/1.1 200 OK"
+    finally:
+        await server.close()
