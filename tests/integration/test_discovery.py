@@ -280,3 +280,55 @@ def test_a_sweep_that_finds_no_printer_exits_1(
     assert "0 printers, 1 other SNMP device, 1 silent" in captured.err
     assert main(["inventory", "--state-dir", str(state), "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[1:] == []  # an inventory, still empty
+
+
+def test_net_snmp_and_nmap_forms(
+    tmp_path: Path, snmpsim_factory: SnmpSimFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """discover takes scan's habits: -v 2c -c, octet ranges, comma lists, HOST:PORT, -iL and
+    --exclude-file; the recordings answer only the community 'site7'."""
+    devices = {
+        "127.0.9.2": printer_snmprec(
+            serial="FRM0000001", mac="00:11:22:00:09:02", model="LaserJet M404", sys_name="f-1"
+        ),
+        "127.0.9.3": printer_snmprec(
+            serial="FRM0000002", mac="00:11:22:00:09:03", model="LaserJet M404", sys_name="f-2"
+        ),
+        "127.0.9.12": printer_snmprec(
+            serial="FRM0000003", mac="00:11:22:00:09:12", model="LaserJet M507", sys_name="f-3"
+        ),
+    }
+    port = common_port(list(devices))
+    for address, recording in devices.items():
+        data = tmp_path / "sims" / address
+        data.mkdir(parents=True)
+        (data / "site7.snmprec").write_text(recording)
+        snmpsim_factory(data, address=address, port=port)
+    listed = tmp_path / "printers.txt"
+    listed.write_text(f"# second floor\n127.0.9.12:{port}  # the M507\n")
+    skipped = tmp_path / "skip.txt"
+    skipped.write_text("127.0.9.3\n")
+    found, summary = discover(
+        capsys,
+        "-v", "2c", "-c", "site7",
+        "127.0.9-10.2-3,127.0.9.40",
+        "-iL", str(listed),
+        "--exclude-file", str(skipped),
+        "--snmp-port", str(port),
+        "--timeout", "5",
+        "--retries", "0",
+        "--state-dir", str(tmp_path / "state"),
+    )  # fmt: skip
+    assert sorted((str(r["address"]), str(r["serial"])) for r in found) == [
+        (f"127.0.9.12:{port}", "FRM0000003"),
+        ("127.0.9.2", "FRM0000001"),
+    ]
+    assert summary.startswith("fleet-agent discover: 5 addresses tried, 2 printers, ")
+    # Refused forms: exit 2, the place named, nothing swept.
+    listed.write_text("127.0.9.12\n127.0.9.300\n")
+    assert main(["discover", "-iL", str(listed), "-c", "site7"]) == 2
+    assert f"{listed}:2: target '127.0.9.300': not a valid IPv4 address" in capsys.readouterr().err
+    assert main(["discover", "-v", "3", "127.0.9.2"]) == 2
+    assert "-v 3 needs a user" in capsys.readouterr().err
+    assert main(["discover", "127.0.9-300.2"]) == 2
+    assert "127.0.9-300.2" in capsys.readouterr().err

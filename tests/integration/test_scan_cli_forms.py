@@ -252,3 +252,26 @@ def test_json_lines_are_in_address_order(sims: list[SnmpSim]) -> None:
         first.endpoint,
         second.endpoint,
     ]
+
+
+@pytest.mark.skipif(shutil.which("snmpwalk") is None, reason="Debian's snmp package is absent")
+@pytest.mark.parametrize("name", ["librenms__brother_hl5370dw", "librenms__konica_c250i"])
+def test_file_decodes_a_net_snmp_walk_of_a_shared_recording_to_the_live_read(
+    name: str, shared_recordings: Path, tmp_path: Path
+) -> None:
+    """A real printer's recording, served live and walked by net-snmp as a customer would."""
+    data, logs = tmp_path / "data", tmp_path / "logs"
+    data.mkdir()
+    logs.mkdir()
+    shutil.copy(shared_recordings / f"{name}.snmprec", data / f"{name}.snmprec")
+    sim = start_snmpsim(data, logs, address="127.0.16.1")
+    try:
+        walk = _net_snmp_walk(sim, name, tmp_path / f"{name}.walk")
+        live = run_scan(sim.endpoint, "-c", name, *FAST, "--format", "json")
+    finally:
+        sim.stop()
+    offline = run_scan("--file", str(walk), sim.endpoint, "--format", "json")
+    assert live.returncode == offline.returncode == 0, live.stderr + offline.stderr
+    (live_read,) = live.reads()
+    assert live_read["identity"]["serial"]
+    assert _without_time(offline.reads()[0]) == _without_time(live_read)
