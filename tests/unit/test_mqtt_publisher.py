@@ -7,14 +7,18 @@ A fake client stands in for aiomqtt: ``publish`` completes when the test's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiomqtt
 import pytest
+from structlog.testing import capture_logs
 
 from uploader.config import MqttSettings
+from uploader.errors import QueueDiskFull
 from uploader.mqtt import MqttPublisher, _ConnectionLost
 
 
@@ -192,3 +196,49 @@ async def test_run_refuses_to_run_twice() -> None:
     publisher._running = True
     with pytest.raises(RuntimeError, match="already running"):
         await publisher.run(asyncio.Event())
+
+
+class FailingOnceOutbox(MemoryOutbox):
+    """An outbox whose first ack fails as a full disk once did (issue #10: the daemon exited)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        self.failures = 0
+
+    def ack(self, message_ids: Sequence[str]) -> None:
+        if not self.failures:
+            self.failures += 1
+            raise QueueDiskFull("cannot remove acknowledged messages", path=Path("outbox.db"))
+        super().ack(message_ids)
+
+
+async def test_an_outbox_error_ends_the_session_not_the_publisher(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outbox = FailingOnceOutbox(20)
+    sessions: list[FakeClient] = []
+
+    @contextlib.asynccontextmanager
+    async def fake_connect(*_args: object, **_kwargs: object) -> AsyncIterator[FakeClient]:
+        sessions.append(FakeClient())
+        yield sessions[-1]
+
+    monkeypatch.setattr("uploader.mqtt.connect", fake_connect)
+    fast = settings().model_copy(update={"backoff_min": 0.01, "backoff_max": 0.05})
+    publisher = MqttPublisher(fast, agent_id="a1", outbox=outbox)
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        task = asyncio.create_task(publisher.run(stop))
+        for _ in range(3000):  # at least 30 s: generous on a loaded machine
+            if not outbox.messages or task.done():
+                break
+            await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.wait_for(task, 5)  # returns: the QueueDiskFull did not escape
+    assert outbox.failures == 1
+    assert sorted(set(outbox.acked)) == [f"m{i:04d}" for i in range(20)]  # sent again, all acked
+    assert len(sessions) >= 2  # the failed round dropped the session; a new one drained
+    failed = [entry for entry in logs if entry["event"] == "upload.outbox_failed"]
+    assert len(failed) == 1
+    assert failed[0]["log_level"] == "error"
+    assert "cannot remove acknowledged messages" in failed[0]["error"]
