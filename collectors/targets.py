@@ -293,7 +293,7 @@ def parse_targets(
         raise TargetError(
             f"{result.count:,} addresses is more than {HUGE_LIMIT:,} (four /16 blocks); "
             f"at {_MESSAGE_PPS} packets/s that sweep takes about {hours:,.0f} h and floods "
-            "the network. Narrow the targets, or pass --allow-huge if you mean it",
+            "the network. Narrow the targets, or set allow_huge (--allow-huge) if you mean it",
             spec=", ".join(specs),
         )
     return result

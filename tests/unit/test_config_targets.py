@@ -61,6 +61,8 @@ def test_config_check_refuses_each_invalid_target_kind(
     where = "discovery.targets[1]" if kind != "huge" else "discovery.targets"
     assert f"{path}:{line}: {where}: " in err, err
     assert why in err
+    if kind in ("huge", "public"):  # the configuration's key is named, and the option
+        assert f"set allow_{kind} (--allow-{kind})" in err, err
     assert "Traceback" not in err
 
 
