@@ -42,6 +42,13 @@ Sources:
   count plus its remaining pages. The toner percentages replace Brother's
   coarse 0-3 level codes (quirk ``brother_maintenance_level``).
 
+* **Lexmark** (enterprise 641) LEXMARK-MPS-MIB ``currentSuppliesTable``
+  ``…641.6.4.4.1.1.<column>.<device>.<supply>``: ``.7`` part number, ``.6``
+  serial, ``.10`` install date (DateAndTime), each row matched to a standard
+  supply by description, type and colorant, or not at all
+  (:mod:`mibs.cartridges_lexmark`). Pages printed with the cartridge
+  (``.11`` page count at install against the device's count) is not derived.
+
 * **Model** (``model``): black toner whose description names no part (Brother's
   ``"Black Toner Cartridge"``) on a model the maker's supplies list names gets the
   parts that fit it, ``"TN-620/TN-650"`` for the HL-5370DW
@@ -56,6 +63,8 @@ from collections.abc import Callable, Mapping
 from datetime import date
 
 from mibs.cartridge_yields import toner_of_model
+from mibs.cartridges_lexmark import LEXMARK, LEXMARK_COLUMNS, lexmark_identity
+from mibs.cartridges_lexmark import identity_problem as _bad
 from mibs.models import Problem, Supply, SupplyState
 from mibs.text import decode_text, normalise_serial
 from mibs.values import Oid, Value, Varbinds, column, format_oid
@@ -88,6 +97,7 @@ _PART_TOKEN = re.compile(r"^(?=.*\d)[A-Z]{0,5}-?\d[0-9A-Z]*(?:[-/][0-9A-Z]+)*$")
 #: Vendor cartridge columns to walk and scalars to GET (:func:`mibs.plan.cartridge_plan`).
 CARTRIDGE_COLUMNS: Mapping[int, tuple[Oid, ...]] = {
     HP: (HP_SERIAL, HP_FIRST_INSTALL, HP_PAGES_PRINTED),
+    LEXMARK: LEXMARK_COLUMNS,
 }
 CARTRIDGE_SCALARS: Mapping[int, tuple[Oid, ...]] = {
     BROTHER: (BROTHER_MAINTENANCE, BROTHER_NEXTCARE),
@@ -159,6 +169,8 @@ def with_cartridge_identity(
             fields["cartridge_serial"] = (serial, "description")
     if enterprise == HP:
         _hp(supplies, varbinds, found, problems)
+    elif enterprise == LEXMARK:
+        lexmark_identity(supplies, varbinds, found, problems)
     elif enterprise == BROTHER:
         supplies = _brother(supplies, varbinds, found, problems, state_of)
     result = []
@@ -216,15 +228,6 @@ def _hp(
                     problems.append(_bad(suffix[0], oid, raw, name))  # said something unusable
                 continue
             found.setdefault(suffix[0], {})[name] = (value, format_oid(oid))
-
-
-def _bad(index: int, oid: Oid, raw: Value, name: str) -> Problem:
-    return Problem(
-        field=f"supplies.{index}.{name}",
-        oid=format_oid(oid),
-        reason="wrong_type",
-        detail=f"cannot read {name} from {raw!r:.80}",
-    )
 
 
 # --- Brother -----------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_vendor_plan_asks_for_cartridge_data() -> None:
     assert set(cartridge_plan(11).columns) <= set(hp.columns)
     brother = vendor_plan(parse_oid("1.3.6.1.4.1.2435.2.3.9.1"))
     assert BROTHER_MAINTENANCE in {item.oid for item in brother.scalars}
-    assert cartridge_plan(641).columns == cartridge_plan(None).scalars == ()
+    assert cartridge_plan(1602).columns == cartridge_plan(None).scalars == ()  # Canon: none
 
 
 def test_brother_toner_gets_the_parts_its_model_takes(shared_recordings: Path) -> None:
