@@ -629,10 +629,14 @@ def test_the_spool_holds_messages_in_order_and_drops_only_past_its_bound(
         held += 1
     spool.submit_many([_read(1000 + n) for n in range(20)])
     assert spool.held >= 20
-    with pytest.raises(QueueDiskFull, match="dropped"):
+    with structlog.testing.capture_logs() as logs, pytest.raises(QueueDiskFull, match="dropped"):
         spool.submit_many([_read(2000 + n) for n in range(60)])
     assert spool.held == 50
     assert spool.dropped > 0
+    dropped = [entry for entry in logs if entry["event"] == "outbox.dropped"]  # loudly
+    assert [(e["log_level"], e["dropped"], e["limit"]) for e in dropped] == [
+        ("error", spool.dropped, 50)
+    ]
     spool.maintain()  # still full: nothing written, nothing raised
     assert spool.held == 50
     filler.unlink()
