@@ -8,6 +8,7 @@ import hmac
 import json
 import re
 import uuid
+import warnings
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from joserfc import jws
+from joserfc.errors import SecurityWarning
 from joserfc.jwk import OKPKey
 
 from uploader.envelope import (
@@ -211,6 +213,16 @@ def test_the_rfc9864_ed25519_algorithm_name_is_accepted() -> None:
     header = {"alg": "Ed25519", "kid": KEY.key_id, "typ": TOKEN_TYPE}
     token = jws.serialize_compact(header, _payload(), KEY.jose_key, algorithms=["Ed25519"])
     assert VERIFIER.verify(token).body == READ_BODY
+
+
+def test_the_agent_signs_and_the_backend_verifies_without_a_deprecation_warning() -> None:
+    """joserfc warns on every use of "EdDSA" through its default registry; ours does not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # over the module's ignore: any warning fails
+        message = SIGNER.sign(kind="read", body=READ_BODY, sequence=1, prev_hash=None, now=NOW)
+        assert VERIFIER.verify(message.token).body == READ_BODY
+    with pytest.warns(SecurityWarning, match="EdDSA is deprecated"):  # what would fail above
+        jws.serialize_compact(HEADER, _payload(), KEY.jose_key, algorithms=["EdDSA"])
 
 
 def test_wrong_type_is_rejected() -> None:
