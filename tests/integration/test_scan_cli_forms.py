@@ -267,7 +267,8 @@ def test_file_decodes_a_net_snmp_walk_of_a_shared_recording_to_the_live_read(
     sim = start_snmpsim(data, logs, address="127.0.16.1")
     try:
         walk = _net_snmp_walk(sim, name, tmp_path / f"{name}.walk")
-        live = run_scan(sim.endpoint, "-c", name, *FAST, "--format", "json")
+        # A big recording under a loaded CI: a generous timeout, as a busy printer needs.
+        live = run_scan(sim.endpoint, "-c", name, "-t", "5", "-r", "1", "--format", "json")
     finally:
         sim.stop()
     offline = run_scan("--file", str(walk), sim.endpoint, "--format", "json")
