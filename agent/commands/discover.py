@@ -171,7 +171,7 @@ def _found_table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="Printers found")
     for name in ("Address", "Device id", "Vendor", "Model", "Serial", "Note"):
         table.add_column(name, no_wrap=name in ("Address", "Device id", "Serial"))
-    for record in sorted(records, key=lambda r: address_key(r["address"])):
+    for record in records:
         notes = []
         if record["new"]:
             notes.append("new")
@@ -339,15 +339,17 @@ def run(
     records: list[dict[str, Any]] = []
 
     def on_printer(result: AddressResult, outcome: DiscoveryOutcome) -> None:
-        record = discover_record(result, outcome)
-        if output == "json":
-            write_line(out, json_line(record))
-        else:
-            records.append(record)
+        records.append(discover_record(result, outcome))
 
     with Inventory(inventory_path(plan.state_dir)) as inventory:
         stats = asyncio.run(_sweep(plan, inventory, on_printer, err, exchange_printer(args, err)))
+    # Printers answer in any order; table and JSON list them in address order, as scan,
+    # inventory and eligibility do (progress and the summary go to stderr meanwhile).
+    records.sort(key=lambda r: address_key(r["address"]))
     if output == "table":
         print_table(out, _found_table(records))
+    else:
+        for record in records:
+            write_line(out, json_line(record))
     print(f"fleet-agent discover: {summary_line(stats)}", file=err)
     return 0 if stats.printers else 1

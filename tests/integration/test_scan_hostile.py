@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -245,3 +246,32 @@ async def test_a_mixed_hostile_fleet_scanned_side_by_side(hostile_factory: Hosti
     printers = [json.loads(line) for run in runs for line in run.stdout.splitlines()]
     assert {p["address"] for p in printers} >= {"127.0.2.21", "127.0.2.22", "127.0.2.24"}
     assert "127.0.2.25" not in {p["address"] for p in printers}  # answers nothing useful
+
+
+async def test_discover_lists_printers_in_address_order_whatever_order_they_answer(
+    hostile_factory: HostileFactory, tmp_path: Path
+) -> None:
+    """The first address answers 1.5 s late: discover's JSON still lists it first."""
+    late = dict(printer())
+    late[SERIAL] = b"HOST1LE041"
+    prompt = dict(printer())
+    prompt[SERIAL] = b"HOST1LE042"
+    first = await hostile_factory(late, address="127.0.2.41", delay=1.5)
+    await hostile_factory(prompt, address="127.0.2.42", port=first.port)
+    process = await asyncio.create_subprocess_exec(
+        str(FLEET_AGENT),
+        "discover",
+        "127.0.2.41-127.0.2.42",
+        "--snmp-port", str(first.port),
+        "--format", "json",
+        "--timeout", "5",
+        "--retries", "0",
+        "--state-dir", str(tmp_path / "state"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0, err.decode()
+    found = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    assert [record["address"] for record in found] == ["127.0.2.41", "127.0.2.42"]
+    assert [record["serial"] for record in found] == ["HOST1LE041", "HOST1LE042"]
