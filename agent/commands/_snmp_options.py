@@ -20,6 +20,7 @@ since command lines are visible to every local user.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, get_args
@@ -41,6 +42,8 @@ DEFAULT_PRIV_PROTOCOL = "AES"
 
 #: ``-v`` values that pick the SNMP version (net-snmp); any other use of ``-v`` is verbosity.
 SNMP_VERSIONS = ("1", "2c", "3")
+#: What ``-v WORD`` meant as a version rather than a target (no target is a bare number).
+_VERSION_LIKE = re.compile(r"v?\d[a-z0-9]?", re.IGNORECASE)
 SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
 
 
@@ -78,6 +81,8 @@ class _VersionOrVerbose(argparse.Action):
         if value in SNMP_VERSIONS:
             namespace.snmp_version = value
             return
+        if value is not None and _VERSION_LIKE.fullmatch(value):  # -v 4, -v 2, -v v2c
+            parser.error(f"-v {value}: not an SNMP version: 1, 2c or 3 (a bare -v is --verbose)")
         extra = 1 if value is None or set(value) != {"v"} else 1 + len(value)
         namespace.verbose = (getattr(namespace, "verbose", 0) or 0) + extra
         if value is not None and set(value) != {"v"}:

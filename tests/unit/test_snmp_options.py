@@ -82,6 +82,16 @@ def test_bare_v_is_verbosity_and_keeps_a_following_target() -> None:
     assert parse("10.0.0.7", "-v", "--verbose").verbose == 2  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("word", ["4", "2", "v2c", "3c"])
+def test_v_with_a_version_that_does_not_exist_is_a_usage_error(
+    word: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        parse("-v", word, "10.0.0.7")
+    assert stopped.value.code == 2
+    assert f"-v {word}: not an SNMP version: 1, 2c or 3" in capsys.readouterr().err
+
+
 def test_communities_from_a_file_after_the_typed_ones(tmp_path: Path) -> None:
     listed = tmp_path / "communities"
     listed.write_text("# site A\nfirst\n\nsecond\n")
