@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple, Protocol, cast
@@ -130,6 +131,9 @@ def build_parser(command: str | None = "*") -> argparse.ArgumentParser:
     return parser
 
 
+#: A base64url id (a key's thumbprint: 43 characters) that starts with '-'.
+_DASHED_ID = re.compile(r"-[A-Za-z0-9_-]{20,}")
+
 #: What a shell reports for a command ended by SIGPIPE (128 + 13).
 EXIT_BROKEN_PIPE = 141
 
@@ -173,7 +177,11 @@ def _run(argv: Sequence[str] | None) -> int:
     args, unknown = parser.parse_known_args(arguments)
     if unknown:
         # The sub-command's own usage, not the top level's: that is where the option belongs.
-        _parser_of(parser, arguments).error(f"unrecognized arguments: {' '.join(unknown)}")
+        message = f"unrecognized arguments: {' '.join(unknown)}"
+        ids = [word for word in unknown if _DASHED_ID.fullmatch(word)]
+        if ids:  # a key id (RFC 7638 thumbprint) may start with '-', read as an option
+            message += f"; an id that starts with '-' goes after '--': ... -- {ids[0]}"
+        _parser_of(parser, arguments).error(message)
     handler = cast(Handler | None, getattr(args, "handler", None))
     if handler is None:
         parser.print_help(sys.stderr)

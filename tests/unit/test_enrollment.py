@@ -495,10 +495,25 @@ def test_enroll_token_and_keys_commands(tmp_path: Path, capsys: pytest.CaptureFi
         "active",
         "file",
     )
-    assert main(["keys", "revoke", key.key_id, "--store", url]) == 0
+    # A thumbprint may start with '-' (one in 64): after '--' it is never read as an option.
+    assert main(["keys", "revoke", "--store", url, "--", key.key_id]) == 0
     assert f"revoked key {key.key_id} (agent a1)" in capsys.readouterr().out
     assert main(["keys", "revoke", "nope", "--store", url]) == 1
     assert "key nope: not registered" in capsys.readouterr().err
+
+
+def test_a_key_id_that_starts_with_a_dash_is_shown_where_it_goes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from agent.cli import main
+
+    kid = "-jSsebmCFVyAliVdjst7aqoVQIdqODnGMHuO_BB_1nA"  # a real thumbprint's shape
+    with pytest.raises(SystemExit) as stopped:
+        main(["keys", "revoke", kid, "--store", "sqlite:///nowhere.db"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: fleet-agent keys revoke" in err
+    assert f"an id that starts with '-' goes after '--': ... -- {kid}" in err
 
 
 @pytest.mark.parametrize(
