@@ -18,7 +18,7 @@ import pytest
 from agent.manual_inbox import inbox_dir
 from agent.state import load_or_create_key, outbox_path
 from mibs.messages import ReadMessage, parse_body
-from tests.support.daemon import FLEET_AGENT, DaemonRunner, agent_config
+from tests.support.daemon import FLEET_AGENT, DaemonProcess, DaemonRunner, agent_config
 from tests.support.snmpsim_fleet import common_free_port
 from uploader.envelope import Signer, Verifier
 from uploader.queue import Outbox
@@ -43,10 +43,10 @@ def queued_reads(state_dir: Path) -> list[ReadMessage]:
     return [m for m in messages if isinstance(m, ReadMessage) and m.source == "manual"]
 
 
-def test_meter_add_and_import_while_the_daemon_holds_the_outbox(
-    tmp_path: Path, daemon_runner: DaemonRunner
-) -> None:
-    state = tmp_path / "state"
+def start_daemon(
+    tmp_path: Path, state: Path, daemon_runner: DaemonRunner
+) -> tuple[Path, DaemonProcess]:
+    """A daemon with no broker and hourly reads (none during the test), started."""
     config = agent_config(
         tmp_path / "agent.yaml",
         state_dir=state,
@@ -57,6 +57,14 @@ def test_meter_add_and_import_while_the_daemon_holds_the_outbox(
     )
     daemon = daemon_runner(config)
     daemon.wait_for("daemon.started")
+    return config, daemon
+
+
+def test_meter_add_and_import_while_the_daemon_holds_the_outbox(
+    tmp_path: Path, daemon_runner: DaemonRunner
+) -> None:
+    state = tmp_path / "state"
+    config, daemon = start_daemon(tmp_path, state, daemon_runner)
 
     added = meter(
         "add", "CNB7000001", "--at", "2026-11-25T17:00Z", "--set", "mono=10234",
@@ -103,16 +111,7 @@ def test_reads_a_stopped_daemon_never_took_are_queued_by_the_next_command(
     tmp_path: Path, daemon_runner: DaemonRunner
 ) -> None:
     state = tmp_path / "state"
-    config = agent_config(
-        tmp_path / "agent.yaml",
-        state_dir=state,
-        snmp_port=common_free_port(["127.0.0.1"]),
-        targets=["127.0.0.1"],
-        broker_port=None,
-        schedule={"meters": "1h", "supplies": "1h"},
-    )
-    daemon = daemon_runner(config)
-    daemon.wait_for("daemon.started")
+    config, daemon = start_daemon(tmp_path, state, daemon_runner)
     daemon.signal(signal.SIGSTOP)  # holds the outbox, takes nothing
     args = ["add", "CNB7000004", "--at", "2026-11-25T17:00Z", "--set", "mono=1"]
     handed = meter(*args, "--by", "Tom", "--reason", "x", "--config", str(config), "--wait", "1")

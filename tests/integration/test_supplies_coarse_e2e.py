@@ -28,10 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.eligibility.policy import parse_policy
 from mibs.models import Identity
 from tests.support.mosquitto import Mosquitto
-from tests.support.supply_month import date_of, reports_alike, run_month, snmprec
+from tests.support.supply_month import (
+    date_of,
+    month_policy,
+    one_toner_printer,
+    reports_alike,
+    run_month,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -39,38 +44,20 @@ DAY0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)  # a Monday
 DAYS = 35
 ADDRESS = "127.0.3.42"
 DEVICE = "sn:hp:VNB3K12345"
-POLICY = parse_policy(
-    """
-version: "e2e-coarse"
-models: [{vendor: HP, patterns: ["*"]}]
-require_serial: false
-replenishment: {lead_time_days: 5, safety_days: 3, min_history_days: 14, emergency_percent: 5}
-contacts:
-  - {name: Ana Ruiz, company: Acme, address: "1 Main St", phone: "+34 600 000 000",
-     email: ana@example.com, country_code: ES}
-"""
-)
+POLICY = month_policy("e2e-coarse", "HP")
 
 
 def recording(level: int, pages: int) -> str:
-    lines = {
-        "1.3.6.1.2.1.1.1.0": "4|HP LaserJet Pro M102w",
-        "1.3.6.1.2.1.1.2.0": "6|1.3.6.1.4.1.11.2.3.9.1",
-        "1.3.6.1.2.1.1.5.0": "4|prn-coarse",
-        "1.3.6.1.2.1.25.3.2.1.2.1": "6|1.3.6.1.2.1.25.3.1.5",
-        "1.3.6.1.2.1.25.3.2.1.3.1": "4|HP LaserJet Pro M102w",
-        "1.3.6.1.2.1.43.5.1.1.17.1": "4|VNB3K12345",
-        "1.3.6.1.2.1.43.10.2.1.4.1.1": f"65|{pages}",
-        "1.3.6.1.2.1.43.11.1.1.3.1.1": "2|1",
-        "1.3.6.1.2.1.43.11.1.1.4.1.1": "2|3",
-        "1.3.6.1.2.1.43.11.1.1.5.1.1": "2|3",
-        "1.3.6.1.2.1.43.11.1.1.6.1.1": "4|Black Cartridge HP CF217A",
-        "1.3.6.1.2.1.43.11.1.1.7.1.1": "2|19",
-        "1.3.6.1.2.1.43.11.1.1.8.1.1": "2|-2",
-        "1.3.6.1.2.1.43.11.1.1.9.1.1": f"2|{level}",
-        "1.3.6.1.2.1.43.12.1.1.4.1.1": "4|black",
-    }
-    return snmprec(lines)
+    return one_toner_printer(
+        model="HP LaserJet Pro M102w",
+        sys_object_id="1.3.6.1.4.1.11.2.3.9.1",
+        name="prn-coarse",
+        serial="VNB3K12345",
+        pages=pages,
+        toner="Black Cartridge HP CF217A",
+        max_capacity=-2,
+        level=level,
+    )
 
 
 def month() -> list[tuple[int, int]]:

@@ -23,10 +23,15 @@ from pathlib import Path
 
 import pytest
 
-from agent.eligibility.policy import parse_policy
 from mibs.models import Identity
 from tests.support.mosquitto import Mosquitto
-from tests.support.supply_month import date_of, reports_alike, run_month, snmprec
+from tests.support.supply_month import (
+    date_of,
+    month_policy,
+    one_toner_printer,
+    reports_alike,
+    run_month,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -34,38 +39,20 @@ DAY0 = datetime(2026, 3, 2, 8, 30, tzinfo=UTC)  # a Monday
 DAYS = 35
 ADDRESS = "127.0.3.41"
 DEVICE = "sn:xerox:XRX0042"
-POLICY = parse_policy(
-    """
-version: "e2e-1"
-models: [{vendor: Xerox, patterns: ["*"]}]
-require_serial: false
-replenishment: {lead_time_days: 5, safety_days: 3, min_history_days: 14, emergency_percent: 5}
-contacts:
-  - {name: Ana Ruiz, company: Acme, address: "1 Main St", phone: "+34 600 000 000",
-     email: ana@example.com, country_code: ES}
-"""
-)
+POLICY = month_policy("e2e-1", "Xerox")
 
 
 def recording(level: int, pages: int, serial: str) -> str:
-    lines = {
-        "1.3.6.1.2.1.1.1.0": "4|Xerox VersaLink C405",
-        "1.3.6.1.2.1.1.2.0": "6|1.3.6.1.4.1.253.8.62.1.20.4.1.1",
-        "1.3.6.1.2.1.1.5.0": "4|prn-e2e",
-        "1.3.6.1.2.1.25.3.2.1.2.1": "6|1.3.6.1.2.1.25.3.1.5",
-        "1.3.6.1.2.1.25.3.2.1.3.1": "4|Xerox VersaLink C405",
-        "1.3.6.1.2.1.43.5.1.1.17.1": "4|XRX0042",
-        "1.3.6.1.2.1.43.10.2.1.4.1.1": f"65|{pages}",
-        "1.3.6.1.2.1.43.11.1.1.3.1.1": "2|1",
-        "1.3.6.1.2.1.43.11.1.1.4.1.1": "2|3",
-        "1.3.6.1.2.1.43.11.1.1.5.1.1": "2|3",
-        "1.3.6.1.2.1.43.11.1.1.6.1.1": f"4|Black Toner, PN 006R01509;SN{serial}",
-        "1.3.6.1.2.1.43.11.1.1.7.1.1": "2|19",
-        "1.3.6.1.2.1.43.11.1.1.8.1.1": "2|100",
-        "1.3.6.1.2.1.43.11.1.1.9.1.1": f"2|{level}",
-        "1.3.6.1.2.1.43.12.1.1.4.1.1": "4|black",
-    }
-    return snmprec(lines)
+    return one_toner_printer(
+        model="Xerox VersaLink C405",
+        sys_object_id="1.3.6.1.4.1.253.8.62.1.20.4.1.1",
+        name="prn-e2e",
+        serial="XRX0042",
+        pages=pages,
+        toner=f"Black Toner, PN 006R01509;SN{serial}",
+        max_capacity=100,
+        level=level,
+    )
 
 
 def month() -> list[tuple[int, int, str]]:

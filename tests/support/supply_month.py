@@ -23,7 +23,7 @@ from typing import Any
 from agent.collect import Collector, EligibilityInputs, OutboxSink
 from agent.commands import supplies as supplies_command
 from agent.config import AgentConfig, SnmpConfig, UploadConfig
-from agent.eligibility.policy import Policy
+from agent.eligibility.policy import Policy, parse_policy
 from agent.inventory import Inventory
 from agent.metrics import Metrics
 from collectors.transport import SnmpTransport
@@ -59,6 +59,54 @@ def snmprec(lines: dict[str, str]) -> str:
     """An .snmprec file of ``OID -> 'TAG|VALUE'``, in OID order."""
     ordered = sorted(lines.items(), key=lambda item: tuple(int(p) for p in item[0].split(".")))
     return "".join(f"{oid}|{value}\n" for oid, value in ordered)
+
+
+def month_policy(version: str, vendor: str) -> Policy:
+    """A contract for every model of ``vendor``: 5 days' lead time, 3 safety days, 14 of history."""
+    return parse_policy(
+        f"""
+version: "{version}"
+models: [{{vendor: {vendor}, patterns: ["*"]}}]
+require_serial: false
+replenishment: {{lead_time_days: 5, safety_days: 3, min_history_days: 14, emergency_percent: 5}}
+contacts:
+  - {{name: Ana Ruiz, company: Acme, address: "1 Main St", phone: "+34 600 000 000",
+     email: ana@example.com, country_code: ES}}
+"""
+    )
+
+
+def one_toner_printer(
+    *,
+    model: str,
+    sys_object_id: str,
+    name: str,
+    serial: str,
+    pages: int,
+    toner: str,
+    max_capacity: int,
+    level: int,
+) -> str:
+    """The .snmprec of a printer with one black toner (RFC 3805), as read one morning."""
+    return snmprec(
+        {
+            "1.3.6.1.2.1.1.1.0": f"4|{model}",
+            "1.3.6.1.2.1.1.2.0": f"6|{sys_object_id}",
+            "1.3.6.1.2.1.1.5.0": f"4|{name}",
+            "1.3.6.1.2.1.25.3.2.1.2.1": "6|1.3.6.1.2.1.25.3.1.5",
+            "1.3.6.1.2.1.25.3.2.1.3.1": f"4|{model}",
+            "1.3.6.1.2.1.43.5.1.1.17.1": f"4|{serial}",
+            "1.3.6.1.2.1.43.10.2.1.4.1.1": f"65|{pages}",
+            "1.3.6.1.2.1.43.11.1.1.3.1.1": "2|1",
+            "1.3.6.1.2.1.43.11.1.1.4.1.1": "2|3",
+            "1.3.6.1.2.1.43.11.1.1.5.1.1": "2|3",
+            "1.3.6.1.2.1.43.11.1.1.6.1.1": f"4|{toner}",
+            "1.3.6.1.2.1.43.11.1.1.7.1.1": "2|19",
+            "1.3.6.1.2.1.43.11.1.1.8.1.1": f"2|{max_capacity}",
+            "1.3.6.1.2.1.43.11.1.1.9.1.1": f"2|{level}",
+            "1.3.6.1.2.1.43.12.1.1.4.1.1": "4|black",
+        }
+    )
 
 
 async def run_month(
