@@ -40,7 +40,7 @@ from collectors.targets import (
     check_host_name,
     check_spec,
     is_host_name,
-    parse_spec_for_exclusion,
+    parse_spec,
     parse_targets,
 )
 from uploader.config import MqttSettings
@@ -112,7 +112,7 @@ def _exclude_spec(value: str) -> str:
         if is_host_name(value):
             check_host_name(value)
         else:
-            parse_spec_for_exclusion(value)
+            parse_spec(value, whole_blocks=True)
     except TargetError as exc:
         raise ValueError(str(exc)) from None
     return value

@@ -1,20 +1,9 @@
 """The discovery sweep: which addresses answer SNMP, which of those are printers, who they are.
 
-Each address is one :func:`collectors.reader.read_device` with the identity plan
-(:func:`mibs.plan.identity_read_plan`): the credential profiles in the
-configured order (the profile that last worked at this address first), a GET
-of the system scalars as the probe, hrDeviceType and prtGeneralSerialNumber to
-tell a printer (:func:`mibs.identity.classify_device`), and only for printers
-the rest of the identity (1284 id, MACs, the maker's private identity OIDs).
-ICMP port-unreachable ends the address at once (``closed``); a timeout or an
-SNMPv3 refusal moves on to the next profile instead of stopping (glpi-agent
-#1240). With ``read_printers`` a printer also gets a full read with the
-profile that worked.
-
-Addresses are pulled lazily from the target iterator by ``max_in_flight``
-workers, so a /16 never becomes 65,536 tasks; every packet, retries included,
-first takes a token from the packets-per-second bucket (the transport's pace
-hook).
+Each address is one :func:`collectors.reader.read_device` with the identity plan (and with
+``read_printers`` a printer also gets a full read with the profile that worked). Addresses
+are pulled lazily by ``max_in_flight`` workers, so a /16 never becomes 65,536 tasks; every
+packet, retries included, first takes a token from the packets-per-second bucket.
 """
 
 from __future__ import annotations
@@ -23,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import structlog
@@ -35,7 +25,7 @@ from collectors.transport import SnmpTransport
 from collectors.udp import Pace
 from fleet_errors import leaves
 from mibs.identity import stable_device_id
-from mibs.models import Identity, PrinterRead, Problem
+from mibs.models import Identity, PrinterRead
 from mibs.plan import full_read_plan, identity_read_plan
 
 
@@ -73,14 +63,12 @@ class AddressResult(BaseModel):
     credential: str | None = Field(default=None, description="Name of the profile that worked.")
     identity: Identity | None = None
     device_id: str | None = Field(default=None, description="stable_device_id of the identity.")
-    problems: list[Problem] = Field(default_factory=list)
     refusals: list[str] = Field(
         default_factory=list, description="'profile: reason' for each profile the device refused."
     )
     read: PrinterRead | None = Field(
         default=None, description="A full read of the printer, when the sweep was asked for one."
     )
-    elapsed: float = 0.0
 
 
 @dataclass
@@ -147,8 +135,9 @@ class Sweep:
         self._settings = settings
         self._options = options or DiscoveryOptions()
         self._known = dict(known_profiles or {})
-        size = total if total is not None else _size(targets)
-        self.stats = SweepStats(total=size)
+        if total is None:
+            total = len(targets) if isinstance(targets, Sized) else 0
+        self.stats = SweepStats(total=total)
         rate = self._options.rate
         self.bucket = TokenBucket(rate, burst=self._options.burst) if rate else None
         self._pace: Pace | None = self.bucket.acquire if self.bucket else None
@@ -159,15 +148,13 @@ class Sweep:
         Without a ``transport`` the sweep opens an :class:`SnmpTransport` of its own for the run.
         """
         if self._transport is not None:
-            return await self._run(on_result)
+            return await self._run(on_result, self._transport)
         async with SnmpTransport(self._settings) as transport:
-            self._transport = transport
-            try:
-                return await self._run(on_result)
-            finally:
-                self._transport = None
+            return await self._run(on_result, transport)
 
-    async def _run(self, on_result: Callable[[AddressResult], None]) -> SweepStats:
+    async def _run(
+        self, on_result: Callable[[AddressResult], None], sessions: SessionSource
+    ) -> SweepStats:
         addresses: Iterator[str] = iter(self._targets)
         self.stats.started = time.monotonic()
         _log().info(
@@ -180,7 +167,7 @@ class Sweep:
 
         async def worker() -> None:
             for address in addresses:  # shared iterator: each address goes to one worker
-                result = await self.probe(address)
+                result = await self._probe(address, sessions)
                 self.stats.count(result)
                 on_result(result)
 
@@ -203,41 +190,20 @@ class Sweep:
         )
         return self.stats
 
-    async def probe(self, address: str) -> AddressResult:
+    async def _probe(self, address: str, sessions: SessionSource) -> AddressResult:
         """Find out what ``address`` is (never raises for what the device does)."""
-        started = time.monotonic()
-        outcome = await read_device(
-            address,
-            self._credentials,
-            identity_read_plan(),
-            self._settings.read_deadline,
-            sessions=self._sessions(),
-            remembered=self._known.get(address),
-            settings=self._settings,
-            pace=self._pace,
+        read = partial(read_device, sessions=sessions, settings=self._settings, pace=self._pace)
+        deadline = self._settings.read_deadline
+        remembered = self._known.get(address)
+        outcome = await read(
+            address, self._credentials, identity_read_plan(), deadline, remembered=remembered
         )
         result = _result(outcome)
         if result.status == "printer" and self._read_printers:
-            result = result.model_copy(update={"read": await self._full_read(outcome)})
-        return result.model_copy(update={"elapsed": time.monotonic() - started})
-
-    async def _full_read(self, identified: ReadOutcome) -> PrinterRead | None:
-        profile = [c for c in self._credentials if c.name == identified.profile]
-        outcome = await read_device(
-            identified.address,
-            profile,
-            full_read_plan(),
-            self._settings.read_deadline,
-            sessions=self._sessions(),
-            settings=self._settings,
-            pace=self._pace,
-        )
-        return outcome.read
-
-    def _sessions(self) -> SessionSource:
-        if self._transport is None:
-            raise RuntimeError("Sweep.probe outside Sweep.run needs a transport")
-        return self._transport
+            worked = [c for c in self._credentials if c.name == outcome.profile]
+            full = await read(address, worked, full_read_plan(), deadline)
+            result = result.model_copy(update={"read": full.read})
+        return result
 
 
 def _result(outcome: ReadOutcome) -> AddressResult:
@@ -256,10 +222,5 @@ def _result(outcome: ReadOutcome) -> AddressResult:
         credential=outcome.profile,
         identity=identity,
         device_id=stable_device_id(identity) if printer else None,
-        problems=list(outcome.read.problems),
         refusals=list(outcome.refusals),
     )
-
-
-def _size(targets: Iterable[str]) -> int:
-    return len(targets) if isinstance(targets, Sized) else 0

@@ -1,19 +1,14 @@
 """The text forms of a target that net-snmp and nmap users type, before any address parsing.
 
-* **Lists**: ``10.0.0.5,10.0.0.9`` is two targets (:func:`split_list`).
-* **Ports**: ``HOST:PORT``, ``[IPV6]:PORT`` and net-snmp's transport prefix
-  ``udp:HOST:PORT`` / ``udp6:[IPV6]:PORT`` (:func:`split_endpoint`); a bare IPv6
-  address has several colons and no brackets, so it never carries a port.
-* **Octet ranges** (nmap): ``10.1.2-3.1-50`` is every address whose octets fall
-  in the given ranges; ``*`` is 0-255 (:func:`octet_pattern`).
-
-Everything here is text in, text or numbers out; errors are
-:class:`collectors.targets.TargetError` raised by the caller with the spec.
+Comma lists, ``HOST:PORT`` (with net-snmp's ``udp:``/``udp6:`` prefixes) and nmap octet
+ranges (docs/discovery.md, "Targets"). Text in, text or numbers out; errors are
+:class:`SyntaxProblem`, which the caller turns into a ``TargetError`` naming the spec.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Iterable, Iterator
 
@@ -32,11 +27,7 @@ class SyntaxProblem(ValueError):
 def split_list(specs: Iterable[str]) -> Iterator[str]:
     """Each comma-separated item of each spec, stripped; empty items are kept (and refused)."""
     for spec in specs:
-        if "," not in spec:
-            yield spec
-            continue
-        for item in spec.split(","):
-            yield item.strip()
+        yield from ([item.strip() for item in spec.split(",")] if "," in spec else [spec])
 
 
 def _port(text: str) -> int:
@@ -89,16 +80,6 @@ def address_key(address: str) -> tuple[int, int, int, int, str]:
     return (0, ip.version, int(ip), port or 0, address)
 
 
-def is_octet_pattern(text: str) -> bool:
-    """An nmap octet range with a range or ``*`` before the last octet (``10.1.2-3.1-50``).
-
-    A range in the last octet only (``10.1.0.10-200``) is the plain short range form.
-    """
-    if not _OCTET_PATTERN.fullmatch(text):
-        return False
-    return any("-" in octet or octet == "*" for octet in text.split(".")[:3])
-
-
 def _octet_span(octet: str) -> tuple[int, int]:
     if octet == "*":
         return 0, 255
@@ -111,12 +92,18 @@ def _octet_span(octet: str) -> tuple[int, int]:
     return first, last
 
 
-def octet_pattern(text: str) -> list[tuple[int, int]]:
-    """The IPv4 address spans (first, last as integers) an octet pattern covers, in order."""
-    spans = [_octet_span(octet) for octet in text.split(".")]
-    count = 1
-    for first, last in spans[:3]:
-        count *= last - first + 1
+def octet_pattern(text: str) -> list[tuple[int, int]] | None:
+    """The IPv4 address spans (first, last as integers) an nmap octet range covers, in order.
+
+    None when ``text`` is not one: an octet range has a range or ``*`` before the last
+    octet (``10.1.2-3.1-50``); a range in the last octet only (``10.1.0.10-200``) is the
+    plain short range form.
+    """
+    octets = text.split(".")
+    if not _OCTET_PATTERN.fullmatch(text) or not any("-" in o or o == "*" for o in octets[:3]):
+        return None
+    spans = [_octet_span(octet) for octet in octets]
+    count = math.prod(last - first + 1 for first, last in spans[:3])
     if count > MAX_PATTERN_SPANS:
         raise SyntaxProblem(
             f"expands to {count:,} separate ranges (at most {MAX_PATTERN_SPANS:,}); "

@@ -1,42 +1,22 @@
 """Sweep targets: addresses, host names, CIDR blocks and ranges, minus exclusions.
 
-A :class:`TargetSet` holds merged integer intervals per address family, never
-a list of addresses: a /16 costs a few bytes and is iterated lazily, in
-address order, each address once however the specs overlap.
-
-Accepted spec forms (the same for targets and exclusions):
-
-* ``192.0.2.7`` or ``2001:db8::7``: one address (IPv6 only when given explicitly);
-* ``192.0.2.0/24``: a block; for IPv4 blocks of /30 and larger the network and
-  broadcast addresses are skipped (a /31 or /32 keeps every address, RFC 3021);
-* ``192.0.2.10-192.0.2.200`` or ``192.0.2.10-200``: an inclusive range, kept as given;
-* ``10.1.2-3.1-50``: an nmap octet range (each octet ``N``, ``N-M`` or ``*``);
-* ``printer-3.example``: a host name, resolved once with ``getaddrinfo`` at
-  parse time (IPv4 preferred);
-* any of these followed by ``:PORT`` (``[2001:db8::7]:1161`` for IPv6), and
-  several of them separated by commas (:mod:`collectors.target_syntax`).
-
-Addresses with a port iterate as ``192.0.2.7:1161`` / ``[2001:db8::7]:1161``
-(the transport reads the port from there); an exclusion without a port drops
-the address on every port, one with a port only that endpoint.
-
-More than :data:`HUGE_LIMIT` addresses (a /16 is fine, a /8 is not) is refused
-unless ``allow_huge`` is passed, because at a polite budget such a sweep takes
-days and usually means a typo.
+A :class:`TargetSet` holds merged integer intervals per address family and port, never a
+list of addresses. The accepted forms and the limits: docs/discovery.md, "Targets".
 """
 
 from __future__ import annotations
 
 import bisect
 import ipaddress
+import re
 import socket
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import partial
 
 from collectors.target_syntax import (
     SyntaxProblem,
     format_endpoint,
-    is_octet_pattern,
     octet_pattern,
     split_endpoint,
     split_list,
@@ -61,12 +41,7 @@ class TargetError(LocalError):
         self.spec = spec
 
 
-@dataclass(frozen=True)
-class _Interval:
-    version: int
-    first: int
-    last: int  # inclusive
-    port: int | None = None  # None: the configured SNMP port
+Span = tuple[int, int, int]  # (IP version, first address, last address) as integers, inclusive
 
 
 def _resolve(host: str, spec: str) -> IPAddress:
@@ -81,14 +56,7 @@ def _resolve(host: str, spec: str) -> IPAddress:
     return (v4 or addresses)[0]
 
 
-def _check_unicast(address: IPAddress, spec: str) -> None:
-    if address.is_multicast or address.is_unspecified:
-        raise TargetError(f"{address} is not a unicast address", spec=spec)
-    if address == ipaddress.IPv4Address("255.255.255.255"):
-        raise TargetError("the limited broadcast address is not a device", spec=spec)
-
-
-def _parse_range(spec: str, start_text: str, end_text: str) -> _Interval:
+def _parse_range(spec: str, start_text: str, end_text: str) -> Span:
     try:
         start = ipaddress.ip_address(start_text.strip())
     except ValueError as exc:
@@ -110,60 +78,60 @@ def _parse_range(spec: str, start_text: str, end_text: str) -> _Interval:
         raise TargetError("range mixes IPv4 and IPv6", spec=spec)
     if int(end) < int(start):
         raise TargetError(f"range end {end} is below its start {start}", spec=spec)
-    return _Interval(start.version, int(start), int(end))
+    return start.version, int(start), int(end)
 
 
-def _parse_block(text: str, spec: str) -> _Interval:
+def _parse_block(text: str, spec: str, whole: bool) -> Span:
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
     first, last = int(network.network_address), int(network.broadcast_address)
-    if network.version == 4 and network.prefixlen <= 30:
+    if not whole and network.version == 4 and network.prefixlen <= 30:
         first, last = first + 1, last - 1
-    elif network.version == 6 and network.prefixlen <= 126:
+    elif not whole and network.version == 6 and network.prefixlen <= 126:
         first += 1  # the Subnet-Router anycast address (RFC 4291 2.6.1) is not a device
-    return _Interval(network.version, first, last)
+    return network.version, first, last
 
 
-def parse_spec(spec: str) -> list[_Interval]:
-    """One spec to its intervals of addresses; :class:`TargetError` names the spec."""
+def parse_spec(spec: str, *, whole_blocks: bool = False) -> tuple[list[Span], int | None]:
+    """One spec to its address spans and its port (None: the configured SNMP port).
+
+    Raises :class:`TargetError` naming the spec. ``whole_blocks`` (exclusions): a block
+    covers all of itself, network and broadcast address too.
+    """
     try:
         host, port = split_endpoint(spec)
     except SyntaxProblem as exc:
         raise TargetError(str(exc), spec=spec) from None
-    return [
-        _Interval(i.version, i.first, i.last, port) for i in _parse_host_part(host.strip(), spec)
-    ]
+    return _parse_host_part(host.strip(), spec, whole_blocks), port
 
 
-def _parse_host_part(text: str, spec: str) -> list[_Interval]:
+def _parse_host_part(text: str, spec: str, whole_blocks: bool) -> list[Span]:
     if not text:
         raise TargetError("empty target", spec=spec)
     if "/" in text:
-        return [_parse_block(text, spec)]
-    if is_octet_pattern(text):
-        try:
-            return [_Interval(4, first, last) for first, last in octet_pattern(text)]
-        except SyntaxProblem as exc:
-            raise TargetError(str(exc), spec=spec) from None
+        return [_parse_block(text, spec, whole_blocks)]
+    try:
+        pattern = octet_pattern(text)
+    except SyntaxProblem as exc:
+        raise TargetError(str(exc), spec=spec) from None
+    if pattern is not None:
+        return [(4, first, last) for first, last in pattern]
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        address = None
-    if address is None and "-" in text and ":" not in text:
-        start_text, _, end_text = text.partition("-")
-        if _looks_numeric(start_text):
+        start_text, dash, end_text = text.partition("-")
+        if dash and (":" in text or _looks_numeric(start_text)):
             return [_parse_range(spec, start_text, end_text)]
-    if address is None and ":" in text and "-" in text:
-        start_text, _, end_text = text.partition("-")
-        return [_parse_range(spec, start_text, end_text)]
-    if address is None:
         if _looks_numeric(text):
-            raise TargetError("not a valid IPv4 address", spec=spec)
+            raise TargetError("not a valid IPv4 address", spec=spec) from None
         address = _resolve(text, spec)
-    _check_unicast(address, spec)
-    return [_Interval(address.version, int(address), int(address))]
+    if address.is_multicast or address.is_unspecified:
+        raise TargetError(f"{address} is not a unicast address", spec=spec)
+    if address == ipaddress.IPv4Address("255.255.255.255"):
+        raise TargetError("the limited broadcast address is not a device", spec=spec)
+    return [(address.version, int(address), int(address))]
 
 
 def _looks_numeric(text: str) -> bool:
@@ -211,7 +179,7 @@ class TargetSet:
 
     def __init__(self, intervals: Mapping[Key, list[tuple[int, int]]]) -> None:
         self._intervals = {
-            key: list(spans)
+            key: spans
             for key, spans in sorted(intervals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
             if spans
         }
@@ -222,9 +190,6 @@ class TargetSet:
 
     def __len__(self) -> int:
         return self.count
-
-    def __bool__(self) -> bool:
-        return self.count > 0
 
     def __iter__(self) -> Iterator[str]:
         for (version, port), spans in self._intervals.items():
@@ -249,39 +214,40 @@ class TargetSet:
         position = bisect.bisect_right(self._starts[key], value) - 1
         return position >= 0 and spans[position][1] >= value
 
-    def __repr__(self) -> str:
-        return f"TargetSet(count={self.count}, spans={sum(map(len, self._intervals.values()))})"
-
-
-def expand_specs(specs: Sequence[str]) -> list[str]:
-    """The specs with comma lists split: ``["10.0.0.1,10.0.0.9"]`` is two specs."""
-    return list(split_list(specs))
-
 
 def parse_targets(
-    specs: Sequence[str], *, exclude: Sequence[str] = (), allow_huge: bool = False
+    specs: Iterable[str],
+    *,
+    exclude: Iterable[str] = (),
+    allow_huge: bool = False,
+    allow_public: bool | None = None,
 ) -> TargetSet:
-    """Targets minus exclusions. Raises :class:`TargetError` naming the bad spec."""
-    specs, exclude = expand_specs(specs), expand_specs(exclude)
-    keep: dict[Key, list[tuple[int, int]]] = {}
-    drop: dict[Key, list[tuple[int, int]]] = {}
+    """Targets minus exclusions. Raises :class:`TargetError` naming the bad spec.
+
+    With ``allow_public`` given, each target (a host name as resolved) also passes
+    :func:`check_address_space`; None skips that check.
+    """
+    specs = list(split_list(specs))
+    keep: defaultdict[Key, list[tuple[int, int]]] = defaultdict(list)
+    drop: defaultdict[Key, list[tuple[int, int]]] = defaultdict(list)
     for spec in specs:
-        for interval in parse_spec(spec):
-            keep.setdefault((interval.version, interval.port), []).append(
-                (interval.first, interval.last)
+        spans, port = parse_spec(spec)
+        for version, first, last in spans:
+            if allow_public is not None:
+                check_address_space((version, first, last), spec, allow_public=allow_public)
+            keep[version, port].append((first, last))
+    for spec in split_list(exclude):
+        spans, port = parse_spec(spec, whole_blocks=True)
+        for version, first, last in spans:
+            drop[version, port].append((first, last))
+    result = TargetSet(
+        {
+            (version, port): _subtract(
+                _merge(spans), _merge(drop.get((version, None), []) + drop.get((version, port), []))
             )
-    for spec in exclude:
-        for interval in parse_spec_for_exclusion(spec):
-            drop.setdefault((interval.version, interval.port), []).append(
-                (interval.first, interval.last)
-            )
-    merged = {
-        (version, port): _subtract(
-            _merge(spans), _merge(drop.get((version, None), []) + drop.get((version, port), []))
-        )
-        for (version, port), spans in keep.items()
-    }
-    result = TargetSet(merged)
+            for (version, port), spans in keep.items()
+        }
+    )
     if result.count > ABSOLUTE_LIMIT:
         raise TargetError(
             f"{result.count:,} addresses is beyond any sweep this agent will run "
@@ -299,34 +265,10 @@ def parse_targets(
     return result
 
 
-def parse_spec_for_exclusion(spec: str) -> list[_Interval]:
-    """Like :func:`parse_spec`, but a block excludes all of itself, network and broadcast too."""
-    try:
-        host, port = split_endpoint(spec)
-    except SyntaxProblem as exc:
-        raise TargetError(str(exc), spec=spec) from None
-    text = host.strip()
-    if "/" in text:
-        try:
-            network = ipaddress.ip_network(text, strict=False)
-        except ValueError as exc:
-            raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
-        return [
-            _Interval(
-                network.version,
-                int(network.network_address),
-                int(network.broadcast_address),
-                port,
-            )
-        ]
-    return parse_spec(spec)
-
+#: :func:`parse_targets` with the address-space checks (public space refused by default).
+validate_targets = partial(parse_targets, allow_public=False)
 
 # -- validation: what a configuration or a command line may ask to sweep -------------------
-#
-# Kept apart from the parsing above: parsing says what a spec means, these checks
-# say whether the agent will sweep it. The configuration (``discovery.targets``)
-# and the ``scan``/``discover`` command lines run the same checks.
 
 #: Never a device: "this network", multicast, the reserved 240/4 (with the
 #: limited broadcast 255.255.255.255), IPv6 unspecified and multicast.
@@ -351,49 +293,37 @@ LOCAL_SPACE: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
         "fc00::/7",
     )
 )
-
-
-def _blocks_overlapping(
-    interval: _Interval, blocks: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
-) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [
-        block
-        for block in blocks
-        if block.version == interval.version
-        and int(block.network_address) <= interval.last
-        and int(block.broadcast_address) >= interval.first
-    ]
-
-
-def _uncovered(interval: _Interval) -> int | None:
-    """The first address of ``interval`` outside :data:`LOCAL_SPACE`, or None."""
-    spans = _merge(
+_LOCAL_SPANS = {
+    version: _merge(
         [
             (int(block.network_address), int(block.broadcast_address))
             for block in LOCAL_SPACE
-            if block.version == interval.version
+            if block.version == version
         ]
     )
-    outside = _subtract([(interval.first, interval.last)], spans)
-    return outside[0][0] if outside else None
+    for version in (4, 6)
+}
 
 
-def check_address_space(interval: _Interval, spec: str, *, allow_public: bool) -> None:
+def check_address_space(span: Span, spec: str, *, allow_public: bool) -> None:
     """Refuse addresses that are never devices, and public space unless ``allow_public``."""
-    never = _blocks_overlapping(interval, NEVER_SWEPT)
-    if never:
+    version, first, last = span
+    for block in NEVER_SWEPT:
+        if (
+            block.version == version
+            and int(block.network_address) <= last
+            and int(block.broadcast_address) >= first
+        ):
+            raise TargetError(
+                f"covers {block}, which holds no devices (this-network, multicast, "
+                "reserved or broadcast addresses)",
+                spec=spec,
+            )
+    outside = _subtract([(first, last)], _LOCAL_SPANS[version])
+    if outside and not allow_public:
+        make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
         raise TargetError(
-            f"covers {never[0]}, which holds no devices (this-network, multicast, "
-            "reserved or broadcast addresses)",
-            spec=spec,
-        )
-    if allow_public:
-        return
-    first_public = _uncovered(interval)
-    if first_public is not None:
-        make = ipaddress.IPv4Address if interval.version == 4 else ipaddress.IPv6Address
-        raise TargetError(
-            f"{make(first_public)} is public address space, not a private, shared, "
+            f"{make(outside[0][0])} is public address space, not a private, shared, "
             "link-local, loopback or unique-local network; set allow_public "
             "(--allow-public) if you really mean to sweep it",
             spec=spec,
@@ -418,7 +348,8 @@ def _mistyped_address(text: str) -> bool:
     return len(labels) in (3, 4) and sum(label.isdigit() for label in labels) >= len(labels) - 1
 
 
-_LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
+#: One host name label (RFC 1123): letters, digits and inner hyphens.
+_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 
 
 def check_host_name(spec: str) -> None:
@@ -455,7 +386,7 @@ def check_host_name(spec: str) -> None:
                 f"host name label {label[:16]}... is {len(label)} characters (at most 63)",
                 spec=spec,
             )
-        if not set(label) <= _LDH or label.startswith("-") or label.endswith("-"):
+        if not _LABEL.fullmatch(label):
             raise TargetError(
                 f"host name label {label!r}: only letters, digits and inner hyphens", spec=spec
             )
@@ -469,19 +400,5 @@ def check_spec(spec: str, *, allow_public: bool) -> None:
         if is_host_name(item):
             check_host_name(split_endpoint(item)[0])
             continue
-        for interval in parse_spec(item):
-            check_address_space(interval, item, allow_public=allow_public)
-
-
-def validate_targets(
-    specs: Sequence[str],
-    *,
-    exclude: Sequence[str] = (),
-    allow_huge: bool = False,
-    allow_public: bool = False,
-) -> TargetSet:
-    """:func:`parse_targets` plus the address-space checks, for every spec (names resolved)."""
-    for spec in expand_specs(specs):
-        for interval in parse_spec(spec):
-            check_address_space(interval, spec, allow_public=allow_public)
-    return parse_targets(specs, exclude=exclude, allow_huge=allow_huge)
+        for span in parse_spec(item)[0]:
+            check_address_space(span, item, allow_public=allow_public)

@@ -1,11 +1,7 @@
 """Target options shared by ``scan`` and ``discover``: nmap's and net-snmp's habits.
 
-Targets come as words on the command line (each may be a comma list, see
-:mod:`collectors.target_syntax`), from ``-iL FILE`` files (one or more a line,
-``#`` comments, ``-`` for stdin), minus ``--exclude`` words and
-``--exclude-file`` files. A spec read from a file that turns out to be wrong is
-reported as ``FILE:LINE: target '...': why``. What a spec may name (reserved,
-public space, size) is :func:`collectors.targets.validate_targets`'s business.
+The forms and the file format: docs/discovery.md, "Targets". What a spec may name
+(reserved, public space, size) is :func:`collectors.targets.validate_targets`'s business.
 """
 
 from __future__ import annotations
@@ -16,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.errors import UsageError
-from collectors.targets import TargetError, expand_specs
+from collectors.target_syntax import split_list
+from collectors.targets import TargetError
 
 
 def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | None = None) -> None:
@@ -32,28 +29,27 @@ def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | N
         "octet range (10.1.2-3.1-50), any of them as HOST:PORT ([2001:db8::7]:1161), "
         "several separated by commas" + (f"; default: {default_help}" if default_help else ""),
     )
-    parser.add_argument(
-        "-iL",
-        "--input-list",
-        dest="target_files",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="read targets from FILE (nmap's -iL): one or more a line, # comments; - is stdin",
-    )
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
-    )
-    parser.add_argument(
-        "--exclude-file",
-        dest="exclude_files",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="FILE",
-        help="skip the targets listed in FILE (same format as -iL)",
-    )
+    for *flags, dest, kind, metavar, text in (
+        (
+            "-iL",
+            "--input-list",
+            "target_files",
+            Path,
+            "FILE",
+            "read targets from FILE (nmap's -iL): one or more a line, # comments; - is stdin",
+        ),
+        ("--exclude", "exclude", str, "TARGET", "skip these, repeatable"),
+        (
+            "--exclude-file",
+            "exclude_files",
+            Path,
+            "FILE",
+            "skip the targets listed in FILE (same format as -iL)",
+        ),
+    ):
+        parser.add_argument(
+            *flags, dest=dest, action="append", type=kind, default=[], metavar=metavar, help=text
+        )
     parser.add_argument(
         "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
     )
@@ -73,15 +69,11 @@ def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | N
 
 @dataclass
 class TargetSpecs:
-    """Target and exclusion specs from the command line and the files it names.
-
-    ``origin`` says where each spec read from a file came from (``FILE:LINE``),
-    so that an error names the line, not only the text.
-    """
+    """Target and exclusion specs; ``origin`` says where each spec read from a file came from."""
 
     targets: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
-    origin: dict[str, str] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)  # spec -> "FILE:LINE"
 
     def usage_error(self, exc: TargetError) -> UsageError:
         """The command line's wording of a refused spec: file:line, --exclude or TARGET."""
@@ -103,25 +95,21 @@ def read_option_file(
         raise UsageError(f"{option} {path}: cannot read ({reason})") from exc
 
 
-def read_target_file(path: Path, option: str, specs: TargetSpecs, into: list[str]) -> None:
-    """Append the specs of one ``-iL``/``--exclude-file`` file to ``into``, noting their lines."""
-    text = read_option_file(path, option, stdin=True)
-    name = "<stdin>" if str(path) == "-" else str(path)
-    for number, line in enumerate(text.splitlines(), start=1):
-        content = line.split("#", 1)[0]
-        for word in content.replace(",", " ").split():
-            specs.origin.setdefault(word, f"{name}:{number}")
-            into.append(word)
-
-
 def target_specs_from_args(args: argparse.Namespace) -> TargetSpecs:
     """TARGET words (and a word ``-v`` took), ``-iL`` files, ``--exclude``, ``--exclude-file``."""
     specs = TargetSpecs(
-        targets=expand_specs([*args.targets, *(getattr(args, "extra_targets", None) or [])]),
-        exclude=expand_specs(args.exclude),
+        targets=list(split_list([*args.targets, *(getattr(args, "extra_targets", None) or [])])),
+        exclude=list(split_list(args.exclude)),
     )
-    for path in getattr(args, "target_files", []):
-        read_target_file(path, "-iL", specs, specs.targets)
-    for path in getattr(args, "exclude_files", []):
-        read_target_file(path, "--exclude-file", specs, specs.exclude)
+    for option, paths, into in (
+        ("-iL", args.target_files, specs.targets),
+        ("--exclude-file", args.exclude_files, specs.exclude),
+    ):
+        for path in paths:
+            text = read_option_file(path, option, stdin=True)
+            name = "<stdin>" if str(path) == "-" else str(path)
+            for number, line in enumerate(text.splitlines(), start=1):
+                for word in line.split("#", 1)[0].replace(",", " ").split():
+                    specs.origin.setdefault(word, f"{name}:{number}")
+                    into.append(word)
     return specs

@@ -1,14 +1,9 @@
 """``fleet-agent discover``: sweep targets, identify printers, keep them in the inventory.
 
-Targets come from the command line, or from ``discovery.targets`` of the
-configuration (``--config``) when none are given. Each printer found is
-recorded in ``<state-dir>/inventory.db`` (the daemon polls from it) and printed:
-a table on a terminal, or one JSON line per printer (address, device id,
-vendor, model, serial, MAC, credential profile, new / moved from / duplicate
-serial; with ``--read`` also lifetime pages, from a full read that is kept as
-the device's last read). Non-printer SNMP devices are only counted. Progress
-goes to stderr: a progress bar on a terminal, structured ``discovery.progress``
-log events otherwise; the summary line last.
+Targets come from the command line, or from ``discovery.targets`` of ``--config``.
+Each printer found is recorded in ``<state-dir>/inventory.db`` (the daemon polls
+from it) and printed: a table on a terminal, else one JSON line per printer (the
+fields: docs/discovery.md). Progress and the summary line go to stderr.
 
     fleet-agent discover 10.20.0-3.1-254 --exclude 10.20.1.0/24 -c public
     fleet-agent discover -iL ranges.txt --exclude-file printers-we-skip.txt --rate 50
@@ -45,6 +40,7 @@ from agent.commands._snmp_options import (
     snmp_config_from_args,
 )
 from agent.commands._target_options import add_target_options, target_specs_from_args
+from agent.config import DiscoveryConfig
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory
 from agent.logging import configure_logging
@@ -69,7 +65,6 @@ from collectors.target_syntax import address_key
 from collectors.targets import TargetError, TargetSet, validate_targets
 
 if TYPE_CHECKING:
-    from agent.config import AgentConfig
     from collectors.trace import Trace
 
 
@@ -95,61 +90,53 @@ class Plan:
 
 def build_plan(args: argparse.Namespace) -> Plan:
     """Command line over configuration over defaults; :class:`UsageError` names the option."""
-    config: AgentConfig | None = config_from_args(args)
+    config = config_from_args(args)
+    found = config.discovery if config is not None else DiscoveryConfig()
     given = target_specs_from_args(args)
-    specs: list[str] = given.targets
-    exclude: list[str] = given.exclude
-    allow_huge: bool = args.allow_huge
-    allow_public: bool = args.allow_public
-    rate: float | None = args.rate
-    max_in_flight: int | None = args.max_in_flight
-    if config is not None:
-        specs = specs or list(config.discovery.targets)
-        exclude = exclude or list(config.discovery.exclude)
-        allow_huge = allow_huge or config.discovery.allow_huge
-        allow_public = allow_public or config.discovery.allow_public
-        rate = config.discovery.rate if rate is None else rate
-        max_in_flight = max_in_flight or config.discovery.max_in_flight
+    specs = given.targets or list(found.targets)
+    exclude = given.exclude or list(found.exclude)
     if not specs:
         where = f"discovery.targets in {args.config}" if config is not None else "TARGET"
         raise UsageError(f"nothing to sweep: give targets (none in {where})")
     try:
         targets = validate_targets(
-            specs, exclude=exclude, allow_huge=allow_huge, allow_public=allow_public
+            specs,
+            exclude=exclude,
+            allow_huge=args.allow_huge or found.allow_huge,
+            allow_public=args.allow_public or found.allow_public,
         )
     except TargetError as exc:
         if exc.spec in given.origin or exc.spec in given.exclude or exc.spec in given.targets:
             raise given.usage_error(exc) from None
         where = f"discovery.exclude in {args.config}" if exc.spec in exclude else "TARGET"
-        if config is not None and exc.spec in config.discovery.targets:
+        if exc.spec in found.targets:
             where = f"discovery.targets in {args.config}"
         raise UsageError(f"{where}: {exc}") from None
-
     snmp = snmp_config_from_args(args, config)
-    credentials, settings = list(snmp.credentials), snmp.transport_settings()
     state_dir = args.state_dir or (config.state_dir if config is not None else default_state_dir())
+    rate = found.rate if args.rate is None else args.rate
     options = DiscoveryOptions(
-        rate=None if rate == 0 else (DEFAULT_RATE if rate is None else rate),
-        max_in_flight=max_in_flight or DEFAULT_MAX_IN_FLIGHT,
+        rate=rate or None, max_in_flight=args.max_in_flight or found.max_in_flight
     )
-    return Plan(targets, credentials, settings, options, state_dir, args.read)
+    return Plan(
+        targets, list(snmp.credentials), snmp.transport_settings(), options, state_dir, args.read
+    )
 
 
-def discover_record(result: AddressResult, outcome: DiscoveryOutcome | None) -> dict[str, Any]:
+def discover_record(result: AddressResult, outcome: DiscoveryOutcome) -> dict[str, Any]:
     """The JSON object printed for one printer."""
     identity = result.identity
     return {
         "address": result.address,
-        "device_id": outcome.device_id if outcome else result.device_id,
-        "vendor": identity.vendor if identity else None,
-        "model": identity.model if identity else None,
-        "serial": identity.serial if identity else None,
-        "mac": identity.mac if identity else None,
-        "sys_object_id": identity.sys_object_id if identity else None,
+        "device_id": outcome.device_id,
+        **{
+            name: getattr(identity, name) if identity else None
+            for name in ("vendor", "model", "serial", "mac", "sys_object_id")
+        },
         "credential": result.credential,
-        "new": outcome.new if outcome else None,
-        "moved_from": outcome.moved_from if outcome else None,
-        "duplicate_serial": outcome.duplicate_serial if outcome else False,
+        "new": outcome.new,
+        "moved_from": outcome.moved_from,
+        "duplicate_serial": outcome.duplicate_serial,
         "lifetime_pages": result.read.counters.total if result.read else None,
     }
 
@@ -172,21 +159,13 @@ def _found_table(records: list[dict[str, Any]]) -> Table:
     for name in ("Address", "Device id", "Vendor", "Model", "Serial", "Note"):
         table.add_column(name, no_wrap=name in ("Address", "Device id", "Serial"))
     for record in records:
-        notes = []
-        if record["new"]:
-            notes.append("new")
-        if record["moved_from"]:
-            notes.append(f"moved from {record['moved_from']}")
-        if record["duplicate_serial"]:
-            notes.append("DUPLICATE SERIAL")
-        table.add_row(
-            record["address"],
-            record["device_id"] or "-",
-            record["vendor"] or "-",
-            record["model"] or "-",
-            record["serial"] or "-",
-            ", ".join(notes),
-        )
+        notes = {
+            "new": record["new"],
+            f"moved from {record['moved_from']}": record["moved_from"],
+            "DUPLICATE SERIAL": record["duplicate_serial"],
+        }
+        cells = [record[key] or "-" for key in ("device_id", "vendor", "model", "serial")]
+        table.add_row(record["address"], *cells, ", ".join(n for n, on in notes.items() if on))
     return table
 
 
@@ -240,10 +219,11 @@ def _progress(stats_of: Callable[[], SweepStats], stream: TextIO) -> Iterator[Ca
 async def _sweep(
     plan: Plan,
     inventory: Inventory,
-    on_printer: Callable[[AddressResult, DiscoveryOutcome], None],
+    records: list[dict[str, Any]],
     stream: TextIO,
-    trace: Trace | None = None,
+    trace: Trace | None,
 ) -> SweepStats:
+    """Sweep, record each printer in ``inventory`` and its output record in ``records``."""
     from collectors.transport import SnmpTransport
 
     started = datetime.now(UTC)
@@ -254,7 +234,6 @@ async def _sweep(
             plan.settings,
             transport=transport,
             options=plan.options,
-            total=plan.targets.count,
             known_profiles=inventory.known_profiles(),
             read_printers=plan.read_printers,
         )
@@ -270,7 +249,7 @@ async def _sweep(
                 )
                 if result.read is not None:
                     inventory.record_read(outcome.device_id, result.read)
-                on_printer(result, outcome)
+                records.append(discover_record(result, outcome))
             elif result.status == "refused":
                 _log().warning("discovery.refused", address=result.address, why=result.refusals)
 
@@ -337,12 +316,8 @@ def run(
     plan = build_plan(args)
     output: OutputFormat = args.format or default_format(out)
     records: list[dict[str, Any]] = []
-
-    def on_printer(result: AddressResult, outcome: DiscoveryOutcome) -> None:
-        records.append(discover_record(result, outcome))
-
     with Inventory(inventory_path(plan.state_dir)) as inventory:
-        stats = asyncio.run(_sweep(plan, inventory, on_printer, err, exchange_printer(args, err)))
+        stats = asyncio.run(_sweep(plan, inventory, records, err, exchange_printer(args, err)))
     # Printers answer in any order; table and JSON list them in address order, as scan,
     # inventory and eligibility do (progress and the summary go to stderr meanwhile).
     records.sort(key=lambda r: address_key(r["address"]))
