@@ -1,9 +1,4 @@
-"""An asyncio token bucket: the sweep's packets-per-second budget.
-
-``await bucket.acquire()`` before every packet. Tokens refill continuously at
-``rate`` per second up to ``burst``; waiters are served first come, first
-served (one lock), so a slow start cannot be overtaken by a later caller.
-Over any window of ``t`` seconds at most ``rate * t + burst`` packets pass.
+"""An asyncio token bucket: the sweep's packets-per-second budget (docs/reading.md).
 
 The clock and the sleep are injectable so that unit tests run on virtual time.
 """
@@ -40,20 +35,17 @@ class TokenBucket:
         self._lock = asyncio.Lock()
         self.granted = 0
 
-    def _refill(self) -> None:
-        now = self._clock()
-        elapsed = now - self._stamp
-        if elapsed > 0:
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-        self._stamp = now
-
     async def acquire(self) -> None:
-        """Wait for one token."""
+        """Wait for one token; waiters are served first come, first served."""
         async with self._lock:
-            self._refill()
-            while self._tokens < 1 - _EPSILON:
+            while True:
+                now = self._clock()
+                if now > self._stamp:
+                    self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1 - _EPSILON:
+                    break
                 await self._sleep((1 - self._tokens) / self.rate)
-                self._refill()
             self._tokens = max(0.0, self._tokens - 1)
             self.granted += 1
 

@@ -2,32 +2,17 @@
 
     outcome = await read_device(address, credentials, full_read_plan(), deadline, sessions=t)
 
-Scan, discovery (with :func:`mibs.plan.identity_read_plan`) and the daemon all
-read a device through :func:`read_device`, so the credential order, the plan
-and the words for what went wrong exist once:
-
-* **Credentials**: every configured profile is tried in order, the one that
-  worked last time (``remembered``) first. A profile that gets no answer
-  (silent, or a v1/v2c community the device ignores) or is refused (an SNMPv3
-  user, key or privacy the device rejects) moves on to the next; ICMP
-  port-unreachable ends the device at once (no agent listens, no profile helps).
-* **Plan**: the stages of a :class:`mibs.plan.ReadPlan`, each a GET of its
-  scalars and one side-by-side walk of its columns, the next stage chosen from
-  what the earlier ones answered (the maker's private OIDs by sysObjectID).
-* **Deadline**: a budget in seconds for the whole device, every profile
-  included. A device that answered and then fell silent, or ran into the
-  deadline, still yields a read, with a :class:`~mibs.models.Problem`
-  (``timeout`` / ``deadline``) on every field still owed.
-* **Outcome**: :class:`ReadOutcome`, one of ``read``, ``silent``, ``refused``
-  or ``failed``, with a :data:`mibs.reasons.Reason` for the last three.
+Scan, discovery (with :func:`mibs.plan.identity_read_plan`) and the daemon all read a
+device through :func:`read_device`; docs/reading.md describes the credential order, the
+plan, the deadline and the outcomes.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Literal, Protocol
 
 import structlog
@@ -44,13 +29,9 @@ from mibs.reasons import Reason
 from mibs.values import Oid, Value, format_oid, is_under
 
 Clock = Callable[[], datetime]
-OutcomeKind = Literal["read", "silent", "refused", "failed"]
 
 _log = structlog.get_logger(__name__)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+utc_now: Clock = partial(datetime.now, UTC)
 
 
 class SessionSource(Protocol):
@@ -67,19 +48,12 @@ class SessionSource(Protocol):
 
 
 class ReadOutcome(BaseModel):
-    """What reading one device came to.
-
-    ``read``: the device answered with ``profile`` (``read`` holds the read, whose
-    ``problems`` name what it could not give). ``silent``: no profile got an answer
-    (``timeout``) or no agent listens (``port_closed``). ``refused``: the device
-    rejected every profile that reached it (``auth_failed``). ``failed``: it
-    answered, but nothing usable (``protocol_error``, ``unresolvable``).
-    """
+    """What reading one device came to: the four kinds and their reasons are in docs/reading.md."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     address: str
-    kind: OutcomeKind
+    kind: Literal["read", "silent", "refused", "failed"]
     read: PrinterRead | None = None
     profile: str | None = Field(default=None, description="The credential profile that worked.")
     reason: Reason | None = Field(default=None, description="Why there is no read.")
@@ -87,12 +61,6 @@ class ReadOutcome(BaseModel):
     refusals: tuple[str, ...] = Field(
         default=(), description="'profile: why' for each profile the device refused."
     )
-
-
-def ordered(credentials: Sequence[Credential], remembered: str | None) -> list[Credential]:
-    """The profiles in configured order, the remembered one first."""
-    first = [c for c in credentials if c.name == remembered]
-    return first + [c for c in credentials if c.name != remembered]
 
 
 async def read_device(
@@ -109,14 +77,14 @@ async def read_device(
 ) -> ReadOutcome:
     """Read ``address`` with the first profile that gets an answer (never raises for the device).
 
-    ``settings`` override the transport's for this read; with ``pace`` every packet
-    awaits it first (the discovery sweep's budget).
+    ``settings`` override the transport's; with ``pace`` every packet awaits it first.
     """
     refusals: list[str] = []
     failure: SnmpError | None = None
     loop = asyncio.get_running_loop()
     ends = loop.time() + deadline
-    for credential in ordered(credentials, remembered):
+    # the profiles in configured order, the remembered one first (sorted() is stable)
+    for credential in sorted(credentials, key=lambda c: c.name != remembered):
         left = ends - loop.time()
         if left <= 0:
             break
@@ -145,12 +113,11 @@ async def read_device(
             refusals=tuple(refusals),
         )
     if refusals:
-        detail = "; ".join(refusals)
         return ReadOutcome(
             address=address,
             kind="refused",
             reason="auth_failed",
-            detail=detail,
+            detail="; ".join(refusals),
             refusals=tuple(refusals),
         )
     if failure is not None:
@@ -160,17 +127,15 @@ async def read_device(
     return ReadOutcome(address=address, kind="silent", reason="timeout")
 
 
-@dataclass
-class _ReadState:
-    """What one read has collected so far, and which plan items are still owed."""
+class _Read:
+    """One read over one session: what it collected so far, and which plan items are still owed."""
 
-    varbinds: dict[Oid, Value] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-    pending: dict[PlanItem, None] = field(default_factory=dict)  # ordered set
-    answered: bool = False
-
-    def owe(self, items: Sequence[PlanItem]) -> None:
-        self.pending.update(dict.fromkeys(items))
+    def __init__(self, session: SnmpSession) -> None:
+        self.session = session
+        self.varbinds: dict[Oid, Value] = {}
+        self.problems: list[Problem] = []
+        self.pending: dict[PlanItem, None] = {}  # ordered set
+        self.answered = False
 
     def settle(self, items: Sequence[PlanItem]) -> None:
         for item in items:
@@ -183,54 +148,46 @@ class _ReadState:
             )
         self.settle(items)
 
+    async def run(self, plan: ReadPlan) -> None:
+        for stage in plan.stages:
+            step = stage(self.varbinds)
+            self.pending.update(dict.fromkeys(step.scalars + step.columns))
+            if step.scalars:
+                await self._get(step.scalars)
+            if step.columns:
+                await self._walk(step.columns)
 
-async def _get(session: SnmpSession, items: Sequence[PlanItem], state: _ReadState) -> None:
-    if not items:
-        return
-    try:
-        answer = await session.get([item.oid for item in items])
-    except (SnmpTimeout, SnmpAuthError):
-        raise  # read_session decides: never answered, or fell silent midway
-    except SnmpError as exc:
-        if not state.answered:
-            raise  # the very first request failed: read_device may try another profile
-        state.fail(items, exc.reason, str(exc))
-        return
-    state.answered = True
-    wanted = {item.oid for item in items}
-    state.varbinds.update((oid, value) for oid, value in answer.items() if oid in wanted)
-    state.settle(items)
+    async def _get(self, items: Sequence[PlanItem]) -> None:
+        try:
+            answer = await self.session.get([item.oid for item in items])
+        except SnmpError as exc:
+            # silent or refused: read_session decides; the very first request failed:
+            # read_device may try another profile
+            if isinstance(exc, SnmpTimeout | SnmpAuthError) or not self.answered:
+                raise
+            self.fail(items, exc.reason, str(exc))
+            return
+        self.answered = True
+        wanted = {item.oid for item in items}
+        self.varbinds.update((oid, value) for oid, value in answer.items() if oid in wanted)
+        self.settle(items)
 
-
-async def _walk(session: SnmpSession, items: Sequence[PlanItem], state: _ReadState) -> None:
-    if not items:
-        return
-    by_prefix = {item.oid: item for item in items}
-    try:
-        result = await session.walk(list(by_prefix))
-    except SnmpTimeout:
-        raise  # read_session marks everything still owed
-    except SnmpError as exc:
-        state.fail(items, exc.reason, str(exc))
-        return
-    state.answered = True
-    for prefix, rows in result.rows.items():
-        state.varbinds.update((oid, value) for oid, value in rows if is_under(oid, prefix))
-    for prefix, reason in result.failed.items():
-        failed = by_prefix.get(prefix)
-        if failed is not None:
-            state.fail([failed], reason)
-    state.settle(items)
-
-
-async def _run(session: SnmpSession, plan: ReadPlan, state: _ReadState) -> None:
-    for stage in plan.stages:
-        step = stage(state.varbinds)
-        if step.empty:
-            continue
-        state.owe(step.scalars + step.columns)
-        await _get(session, step.scalars, state)
-        await _walk(session, step.columns, state)
+    async def _walk(self, items: Sequence[PlanItem]) -> None:
+        by_prefix = {item.oid: item for item in items}
+        try:
+            result = await self.session.walk(list(by_prefix))
+        except SnmpTimeout:
+            raise  # read_session marks everything still owed
+        except SnmpError as exc:
+            self.fail(items, exc.reason, str(exc))
+            return
+        self.answered = True
+        for prefix, rows in result.rows.items():
+            self.varbinds.update((oid, value) for oid, value in rows if is_under(oid, prefix))
+        for prefix, reason in result.failed.items():
+            if prefix in by_prefix:
+                self.fail([by_prefix[prefix]], reason)
+        self.settle(items)
 
 
 async def read_session(
@@ -244,10 +201,10 @@ async def read_session(
     failed; a device that answered keeps its read, with problems for the rest.
     """
     collected_at = clock()
-    state = _ReadState()
+    state = _Read(session)
     try:
         async with asyncio.timeout(deadline):
-            await _run(session, plan, state)
+            await state.run(plan)
     except TimeoutError:
         if not state.answered:
             raise SnmpTimeout(

@@ -1,20 +1,7 @@
 """The SNMP transport: one per process and event loop, hands out per-device sessions.
 
-    async with SnmpTransport(settings) as transport:
-        session = transport.session("192.0.2.10", credential)
-        scalars = await session.get([SYS_OBJECT_ID])
-        table = await session.walk([SUPPLY_DESCRIPTION, SUPPLY_LEVEL])
-
-The seam below the GET/walk strategy (:class:`collectors.walk.Session`) is a
-:class:`collectors.walk.Requester` (one PDU out, its answer back), with exactly
-two implementations: :class:`collectors.udp.UdpRequester` for v1/v2c (one
-unconnected UDP socket per address family, our own BER codec in
-:mod:`collectors.snmp_message`) and :class:`collectors.v3.V3Engine` (one
-pysnmp v3arch engine; pysnmp is imported and the engine built in a worker
-thread on first use, never on the event loop). A session may carry a ``pace``
-coroutine that every packet awaits (the discovery sweep's packet budget). The
-caller bounds a whole device read with a deadline (:func:`collectors.reader.read_device`);
-cancelling a request leaves the transport usable.
+Each request goes to :class:`collectors.udp.UdpClient` (v1/v2c) or
+:class:`collectors.v3.V3Engine`; see docs/reading.md.
 """
 
 from __future__ import annotations
@@ -22,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from collectors.base import SnmpSession
 from collectors.credentials import Credential, SnmpSettings
@@ -30,8 +17,8 @@ from collectors.errors import CLOSED, CLOSED_IN_FLIGHT
 from collectors.snmp_message import PduKind, Response
 from collectors.target_syntax import SyntaxProblem, split_endpoint
 from collectors.trace import Trace, TracedRequester
-from collectors.udp import Counters, Pace, UdpClient, UdpRequester, UdpTarget
-from collectors.walk import BulkMemory, Requester, Session
+from collectors.udp import Counters, Pace, Target, UdpClient, resolve
+from collectors.walk import Requester, Session
 from mibs.values import Oid
 
 if TYPE_CHECKING:
@@ -39,43 +26,26 @@ if TYPE_CHECKING:
 
 __all__ = ["SnmpTransport"]
 
+T = TypeVar("T")
+K = TypeVar("K")
 
-class SnmpTransport:
-    """One per process and event loop; owns the sockets and the pysnmp engine."""
+
+class SnmpTransport(Counters):
+    """Owns the UDP sockets (one per address family), the v3 engine, and the request counters."""
 
     def __init__(self, settings: SnmpSettings, *, trace: Trace | None = None) -> None:
         """With ``trace`` every request PDU and its outcome is reported (``scan -v``)."""
         self._settings = settings
         self._trace = trace
-        self._counters = Counters()
-        self._clients: dict[int, UdpClient] = {}
-        self._opening: dict[int, asyncio.Task[UdpClient]] = {}
-        self._v3: asyncio.Task[V3Engine] | None = None
-        self._memory = BulkMemory()
+        self._opened: dict[object, Any] = {}
+        self._opening: dict[object, asyncio.Task[Any]] = {}
+        self._no_bulk: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
-    @property
-    def settings(self) -> SnmpSettings:
-        return self._settings
-
-    @property
-    def requests_sent(self) -> int:
-        """Request PDUs issued (a retransmission of the same request is not counted)."""
-        return self._counters.requests_sent
-
-    @property
-    def retries(self) -> int:
-        """v1/v2c retransmissions after an unanswered attempt (pysnmp retries v3 unseen)."""
-        return self._counters.retries
-
-    @property
-    def timeouts(self) -> int:
-        """Requests that got no answer after all retries."""
-        return self._counters.timeouts
-
     async def __aenter__(self) -> Self:
-        self._check_usable()
+        if self._closed:
+            raise RuntimeError(CLOSED)
         self._loop = asyncio.get_running_loop()
         return self
 
@@ -83,22 +53,27 @@ class SnmpTransport:
         self.close()
 
     def close(self) -> None:
+        """Close the sockets and the v3 engine; requests in flight fail, new ones are refused."""
         self._closed = True
         for task in self._opening.values():
-            task.cancel()
-        self._opening.clear()
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
-        if self._v3 is not None:
-            if self._v3.done() and not self._v3.cancelled() and self._v3.exception() is None:
-                self._v3.result().close()
+            if task.done() and not task.cancelled() and task.exception() is None:
+                task.result().close()
             else:
-                self._v3.cancel()
+                task.cancel()
+        self._opening.clear()
+        self._opened.clear()
 
-    def _check_usable(self) -> None:
+    def _check(self) -> None:
         if self._closed:
             raise RuntimeError(CLOSED)
+        if self._loop is None:
+            raise RuntimeError("enter the SnmpTransport (async with) before opening sessions")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a session built outside the loop: its requests are checked again
+        if running is not self._loop:
+            raise RuntimeError("SnmpTransport used from another event loop than it was opened in")
 
     def session(
         self,
@@ -110,41 +85,31 @@ class SnmpTransport:
     ) -> SnmpSession:
         """Requests to ``address`` with ``credential``; ``settings`` override the transport's.
 
-        ``address`` may carry a port (``192.0.2.7:1161``, ``[2001:db8::7]:1161``), which
-        then wins over the settings' port; the reads keep that form as their address.
-
-        With ``pace``, every packet of this session (retries included) awaits it first.
+        A port in ``address`` (``192.0.2.7:1161``, ``[2001:db8::7]:1161``) wins over the
+        settings' port, and reads keep that form as their address. With ``pace``, every
+        packet (retries included) awaits it first.
         """
-        self._check_usable()
-        if self._loop is None:
-            raise RuntimeError("enter the SnmpTransport (async with) before opening sessions")
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = self._loop  # built outside the loop; requests are checked again
-        if running is not self._loop:
-            raise RuntimeError("SnmpTransport used from another event loop than it was opened in")
+        self._check()
         settings = settings or self._settings
-        host, port = endpoint(address)
+        try:
+            host, port = split_endpoint(address)
+        except SyntaxProblem:  # a malformed port reads as part of the host
+            host, port = address.strip("[]"), None
         if port is not None:
             settings = settings.model_copy(update={"port": port})
         else:
             address = host
-        requester: Requester
-        if credential.version == "v3":
-            requester = _V3Requester(self.v3_engine, credential, host, settings, pace)
-        else:
-            assert credential.community is not None  # guaranteed by Credential's validator
-            target = UdpTarget(
-                address=host,
-                port=settings.port,
-                version=credential.version,
-                community=credential.community.get_secret_value().encode(),
-                timeout=settings.timeout,
-                retries=settings.retries,
-                pace=pace,
-            )
-            requester = UdpRequester(self._client, target)
+        community = credential.community
+        target = Target(
+            address=host,
+            port=settings.port,
+            version=credential.version,
+            community=community.get_secret_value().encode() if community else b"",
+            timeout=settings.timeout,
+            retries=settings.retries,
+            pace=pace,
+        )
+        requester: Requester = _Requester(self, target, credential)
         if self._trace is not None:
             requester = TracedRequester(
                 requester, address=address, version=credential.version, trace=self._trace
@@ -154,80 +119,53 @@ class SnmpTransport:
             address=address,
             version=credential.version,
             settings=settings,
-            memory=self._memory,
+            no_bulk=self._no_bulk,
             key=f"{host}:{settings.port}",
         )
 
-    async def _client(self, family: int) -> UdpClient:
-        self._check_usable()
-        if asyncio.get_running_loop() is not self._loop:
-            raise RuntimeError("SnmpTransport used from another event loop than it was opened in")
-        client = self._clients.get(family)
-        if client is not None:
-            return client
-        task = self._opening.get(family)
+    async def _open(self, key: K, opener: Callable[[K, Counters], Awaitable[T]]) -> T:
+        """The UDP client of one address family (``key``) or the v3 engine, opened once."""
+        self._check()
+        found: T | None = self._opened.get(key)
+        if found is not None:
+            return found
+        task = self._opening.get(key)
         if task is None:
-            task = self._opening[family] = asyncio.ensure_future(
-                UdpClient.open(family, self._counters)
-            )
-        client = await asyncio.shield(task)
-        self._clients[family] = client
-        self._opening.pop(family, None)
-        return client
-
-    async def v3_engine(self) -> V3Engine:
-        """The v3 engine owner; pysnmp (~0.2 s) is imported in a worker thread, once."""
-        self._check_usable()
-        if self._v3 is None:
-            self._v3 = asyncio.ensure_future(self._load_v3())
-        loading = self._v3
+            task = self._opening[key] = asyncio.ensure_future(opener(key, self))
         try:
-            return await asyncio.shield(loading)
+            found = self._opened[key] = await asyncio.shield(task)
         except asyncio.CancelledError:
-            if self._closed and loading.cancelled():  # close() stopped the load, not our caller
+            if self._closed and task.cancelled():  # close() stopped the opening, not our caller
                 raise RuntimeError(CLOSED_IN_FLIGHT) from None
             raise
-
-    async def _load_v3(self) -> V3Engine:
-        module = await asyncio.to_thread(importlib.import_module, "collectors.v3")
-        engine: V3Engine = module.V3Engine(self._counters)
-        return engine
+        return found
 
 
-def endpoint(address: str) -> tuple[str, int | None]:
-    """(host, port or None) of a target string; a malformed port reads as part of the host."""
-    try:
-        host, port = split_endpoint(address)
-    except SyntaxProblem:
-        return address.strip("[]"), None
-    return host, port
+async def _load_v3(_: str, counters: Counters) -> V3Engine:
+    """pysnmp (~0.2 s to import) and its engine, loaded in a worker thread, never on the loop."""
+    module = await asyncio.to_thread(importlib.import_module, "collectors.v3")
+    engine: V3Engine = await asyncio.to_thread(module.V3Engine, counters)
+    return engine
 
 
-class _V3Requester:
-    """The requester of one v3 session: pysnmp is loaded on its first request, off the loop."""
+class _Requester:
+    """The :class:`~collectors.walk.Requester` of one session: v1/v2c over UDP, or v3."""
 
-    def __init__(
-        self,
-        engine: Callable[[], Awaitable[V3Engine]],
-        credential: Credential,
-        host: str,
-        settings: SnmpSettings,
-        pace: Pace | None,
-    ) -> None:
-        self._engine, self._credential, self._host = engine, credential, host
-        self._settings, self._pace = settings, pace
+    def __init__(self, transport: SnmpTransport, target: Target, credential: Credential) -> None:
+        self._transport, self._target, self._credential = transport, target, credential
+        self._resolved: tuple[int, str] | None = None
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
     ) -> Response:
-        engine = await self._engine()
-        if self._pace is not None:
-            await self._pace()  # pysnmp retransmits on its own: one token per request
-        return await engine.request(
-            kind,
-            oids,
-            max_repetitions,
-            credential=self._credential,
-            address=self._host,
-            settings=self._settings,
-        )
+        transport, target = self._transport, self._target
+        if self._resolved is None:
+            self._resolved = await resolve(target.address, target.port)
+        family, host = self._resolved
+        if target.version == "v3":
+            engine = await transport._open("v3", _load_v3)
+            return await engine.request(
+                target, host, kind, oids, max_repetitions, credential=self._credential
+            )
+        client = await transport._open(family, UdpClient.open)
+        return await client.request(target, host, kind, oids, max_repetitions)

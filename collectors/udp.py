@@ -1,27 +1,13 @@
 """SNMPv1/v2c requests over one unconnected UDP socket per address family.
 
-The only v1/v2c client: the daemon's polls, ``scan`` and the discovery sweep all
-go through it. Cheaper than any engine: no per-target registration, request-ids
-matched in a dict, answers accepted only from the address the request went to,
-timeouts and retries run by asyncio (no polling timer). Cancelling a request
-(the reader's deadline) just forgets its request-id, so the client stays usable.
-
-* **Retries back off**: attempt n waits ``timeout * 1.5**n`` for its answer, so
-  a busy or waking printer gets more time and a congested path is not hammered
-  at a fixed rate. A retransmission reuses the request-id: a late answer to an
-  earlier attempt is as good as the answer to the last.
-* **Pacing**: a session may carry a ``pace`` coroutine (the sweep's token
-  bucket); every packet, retries included, awaits it first.
-* **Closed ports**: the sockets ask for ICMP errors (``IP_RECVERR``) and read
-  the kernel's error queue, whose entries name the destination the refused
-  datagram went to; every request in flight to that address and port fails at
-  once with :class:`SnmpPortClosed` (no agent listens there) instead of
-  waiting out its retries.
+The only v1/v2c client (daemon, ``scan``, discovery). Retries with backoff, pacing and
+ICMP port-unreachable handling are described in docs/reading.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import random
 import socket
@@ -53,8 +39,6 @@ _log = structlog.get_logger(__name__)
 RECEIVE_BUFFER = 4 * 1024 * 1024  # 200 requests in flight overflow the default (STACK_NOTES)
 #: Each retransmission waits this much longer than the attempt before it.
 RETRY_BACKOFF = 1.5
-# Linux ip(7) / ipv6(7): queue ICMP errors on unconnected sockets too (not in the socket module).
-_IP_RECVERR, _IPV6_RECVERR = 11, 25
 #: Sends of one datagram before it is left to the transport (each failed one filed an error).
 _SEND_ATTEMPTS = 8
 
@@ -62,10 +46,9 @@ Pace = Callable[[], Awaitable[None]]
 
 
 def raise_receive_buffer(sock: socket.socket) -> int:
-    """Ask for :data:`RECEIVE_BUFFER`; past ``net.core.rmem_max`` try the privileged option.
+    """Ask for :data:`RECEIVE_BUFFER` (past ``rmem_max`` privileged); returns what was granted.
 
-    Returns the size the kernel granted. Refusal is not fatal: the cost is a few
-    dropped answers under heavy load, which retries cover.
+    Refusal is not fatal: a few answers dropped under heavy load, which retries cover.
     """
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -78,48 +61,25 @@ def raise_receive_buffer(sock: socket.socket) -> int:
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
-def _ask_for_icmp_errors(sock: socket.socket, family: int) -> bool:
-    level, option = (
-        (socket.IPPROTO_IPV6, _IPV6_RECVERR)
-        if family == socket.AF_INET6
-        else (socket.IPPROTO_IP, _IP_RECVERR)
-    )
-    try:
-        sock.setsockopt(level, option, 1)
-    except OSError:
-        return False  # not Linux: a closed port then looks like silence
-    return True
-
-
-@dataclass
 class Counters:
-    requests_sent: int = 0
-    timeouts: int = 0
-    retries: int = 0
+    """What the requests of one transport add up to (the daemon's SNMP metrics)."""
+
+    requests_sent = 0  # request PDUs; a retransmission of the same request is not counted
+    retries = 0  # v1/v2c retransmissions after an unanswered attempt (pysnmp retries v3 unseen)
+    timeouts = 0  # requests that got no answer after all retries
 
 
 @dataclass(frozen=True, slots=True)
-class UdpTarget:
-    """Where one v1/v2c session's requests go, and how hard to try."""
+class Target:
+    """Where one session's requests go, and how hard to try."""
 
     address: str  # as given (a name or a literal): what errors name
     port: int
     version: str
-    community: bytes
+    community: bytes  # v1/v2c only
     timeout: float  # the first attempt's wait; each retry waits RETRY_BACKOFF times longer
     retries: int
     pace: Pace | None = None
-
-
-class _Pending:
-    __slots__ = ("community", "future", "host", "port", "version")
-
-    def __init__(self, future: asyncio.Future[Response], host: str, target: UdpTarget) -> None:
-        self.future = future
-        self.host = host
-        self.port = target.port
-        self.version = VERSION_NUMBERS[target.version]
-        self.community = target.community
 
 
 class UdpClient(asyncio.DatagramProtocol):
@@ -128,7 +88,8 @@ class UdpClient(asyncio.DatagramProtocol):
     def __init__(self, counters: Counters, sock: socket.socket) -> None:
         self._counters = counters
         self._sock = sock
-        self._pending: dict[int, _Pending] = {}
+        # request-id -> (answer, (host, port, version number, community) it must come from)
+        self._pending: dict[int, tuple[asyncio.Future[Response], tuple[str, int, int, bytes]]] = {}
         self._next_id = random.randrange(1, 1 << 30)
         self._transport: asyncio.DatagramTransport | None = None
 
@@ -138,7 +99,13 @@ class UdpClient(asyncio.DatagramProtocol):
         try:
             sock.setblocking(False)
             raise_receive_buffer(sock)
-            _ask_for_icmp_errors(sock, family)
+            # Queue ICMP errors on unconnected sockets too: Linux IP_RECVERR (11) / IPV6_RECVERR
+            # (25), not in the socket module. Elsewhere a closed port looks like silence.
+            with contextlib.suppress(OSError):
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, 25, 1)
+                else:
+                    sock.setsockopt(socket.IPPROTO_IP, 11, 1)
             loop = asyncio.get_running_loop()
             _, client = await loop.create_datagram_endpoint(lambda: cls(counters, sock), sock=sock)
         except BaseException:
@@ -151,9 +118,9 @@ class UdpClient(asyncio.DatagramProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
+        for future, _ in self._pending.values():
+            if not future.done():
+                future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
         self._pending.clear()
 
     def close(self) -> None:
@@ -167,45 +134,37 @@ class UdpClient(asyncio.DatagramProtocol):
             _log.debug("snmp.response.malformed", source=str(addr[0]), reason=str(exc))
             return
         pending = self._pending.get(response.request_id)
+        # a late duplicate, a spoofed or a foreign answer is not ours
         if (
-            pending is None
-            or pending.future.done()
-            or addr[0] != pending.host
-            or addr[1] != pending.port
-            or version != pending.version
-            or community != pending.community
+            pending is not None
+            and pending[1] == (addr[0], addr[1], version, community)
+            and not pending[0].done()
         ):
-            return  # late duplicate, spoofed or foreign: not ours
-        pending.future.set_result(response)
+            pending[0].set_result(response)
 
     def error_received(self, exc: Exception) -> None:
         """An ICMP error arrived: find out which destination it was for from the error queue."""
+        refused = isinstance(exc, ConnectionRefusedError)
         while True:
             try:
                 _, _, _, destination = self._sock.recvmsg(512, 512, socket.MSG_ERRQUEUE)
-            except (BlockingIOError, InterruptedError):
-                break
             except OSError:
-                break  # no error queue (not Linux): nothing more to learn
-            if isinstance(exc, ConnectionRefusedError) and destination:
-                self._refused(str(destination[0]), int(destination[1]))
-        if not isinstance(exc, ConnectionRefusedError):
+                break  # drained, or no error queue (not Linux): nothing more to learn
+            if not refused or not destination:
+                continue
+            for future, (host, port, _, _) in self._pending.values():
+                if (host, port) == destination[:2] and not future.done():
+                    future.set_exception(
+                        SnmpPortClosed("ICMP port unreachable: no SNMP agent", address=host)
+                    )
+        if not refused:
             _log.debug("snmp.socket.error", reason=str(exc))
-
-    def _refused(self, host: str, port: int) -> None:
-        for pending in self._pending.values():
-            if pending.host == host and pending.port == port and not pending.future.done():
-                pending.future.set_exception(
-                    SnmpPortClosed("ICMP port unreachable: no SNMP agent", address=host)
-                )
 
     def _send(self, message: bytes, destination: tuple[str, int]) -> None:
         """Send one datagram, surviving the ICMP errors of earlier ones.
 
-        With ``IP_RECVERR`` an unconnected socket reports a pending ICMP error (another
-        address's port unreachable) on the next ``sendto``, which then sends nothing:
-        the transport would drop this datagram and call it that address's error. Here
-        the error is filed where it belongs and the datagram sent again.
+        With ``IP_RECVERR`` a pending ICMP error (another address's port unreachable) makes
+        the next ``sendto`` raise and send nothing: file the error, then send again.
         """
         assert self._transport is not None
         for _ in range(_SEND_ATTEMPTS):
@@ -219,13 +178,9 @@ class UdpClient(asyncio.DatagramProtocol):
             return
         self._transport.sendto(message, destination)
 
-    def _request_id(self) -> int:
-        self._next_id = self._next_id + 1 if self._next_id < (1 << 31) - 1 else 1
-        return self._next_id
-
     async def request(
         self,
-        target: UdpTarget,
+        target: Target,
         host: str,
         kind: PduKind,
         oids: Sequence[Oid],
@@ -234,7 +189,7 @@ class UdpClient(asyncio.DatagramProtocol):
         """One PDU to ``host`` (``target``'s address, resolved), with its retries."""
         if self._transport is None:
             raise RuntimeError(CLOSED)
-        request_id = self._request_id()
+        self._next_id = request_id = self._next_id + 1 if self._next_id < (1 << 31) - 1 else 1
         message = encode_request(
             version=target.version,
             community=target.community,
@@ -244,7 +199,8 @@ class UdpClient(asyncio.DatagramProtocol):
             max_repetitions=max_repetitions,
         )
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = _Pending(future, host, target)
+        source = (host, target.port, VERSION_NUMBERS[target.version], target.community)
+        self._pending[request_id] = future, source
         self._counters.requests_sent += 1
         window, pace = target.timeout, target.pace
         try:
@@ -260,11 +216,8 @@ class UdpClient(asyncio.DatagramProtocol):
                 done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()
-        except SnmpPortClosed:
-            self._counters.timeouts += 1  # nobody listens: unanswered, at once
-            raise
-        except asyncio.CancelledError:
-            # Cut short unanswered by the caller's read deadline: it went unanswered too.
+        except (SnmpPortClosed, asyncio.CancelledError):
+            # Nobody listens, or cut short by the caller's read deadline: unanswered too.
             self._counters.timeouts += 1
             raise
         finally:
@@ -280,19 +233,11 @@ class UdpClient(asyncio.DatagramProtocol):
         )
 
 
-def literal_family(host: str) -> int | None:
-    try:
-        parsed = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return socket.AF_INET6 if parsed.version == 6 else socket.AF_INET
-
-
 async def resolve(host: str, port: int) -> tuple[int, str]:
     """(family, numeric host) for ``host``; literals skip the resolver."""
-    family = literal_family(host)
-    if family is not None:
-        return family, str(ipaddress.ip_address(host))
+    with contextlib.suppress(ValueError):
+        literal = ipaddress.ip_address(host)
+        return (socket.AF_INET6 if literal.version == 6 else socket.AF_INET), str(literal)
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -300,23 +245,3 @@ async def resolve(host: str, port: int) -> tuple[int, str]:
         raise SnmpUnresolvable(f"{host}: cannot resolve ({exc})", address=host) from exc
     family, _, _, _, sockaddr = infos[0]
     return int(family), str(sockaddr[0])
-
-
-class UdpRequester:
-    """The :class:`collectors.walk.Requester` for one v1/v2c device."""
-
-    def __init__(
-        self, client_for: Callable[[int], Awaitable[UdpClient]], target: UdpTarget
-    ) -> None:
-        self._client_for = client_for
-        self._target = target
-        self._resolved: tuple[int, str] | None = None
-
-    async def request(
-        self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
-    ) -> Response:
-        if self._resolved is None:
-            self._resolved = await resolve(self._target.address, self._target.port)
-        family, host = self._resolved
-        client = await self._client_for(family)
-        return await client.request(self._target, host, kind, oids, max_repetitions)

@@ -1,46 +1,31 @@
 """SNMPv3 requests through one pysnmp v3arch ``SnmpEngine`` per transport.
 
-The engine is built lazily inside the running loop (an engine is bound to the
-loop that first used it). pysnmp's LCD cache registers each user and each
-(address, timeout, retries) target once and reuses it. Requests go out with
-``lookupMib=False`` and ``(ObjectName, Null)`` tuples, so no MIB is loaded.
-USM failures come back as ``errorIndication``; they are mapped to
-:class:`SnmpAuthError` naming the target and the credential profile, never a key.
+Imported, and the engine built, in a worker thread (:mod:`collectors.transport`). USM
+failures (``errorIndication``) become :class:`SnmpAuthError` naming the target and the
+credential profile, never a key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar
+import contextlib
+from collections.abc import Sequence
+from typing import Any
 
-import structlog
 from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 from pysnmp.carrier.error import CarrierError
 from pysnmp.entity.rfc3413 import cmdgen
-from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch import asyncio as v3
 from pysnmp.hlapi.v3arch.asyncio.lcd import CommandGeneratorLcdConfigurator
 from pysnmp.proto import errind, rfc1905
 from pysnmp.proto.rfc1902 import Null, ObjectName
 
-from collectors.credentials import Credential, SnmpSettings
-from collectors.errors import (
-    CLOSED,
-    CLOSED_IN_FLIGHT,
-    SnmpAuthError,
-    SnmpProtocolError,
-    SnmpTimeout,
-    SnmpUnresolvable,
-)
+from collectors.credentials import Credential
+from collectors.errors import CLOSED_IN_FLIGHT, SnmpAuthError, SnmpProtocolError, SnmpTimeout
 from collectors.snmp_message import PduKind, RawValue, RawVarbind, Response, Special
-from collectors.udp import Counters, literal_family, raise_receive_buffer
+from collectors.udp import Counters, Target, raise_receive_buffer
 from mibs.values import Oid, format_oid
-
-_log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 AUTH_PROTOCOLS: dict[str, Any] = {
     "MD5": v3.USM_AUTH_HMAC96_MD5,
@@ -71,7 +56,6 @@ _AUTH_FAILURES: dict[type[errind.ErrorIndication], str] = {
     errind.UnsupportedPrivProtocol: "privacy protocol refused (unsupportedPrivProtocol)",
 }
 
-
 _EXCEPTIONS: tuple[tuple[type[Any], Special], ...] = (
     (rfc1905.NoSuchObject, Special.NO_SUCH_OBJECT),
     (rfc1905.NoSuchInstance, Special.NO_SUCH_INSTANCE),
@@ -97,33 +81,23 @@ def to_raw(value: Any) -> RawValue:
     return Special.UNSUPPORTED
 
 
-def to_oid(name: Any) -> Oid | None:
-    if isinstance(name, univ.ObjectIdentifier) and name.isValue:
-        return tuple(name.asTuple())
-    return None
-
-
 def varbind_to_raw(name: Any, value: Any) -> RawVarbind:
-    oid = to_oid(name)
-    if oid is None:
-        return (), Special.BAD_NAME
-    return oid, to_raw(value)
+    if isinstance(name, univ.ObjectIdentifier) and name.isValue:
+        return tuple(name.asTuple()), to_raw(value)
+    return (), Special.BAD_NAME
 
 
-def user_data(credential: Credential) -> Any:
-    auth = credential.auth_key.get_secret_value() if credential.auth_key else None
-    priv = credential.priv_key.get_secret_value() if credential.priv_key else None
-    return v3.UsmUserData(
+def _user(credential: Credential) -> tuple[Any, Any]:
+    """pysnmp's user data and context of ``credential``."""
+    auth, priv = credential.auth_key, credential.priv_key
+    user = v3.UsmUserData(
         credential.username or "",
-        authKey=auth,
-        privKey=priv,
-        authProtocol=AUTH_PROTOCOLS[credential.auth_protocol]
-        if credential.auth_protocol
-        else v3.USM_AUTH_NONE,
-        privProtocol=PRIV_PROTOCOLS[credential.priv_protocol]
-        if credential.priv_protocol
-        else v3.USM_PRIV_NONE,
+        authKey=auth.get_secret_value() if auth else None,
+        privKey=priv.get_secret_value() if priv else None,
+        authProtocol=AUTH_PROTOCOLS.get(credential.auth_protocol or "", v3.USM_AUTH_NONE),
+        privProtocol=PRIV_PROTOCOLS.get(credential.priv_protocol or "", v3.USM_PRIV_NONE),
     )
+    return user, v3.ContextData(contextName=credential.context_name.encode())
 
 
 _LCD = CommandGeneratorLcdConfigurator()
@@ -148,114 +122,68 @@ def _resolve(  # noqa: PLR0917 - the positional signature pysnmp calls back with
 
 
 class V3Engine:
-    """Owns the pysnmp engine; one per :class:`collectors.transport.SnmpTransport`."""
+    """The pysnmp engine of one :class:`collectors.transport.SnmpTransport`.
+
+    Built in a worker thread (it loads MIB modules); bound to the loop that first uses it.
+    """
 
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
-        self._engine: Any = None
+        self._engine = v3.SnmpEngine()
         self._users: dict[Credential, tuple[Any, Any]] = {}
-        self._buffers_raised: set[tuple[int, ...]] = set()
         self._targets: dict[tuple[str, int, float, int], Any] = {}
-        self.inflight: set[asyncio.Future[Any]] = set()
+        self._buffers_raised: set[str] = set()
+        self._inflight: set[asyncio.Future[Any]] = set()  # answers awaited; close() fails them
         self._closed = False
 
-    async def engine(self) -> Any:
-        """The pysnmp engine, built in a worker thread on first use (it loads MIB modules)."""
-        if self._closed:
-            raise RuntimeError(CLOSED)
-        if self._engine is None:
-            engine = await self._unless_closed(asyncio.to_thread(v3.SnmpEngine))
-            if self._engine is None:  # another request may have built one meanwhile
-                self._engine = engine
-        return self._engine
-
-    async def _unless_closed(self, work: Awaitable[T]) -> T:
-        """``work``'s result, or ``RuntimeError`` as soon as :meth:`close` is called."""
-        closed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        task = asyncio.ensure_future(work)
-        self.inflight.add(closed)
-        try:
-            await asyncio.wait((task, closed), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            self.inflight.discard(closed)
-            if not task.done():
-                task.cancel()  # a thread runs on, its result dropped
-        if closed.done():
-            closed.result()  # raises: closed under this request
-        return task.result()
-
-    def user(self, credential: Credential) -> tuple[Any, Any]:
-        """pysnmp's user data and context of ``credential``, built once."""
-        found = self._users.get(credential)
-        if found is None:
-            context = v3.ContextData(contextName=credential.context_name.encode())
-            found = self._users[credential] = (user_data(credential), context)
-        return found
-
-    async def target(self, address: str, port: int, attempt_timeout: float, retries: int) -> Any:
-        """The pysnmp transport target, built (and resolved) once per address and settings."""
-        key = (address, port, attempt_timeout, retries)
-        found = self._targets.get(key)
-        if found is None:
-            cls = (
-                v3.Udp6TransportTarget
-                if literal_family(address) == socket.AF_INET6
-                else v3.UdpTransportTarget
-            )
-            try:
-                found = await cls.create((address, port), timeout=attempt_timeout, retries=retries)
-            except PySnmpError as exc:  # the resolver failed
-                raise SnmpUnresolvable(
-                    f"{address}: cannot resolve ({exc})", address=address
-                ) from exc
-            self._targets[key] = found
-        return found
-
-    def raise_receive_buffers(self) -> None:
+    def _raise_receive_buffers(self) -> None:
         """Raise SO_RCVBUF on the engine's sockets once they exist (opened asynchronously)."""
-        dispatcher = getattr(self._engine, "transport_dispatcher", None)
-        if dispatcher is None:
-            return
+        dispatcher = self._engine.transport_dispatcher
         for domain in (udp.DOMAIN_NAME, udp6.DOMAIN_NAME):
-            if domain in self._buffers_raised:
+            if dispatcher is None or domain in self._buffers_raised:
                 continue
-            try:
+            with contextlib.suppress(CarrierError):  # raised if this family was never used
                 carrier = dispatcher.get_transport(domain)
-            except CarrierError:
-                continue  # this address family was never used
-            sock_transport = getattr(carrier, "transport", None)
-            sock = sock_transport.get_extra_info("socket") if sock_transport else None
-            if sock is not None:
-                raise_receive_buffer(sock)
-                self._buffers_raised.add(domain)
+                sock = carrier.transport.get_extra_info("socket") if carrier.transport else None
+                if sock is not None:
+                    raise_receive_buffer(sock)
+                    self._buffers_raised.add(domain)
 
     async def request(
         self,
+        target: Target,
+        host: str,
         kind: PduKind,
         oids: Sequence[Oid],
-        max_repetitions: int = 0,
+        max_repetitions: int,
         *,
         credential: Credential,
-        address: str,
-        settings: SnmpSettings,
     ) -> Response:
-        """One PDU to ``address`` as ``credential``; errors name the address and the profile."""
+        """One PDU to ``host`` (``target``'s address, resolved); errors name it and the profile."""
+        if target.pace is not None:
+            await target.pace()  # pysnmp retransmits on its own: one token per request
+        key = (host, target.port, target.timeout, target.retries)
+        pysnmp_target = self._targets.get(key)
+        if pysnmp_target is None:
+            cls = v3.Udp6TransportTarget if ":" in host else v3.UdpTransportTarget
+            pysnmp_target = self._targets[key] = await cls.create(
+                (host, target.port), timeout=target.timeout, retries=target.retries
+            )
         if self._closed:
-            raise RuntimeError(CLOSED)
-        target = await self._unless_closed(
-            self.target(address, settings.port, settings.timeout, settings.retries)
-        )
-        engine = await self.engine()
-        user, context = self.user(credential)
+            raise RuntimeError(CLOSED_IN_FLIGHT)
+        found = self._users.get(credential)
+        if found is None:
+            found = self._users[credential] = _user(credential)
+        user, context = found
         # hlapi's get_cmd/next_cmd/bulk_cmd would resolve every OID through the MIB
         # view (about 12% of the CPU) and next_cmd would reject a non-increasing
         # answer for the whole PDU; the single-run generators take OIDs as they are.
-        target_name, _ = _LCD.configure(engine, user, target, context.contextName)
+        target_name, _ = _LCD.configure(self._engine, user, pysnmp_target, context.contextName)
         varbinds = [(ObjectName(oid), _NULL) for oid in oids]
         future: asyncio.Future[tuple[Any, int, int, Any]] = (
             asyncio.get_running_loop().create_future()
         )
-        head = (engine, target_name, context.contextEngineId, context.contextName)
+        head = (self._engine, target_name, context.contextEngineId, context.contextName)
         self._counters.requests_sent += 1
         if kind is PduKind.GET:
             _GET.send_varbinds(*head, varbinds, _resolve, future)
@@ -263,47 +191,37 @@ class V3Engine:
             _NEXT.send_varbinds(*head, varbinds, _resolve, future)
         else:
             _BULK.send_varbinds(*head, 0, max_repetitions, varbinds, _resolve, future)
-        self.inflight.add(future)
+        self._inflight.add(future)
         try:
             indication, status, index, answer = await future
         finally:
-            self.inflight.discard(future)
-        self.raise_receive_buffers()
+            self._inflight.discard(future)
+        self._raise_receive_buffers()
         if not indication:
             raw = [varbind_to_raw(name, value) for name, value in answer]
             return Response(error_status=status, error_index=index, varbinds=raw)
         if isinstance(indication, errind.RequestTimedOut):
             self._counters.timeouts += 1
-        raise _error(
-            indication, kind, oids, profile=credential.name, address=address, settings=settings
-        )
+        raise _error(indication, kind, oids, target, profile=credential.name)
 
     def close(self) -> None:
         self._closed = True
-        for future in self.inflight:
+        for future in self._inflight:
             if not future.done():
                 future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
-        self.inflight.clear()
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-            self._engine = None
+        self._inflight.clear()
+        self._engine.close_dispatcher()
 
 
 def _error(
-    indication: Any,
-    kind: PduKind,
-    oids: Sequence[Oid],
-    *,
-    profile: str,
-    address: str,
-    settings: SnmpSettings,
+    indication: Any, kind: PduKind, oids: Sequence[Oid], target: Target, *, profile: str
 ) -> SnmpAuthError | SnmpTimeout | SnmpProtocolError:
     """pysnmp's ``errorIndication`` as our error, naming the target and the profile."""
-    oid = format_oid(oids[0]) if oids else None
+    address, oid = target.address, format_oid(oids[0]) if oids else None
     if isinstance(indication, errind.RequestTimedOut):
         return SnmpTimeout(
             f"{address}: no answer to {kind.value} after "
-            f"{settings.retries + 1} x {settings.timeout:g} s (SNMPv3 profile {profile!r})",
+            f"{target.retries + 1} x {target.timeout:g} s (SNMPv3 profile {profile!r})",
             address=address,
             oid=oid,
         )

@@ -1,17 +1,7 @@
 """GET and column-walk strategy over one request function, independent of the wire.
 
-:class:`Session` implements :class:`collectors.base.SnmpSession` on top of a
-:class:`Requester` (one PDU out, one decoded :class:`Response` back, or an
-``SnmpError``). The v1/v2c socket client and the pysnmp v3 engine adapter are
-both requesters; unit tests use a fake one. What lives here:
-
-* GETs are sent in batches; ``tooBig`` halves the batch; an error-status that
-  names one varbind (SNMPv1 ``noSuchName``) drops that OID and resends the rest.
-* Walks send GETBULK over all open columns (repetitions bounded so an answer
-  stays around 1,400 bytes), or GETNEXT for v1 and when bulk is off or the
-  device has shown it ignores GETBULK (remembered in :class:`BulkMemory`).
-* A walk that the device stops answering midway keeps its rows; the columns
-  still open are marked ``timeout``. Only a walk that got no answer at all raises.
+:class:`Session` implements :class:`collectors.base.SnmpSession` over a :class:`Requester`
+(v1/v2c UDP, pysnmp v3, or a test's fake). The strategy is described in docs/reading.md.
 """
 
 from __future__ import annotations
@@ -41,19 +31,7 @@ _log = structlog.get_logger(__name__)
 
 GET_BATCH = 24  # varbinds per GET/GETNEXT: ~24 printer strings stay under ~1,400 bytes
 BULK_VARBINDS = 40  # varbinds per GETBULK answer (columns x repetitions)
-
-
 MAX_ROWS_PER_COLUMN = 10_000  # far beyond any printer table; stops an endless responder
-
-# Why a column failed: the reason codes that land in WalkResult.failed.
-NOT_INCREASING: Reason = "not_increasing"
-BAD_INDEX: Reason = "bad_index"
-UNEXPECTED_EXCEPTION: Reason = "unexpected_exception"
-TOO_MANY_ROWS: Reason = "too_many_rows"
-SHORT_RESPONSE: Reason = "short_response"
-NO_PROGRESS: Reason = "no_progress"
-TIMEOUT: Reason = "timeout"
-TOO_BIG_REASON: Reason = "too_big"
 
 
 @dataclass
@@ -65,11 +43,10 @@ class _Cursor:
 
 
 class ColumnWalk:
+    """The cursors of columns walked side by side; a column that misbehaves stops alone."""
+
     def __init__(self, columns: Sequence[Oid]) -> None:
-        self._cursors: dict[Oid, _Cursor] = {}
-        for prefix in columns:
-            if prefix not in self._cursors:
-                self._cursors[prefix] = _Cursor(prefix=prefix, last=prefix)
+        self._cursors = {prefix: _Cursor(prefix=prefix, last=prefix) for prefix in columns}
         self._failed: dict[Oid, Reason] = {}
 
     @property
@@ -80,30 +57,16 @@ class ColumnWalk:
         """The OIDs to send GETNEXT/GETBULK for: each column's last OID."""
         return [self._cursors[prefix].last for prefix in columns]
 
-    @property
-    def rows_read(self) -> int:
-        return sum(len(c.rows) for c in self._cursors.values())
-
-    def finish(self, prefix: Oid) -> None:
-        """The column ended normally (v1 noSuchName on GETNEXT means end of MIB)."""
-        self._cursors[prefix].open = False
-
-    def fail(self, prefix: Oid, reason: Reason) -> None:
+    def fail(self, prefix: Oid, reason: Reason | None) -> None:
+        """Close the column; ``None``: it ended normally (v1 noSuchName on GETNEXT)."""
         cursor = self._cursors[prefix]
         if cursor.open:
             cursor.open = False
-            self._failed[prefix] = reason
-
-    def fail_open(self, reason: Reason) -> None:
-        for prefix in self.open_columns:
-            self.fail(prefix, reason)
+            if reason is not None:
+                self._failed[prefix] = reason
 
     def feed(self, columns: Sequence[Oid], varbinds: Sequence[RawVarbind], *, bulk: bool) -> None:
-        """One answer to a request for ``columns`` (in request order).
-
-        GETNEXT answers carry one varbind per column; GETBULK answers carry
-        rows of ``len(columns)`` varbinds, possibly truncated by the agent.
-        """
+        """One answer for ``columns``: a varbind each (GETNEXT), or rows of them (GETBULK)."""
         width = len(columns)
         before = [(self._cursors[p].last, self._cursors[p].open) for p in columns]
         for position, (oid, value) in enumerate(varbinds):
@@ -112,33 +75,29 @@ class ColumnWalk:
             self._accept(self._cursors[columns[position % width]], oid, value)
         if not bulk and len(varbinds) < width:
             for prefix in columns[len(varbinds) :]:
-                self.fail(prefix, SHORT_RESPONSE)
+                self.fail(prefix, "short_response")
         after = [(self._cursors[p].last, self._cursors[p].open) for p in columns]
         if before == after:
             for prefix in columns:
-                self.fail(prefix, NO_PROGRESS)
+                self.fail(prefix, "no_progress")
 
     def _accept(self, cursor: _Cursor, oid: Oid, value: Value | Special) -> None:
         if not cursor.open:
             return
         if value is Special.BAD_NAME:
-            self.fail(cursor.prefix, BAD_INDEX)
-            return
-        if value is Special.END_OF_MIB_VIEW or not is_under(oid, cursor.prefix):
+            self.fail(cursor.prefix, "bad_index")
+        elif value is Special.END_OF_MIB_VIEW or not is_under(oid, cursor.prefix):
             cursor.open = False
-            return
-        if oid <= cursor.last:
-            self.fail(cursor.prefix, NOT_INCREASING)
-            return
-        cursor.last = oid
-        if value is Special.NO_SUCH_OBJECT or value is Special.NO_SUCH_INSTANCE:
-            self.fail(cursor.prefix, UNEXPECTED_EXCEPTION)
-            return
-        if isinstance(value, Special):
-            return  # NULL / unsupported type: the row is absent, the walk goes on
-        cursor.rows.append((oid, value))
-        if len(cursor.rows) > MAX_ROWS_PER_COLUMN:
-            self.fail(cursor.prefix, TOO_MANY_ROWS)
+        elif oid <= cursor.last:
+            self.fail(cursor.prefix, "not_increasing")
+        else:
+            cursor.last = oid
+            if value is Special.NO_SUCH_OBJECT or value is Special.NO_SUCH_INSTANCE:
+                self.fail(cursor.prefix, "unexpected_exception")
+            elif not isinstance(value, Special):  # NULL / unsupported type: no row, walk on
+                cursor.rows.append((oid, value))
+                if len(cursor.rows) > MAX_ROWS_PER_COLUMN:
+                    self.fail(cursor.prefix, "too_many_rows")
 
     def result(self) -> WalkResult:
         return WalkResult(
@@ -150,21 +109,13 @@ class ColumnWalk:
 class Requester(Protocol):
     """Sends one request PDU and returns the decoded answer.
 
-    Raises ``SnmpTimeout`` when nothing came back after the configured retries,
-    ``SnmpAuthError`` for SNMPv3 security failures and ``SnmpProtocolError``
-    for an answer that could not be used at all.
+    Raises ``SnmpTimeout`` (no answer after the retries), ``SnmpAuthError`` (SNMPv3
+    security) or ``SnmpProtocolError`` (an answer that could not be used at all).
     """
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
     ) -> Response: ...
-
-
-@dataclass
-class BulkMemory:
-    """Devices seen to ignore GETBULK, shared by all sessions of one transport."""
-
-    no_bulk: set[str] = field(default_factory=set)
 
 
 class Session:
@@ -175,28 +126,21 @@ class Session:
         address: str,
         version: str,
         settings: SnmpSettings,
-        memory: BulkMemory | None = None,
+        no_bulk: set[str] | None = None,
         key: str | None = None,
     ) -> None:
+        """``no_bulk``: the keys of devices seen to ignore GETBULK, shared by a transport."""
         self.address = address
         self._requester = requester
-        self._version = version
         self._settings = settings
-        self._memory = memory if memory is not None else BulkMemory()
+        self._no_bulk = no_bulk if no_bulk is not None else set()
         self._key = key or address
+        self._bulk = version != "v1" and settings.use_bulk
         self._get_batch = GET_BATCH
         self._bulk_varbinds = BULK_VARBINDS
         self._answered = False  # any answer to any PDU in this session
         self._bulk_answered = False
         self._silent = False
-
-    @property
-    def uses_bulk(self) -> bool:
-        return (
-            self._version != "v1"
-            and self._settings.use_bulk
-            and self._key not in self._memory.no_bulk
-        )
 
     async def _send(self, kind: PduKind, oids: Sequence[Oid], reps: int = 0) -> Response:
         try:
@@ -209,8 +153,6 @@ class Session:
         if kind is PduKind.BULK:
             self._bulk_answered = True
         return response
-
-    # -- GET ------------------------------------------------------------------------
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:
         pending = list(dict.fromkeys(oids))
@@ -225,11 +167,9 @@ class Session:
                     if oid in wanted and not isinstance(value, Special):
                         found[oid] = value
                 pending = pending[len(chunk) :]
-                continue
-            if status == TOO_BIG and len(chunk) > 1:
+            elif status == TOO_BIG and len(chunk) > 1:
                 self._get_batch = max(1, len(chunk) // 2)
-                continue
-            if status != TOO_BIG and 1 <= index <= len(chunk):
+            elif status != TOO_BIG and 1 <= index <= len(chunk):
                 bad = chunk[index - 1]
                 if status != NO_SUCH_NAME:
                     _log.info(
@@ -239,23 +179,20 @@ class Session:
                         error_status=error_status_name(status),
                     )
                 pending.remove(bad)
-                continue
-            raise SnmpProtocolError(
-                f"{self.address}: GET answered {error_status_name(status)} (index {index})",
-                address=self.address,
-                oid=format_oid(chunk[0]),
-            )
+            else:
+                raise SnmpProtocolError(
+                    f"{self.address}: GET answered {error_status_name(status)} (index {index})",
+                    address=self.address,
+                    oid=format_oid(chunk[0]),
+                )
         return found
-
-    # -- walk -----------------------------------------------------------------------
 
     async def walk(self, columns: Sequence[Oid]) -> WalkResult:
         walk = ColumnWalk(columns)
         answered_in_walk = False
-        while walk.open_columns:
-            bulk = self.uses_bulk
-            width = self._bulk_varbinds if bulk else self._get_batch
-            batch = walk.open_columns[: max(1, width)]
+        while batch := walk.open_columns:
+            bulk = self._bulk and self._key not in self._no_bulk
+            batch = batch[: max(1, self._bulk_varbinds if bulk else self._get_batch)]
             oids = walk.next_oids(batch)
             reps = max(1, min(self._settings.max_repetitions, self._bulk_varbinds // len(batch)))
             try:
@@ -268,7 +205,8 @@ class Session:
                 if fallback is None:
                     if not answered_in_walk:
                         raise
-                    walk.fail_open(TIMEOUT)
+                    for prefix in walk.open_columns:
+                        walk.fail(prefix, "timeout")
                     break
                 response, bulk = fallback, False
             answered_in_walk = True
@@ -276,19 +214,14 @@ class Session:
         return walk.result()
 
     async def _bulk_fallback(self, oids: Sequence[Oid]) -> Response | None:
-        """A GETBULK went unanswered: is this a device without bulk support?
-
-        Only if bulk never worked here and the device has not already ignored a
-        plain GET: then the same step is asked with GETNEXT; an answer proves the
-        device is alive and bulk-deaf, which is remembered for its address.
-        """
+        """A GETBULK went unanswered: the GETNEXT answer if the device is bulk-deaf, else None."""
         if self._bulk_answered or self._silent:
             return None
         try:
             response = await self._send(PduKind.NEXT, oids)
         except SnmpTimeout:
             return None
-        self._memory.no_bulk.add(self._key)
+        self._no_bulk.add(self._key)
         _log.info("snmp.bulk.unsupported", address=self.address)
         return response
 
@@ -296,26 +229,21 @@ class Session:
         status, index = response.error_status, response.error_index
         if status == 0:
             walk.feed(batch, response.varbinds, bulk=bulk)
-            return
-        if status == TOO_BIG:
+        elif status == TOO_BIG:
             if bulk and self._bulk_varbinds > len(batch):
                 self._bulk_varbinds = max(len(batch), self._bulk_varbinds // 2)
-                return
-            if len(batch) > 1:
-                if bulk:
-                    self._bulk_varbinds = max(1, len(batch) // 2)
-                else:
-                    self._get_batch = max(1, len(batch) // 2)
-                return
-            walk.fail(batch[0], TOO_BIG_REASON)
-            return
-        reason = error_status_reason(error_status_name(status))
-        if 1 <= index <= len(batch):
-            prefix = batch[index - 1]
-            if status == NO_SUCH_NAME and not bulk:
-                walk.finish(prefix)  # SNMPv1: GETNEXT past the last object
+            elif len(batch) > 1 and bulk:
+                self._bulk_varbinds = max(1, len(batch) // 2)
+            elif len(batch) > 1:
+                self._get_batch = max(1, len(batch) // 2)
             else:
-                walk.fail(prefix, reason)
-            return
-        for prefix in batch:
-            walk.fail(prefix, reason)
+                walk.fail(batch[0], "too_big")
+        elif 1 <= index <= len(batch):
+            # SNMPv1: noSuchName on GETNEXT is the end of the MIB, not a failure
+            end = status == NO_SUCH_NAME and not bulk
+            walk.fail(
+                batch[index - 1], None if end else error_status_reason(error_status_name(status))
+            )
+        else:
+            for prefix in batch:
+                walk.fail(prefix, error_status_reason(error_status_name(status)))

@@ -32,7 +32,7 @@ from collectors.snmp_message import (
 )
 from collectors.transport import SnmpTransport
 from collectors.v3 import to_raw, varbind_to_raw
-from collectors.walk import BulkMemory, ColumnWalk, Session
+from collectors.walk import ColumnWalk, Session
 from mibs.values import Oid, Value
 
 # -- pysnmp values -> plain -----------------------------------------------------------
@@ -267,13 +267,13 @@ class FakeAgent:
         return Response(varbinds=out)
 
 
-def _session(agent: FakeAgent, memory: BulkMemory | None = None, **options: object) -> Session:
+def _session(agent: FakeAgent, memory: set[str] | None = None, **options: object) -> Session:
     return Session(
         agent,
         address="192.0.2.7",
         version=agent.version,
         settings=SnmpSettings.model_validate(options),
-        memory=memory,
+        no_bulk=memory,
     )
 
 
@@ -338,7 +338,7 @@ async def test_v1_walk_uses_getnext_and_ends_on_no_such_name() -> None:
 async def test_walk_falls_back_to_getnext_and_remembers_it() -> None:
     agent = FakeAgent(TABLE)
     agent.ignore_bulk = True
-    memory = BulkMemory()
+    memory: set[str] = set()
     result = await _session(agent, memory).walk([A, B])
     assert result.rows == {A: _rows(A), B: _rows(B)}
     assert result.failed == {}
@@ -414,14 +414,14 @@ def test_column_walk_fails_on_bad_names_and_endless_columns() -> None:
 async def test_a_dead_device_costs_no_getnext_probe_after_its_get_timed_out() -> None:
     agent = FakeAgent(TABLE)
     agent.silent_after = 0
-    memory = BulkMemory()
+    memory: set[str] = set()
     session = _session(agent, memory)
     with pytest.raises(SnmpTimeout):
         await session.get([SCALAR])
     with pytest.raises(SnmpTimeout):
         await session.walk([A, B])
     assert [kind for kind, _ in agent.sent] == [PduKind.GET, PduKind.BULK]
-    assert memory.no_bulk == set()  # silence is not proof of a bulk-deaf device
+    assert memory == set()  # silence is not proof of a bulk-deaf device
 
 
 def test_transport_is_bound_to_the_loop_it_was_entered_in() -> None:
