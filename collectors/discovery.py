@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
@@ -147,48 +148,43 @@ class Sweep:
 
         Without a ``transport`` the sweep opens an :class:`SnmpTransport` of its own for the run.
         """
-        if self._transport is not None:
-            return await self._run(on_result, self._transport)
-        async with SnmpTransport(self._settings) as transport:
-            return await self._run(on_result, transport)
+        async with AsyncExitStack() as stack:
+            sessions = self._transport
+            if sessions is None:
+                sessions = await stack.enter_async_context(SnmpTransport(self._settings))
+            addresses: Iterator[str] = iter(self._targets)
+            self.stats.started = time.monotonic()
+            _log().info(
+                "discovery.started",
+                addresses=self.stats.total,
+                profiles=[c.name for c in self._credentials],
+                rate=self._options.rate,
+                max_in_flight=self._options.max_in_flight,
+            )
 
-    async def _run(
-        self, on_result: Callable[[AddressResult], None], sessions: SessionSource
-    ) -> SweepStats:
-        addresses: Iterator[str] = iter(self._targets)
-        self.stats.started = time.monotonic()
-        _log().info(
-            "discovery.started",
-            addresses=self.stats.total,
-            profiles=[c.name for c in self._credentials],
-            rate=self._options.rate,
-            max_in_flight=self._options.max_in_flight,
-        )
+            async def worker() -> None:
+                for address in addresses:  # shared iterator: each address goes to one worker
+                    result = await self._probe(address, sessions)
+                    self.stats.count(result)
+                    on_result(result)
 
-        async def worker() -> None:
-            for address in addresses:  # shared iterator: each address goes to one worker
-                result = await self._probe(address, sessions)
-                self.stats.count(result)
-                on_result(result)
-
-        workers = min(self._options.max_in_flight, max(1, self.stats.total or 1))
-        try:
-            async with asyncio.TaskGroup() as group:
-                for number in range(workers):
-                    group.create_task(worker(), name=f"discovery-worker-{number}")
-        except BaseExceptionGroup as failure:
-            raise leaves(failure)[0] from None  # the error a worker raised (output closed, ...)
-        self.stats.finished = time.monotonic()
-        _log().info(
-            "discovery.completed",
-            addresses=self.stats.done,
-            printers=self.stats.printers,
-            others=self.stats.others,
-            silent=self.stats.silent,
-            refused=self.stats.refused,
-            elapsed=round(self.stats.elapsed, 3),
-        )
-        return self.stats
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for number in range(min(self._options.max_in_flight, self.stats.total or 1)):
+                        group.create_task(worker(), name=f"discovery-worker-{number}")
+            except BaseExceptionGroup as failure:
+                raise leaves(failure)[0] from None  # the error a worker raised (output closed, ...)
+            self.stats.finished = time.monotonic()
+            _log().info(
+                "discovery.completed",
+                addresses=self.stats.done,
+                printers=self.stats.printers,
+                others=self.stats.others,
+                silent=self.stats.silent,
+                refused=self.stats.refused,
+                elapsed=round(self.stats.elapsed, 3),
+            )
+            return self.stats
 
     async def _probe(self, address: str, sessions: SessionSource) -> AddressResult:
         """Find out what ``address`` is (never raises for what the device does)."""

@@ -12,6 +12,7 @@ import re
 import socket
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import suppress
 from functools import partial
 
 from collectors.target_syntax import (
@@ -52,8 +53,7 @@ def _resolve(host: str, spec: str) -> IPAddress:
     addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not addresses:
         raise TargetError("host name resolves to no address", spec=spec)
-    v4 = [a for a in addresses if a.version == 4]
-    return (v4 or addresses)[0]
+    return min(addresses, key=lambda address: address.version)  # the first IPv4 one, if any
 
 
 def _parse_range(spec: str, start_text: str, end_text: str) -> Span:
@@ -142,8 +142,7 @@ def _merge(intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     merged: list[tuple[int, int]] = []
     for first, last in sorted(intervals):
         if merged and first <= merged[-1][1] + 1:
-            if last > merged[-1][1]:
-                merged[-1] = (merged[-1][0], last)
+            merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
         else:
             merged.append((first, last))
     return merged
@@ -170,11 +169,10 @@ Key = tuple[int, int | None]  # (IP version, port or None)
 
 
 class TargetSet:
-    """The addresses to sweep: lazily iterable, sized, with fast membership.
+    """The addresses to sweep (``intervals``: merged inclusive spans per IP version and port).
 
-    ``intervals`` maps (IP version, port or None) to merged inclusive spans.
-    Iteration yields IPv4 before IPv6, each in address order, the addresses
-    without a port first; an address with a port reads ``192.0.2.7:1161``.
+    Iteration yields IPv4 before IPv6, each in address order, the addresses without a port
+    first; an address with a port reads ``192.0.2.7:1161``. Membership is a bisection.
     """
 
     def __init__(self, intervals: Mapping[Key, list[tuple[int, int]]]) -> None:
@@ -207,12 +205,8 @@ class TargetSet:
         except ValueError:
             return False
         key = (address.version, port)
-        spans = self._intervals.get(key)
-        if not spans:
-            return False
-        value = int(address)
-        position = bisect.bisect_right(self._starts[key], value) - 1
-        return position >= 0 and spans[position][1] >= value
+        position = bisect.bisect_right(self._starts.get(key, []), int(address)) - 1
+        return position >= 0 and self._intervals[key][position][1] >= int(address)
 
 
 def parse_targets(
@@ -342,12 +336,6 @@ def is_host_name(spec: str) -> bool:
     return not (dash and _looks_numeric(start))
 
 
-def _mistyped_address(text: str) -> bool:
-    """``10.0.0.x``, ``10.0.0``: three or four dotted labels, all but one of them numbers."""
-    labels = text.split(".")
-    return len(labels) in (3, 4) and sum(label.isdigit() for label in labels) >= len(labels) - 1
-
-
 #: One host name label (RFC 1123): letters, digits and inner hyphens.
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 
@@ -360,13 +348,11 @@ def check_host_name(spec: str) -> None:
     bypass the address-space checks until resolved.
     """
     text = spec.strip()
-    if _mistyped_address(text):
+    labels = text.split(".")  # 10.0.0.x, 10.0.0: three or four labels, all but one numbers
+    if len(labels) in (3, 4) and sum(label.isdigit() for label in labels) >= len(labels) - 1:
         raise TargetError("not a valid IPv4 address", spec=spec)
-    try:
+    with suppress(OSError):  # not an address inet_aton would accept
         socket.inet_aton(text)
-    except OSError:
-        pass
-    else:
         raise TargetError(
             "an IPv4 address in a non-standard form: write it dotted-decimal", spec=spec
         )
@@ -382,14 +368,11 @@ def check_host_name(spec: str) -> None:
         if not label:
             raise TargetError("host name with an empty label (two dots in a row?)", spec=spec)
         if len(label) > 63:
-            raise TargetError(
-                f"host name label {label[:16]}... is {len(label)} characters (at most 63)",
-                spec=spec,
-            )
+            why = f"host name label {label[:16]}... is {len(label)} characters (at most 63)"
+            raise TargetError(why, spec=spec)
         if not _LABEL.fullmatch(label):
-            raise TargetError(
-                f"host name label {label!r}: only letters, digits and inner hyphens", spec=spec
-            )
+            why = f"host name label {label!r}: only letters, digits and inner hyphens"
+            raise TargetError(why, spec=spec)
     if labels[-1].isdigit():
         raise TargetError("not a valid host name (its last label is a number)", spec=spec)
 

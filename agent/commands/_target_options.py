@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from agent.errors import UsageError
@@ -29,27 +30,21 @@ def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | N
         "octet range (10.1.2-3.1-50), any of them as HOST:PORT ([2001:db8::7]:1161), "
         "several separated by commas" + (f"; default: {default_help}" if default_help else ""),
     )
-    for *flags, dest, kind, metavar, text in (
-        (
-            "-iL",
-            "--input-list",
-            "target_files",
-            Path,
-            "FILE",
-            "read targets from FILE (nmap's -iL): one or more a line, # comments; - is stdin",
-        ),
-        ("--exclude", "exclude", str, "TARGET", "skip these, repeatable"),
-        (
-            "--exclude-file",
-            "exclude_files",
-            Path,
-            "FILE",
-            "skip the targets listed in FILE (same format as -iL)",
-        ),
-    ):
-        parser.add_argument(
-            *flags, dest=dest, action="append", type=kind, default=[], metavar=metavar, help=text
-        )
+    listed = partial(parser.add_argument, action="append", type=Path, default=[], metavar="FILE")
+    listed(
+        "-iL",
+        "--input-list",
+        dest="target_files",
+        help="read targets from FILE (nmap's -iL): one or more a line, # comments; - is stdin",
+    )
+    parser.add_argument(
+        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
+    )
+    listed(
+        "--exclude-file",
+        dest="exclude_files",
+        help="skip the targets listed in FILE (same format as -iL)",
+    )
     parser.add_argument(
         "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
     )
@@ -77,11 +72,8 @@ class TargetSpecs:
 
     def usage_error(self, exc: TargetError) -> UsageError:
         """The command line's wording of a refused spec: file:line, --exclude or TARGET."""
-        where = self.origin.get(exc.spec)
-        if where is not None:
-            return UsageError(f"{where}: {exc}")
-        option = "--exclude" if exc.spec in self.exclude else "TARGET"
-        return UsageError(f"{option}: {exc}")
+        where = self.origin.get(exc.spec) or ("--exclude" if exc.spec in self.exclude else "TARGET")
+        return UsageError(f"{where}: {exc}")
 
 
 def read_option_file(

@@ -307,11 +307,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def run(
-    args: argparse.Namespace, *, stdout: TextIO | None = None, stderr: TextIO | None = None
-) -> int:
-    out = stdout if stdout is not None else sys.stdout
-    err = stderr if stderr is not None else sys.stderr
+def run(args: argparse.Namespace) -> int:
+    out, err = sys.stdout, sys.stderr
     configure_logging("info" if not err.isatty() else "warning", stream=err)
     plan = build_plan(args)
     output: OutputFormat = args.format or default_format(out)
