@@ -1,27 +1,26 @@
 """The session seam: GET and side-by-side column walks of one device with one credential.
 
-Everything above it (the reader, discovery) speaks plain OIDs and values from
-:mod:`mibs.values`. :class:`collectors.walk.Session` implements it over a
-request seam with two implementations (v1/v2c UDP, pysnmp v3; see
-:mod:`collectors.transport`); unit tests implement it with a fake.
+The reader and discovery speak plain OIDs and values (:mod:`mibs.values`) to it.
+:class:`collectors.walk.Session` implements it over the transport seam;
+:class:`RecordedSession` over varbinds saved from a device (``scan --file``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from mibs.reasons import Reason
-from mibs.values import Oid, Value
+from mibs.values import Oid, Value, is_under
 
 
 @dataclass
 class WalkResult:
-    """Rows per requested column prefix, in OID order, and the columns that failed.
+    """Rows per requested column prefix, in OID order, and why columns failed.
 
-    A column that failed midway keeps the rows read before the failure; its
-    entry in ``failed`` says why (``timeout``, ``not_increasing``, ...).
+    A column that failed midway keeps the rows read before the failure.
     """
 
     rows: dict[Oid, list[tuple[Oid, Value]]] = field(default_factory=dict)
@@ -32,10 +31,8 @@ class SnmpSession(Protocol):
     """Requests to one device with one credential.
 
     ``get`` returns only the OIDs the device had (noSuch*/endOfMibView are left
-    out). ``walk`` reads several columns side by side (GETBULK over all of
-    them at once where the version allows, GETNEXT otherwise). Both raise
-    :class:`collectors.errors.SnmpError` subclasses when the device does not
-    answer at all.
+    out). ``walk`` reads several columns side by side. Both raise
+    :class:`collectors.errors.SnmpError` when the device does not answer at all.
     """
 
     address: str
@@ -43,3 +40,24 @@ class SnmpSession(Protocol):
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]: ...
 
     async def walk(self, columns: Sequence[Oid]) -> WalkResult: ...
+
+
+class RecordedSession:
+    """Answers as the device did when it was walked: an offline read, same reader and decoders."""
+
+    def __init__(self, address: str, varbinds: Mapping[Oid, Value]) -> None:
+        self.address = address
+        self._values = dict(varbinds)
+        self._oids = sorted(self._values)
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:
+        return {oid: self._values[oid] for oid in oids if oid in self._values}
+
+    async def walk(self, columns: Sequence[Oid]) -> WalkResult:
+        rows: dict[Oid, list[tuple[Oid, Value]]] = {}
+        for prefix in dict.fromkeys(columns):
+            start = end = bisect.bisect_right(self._oids, prefix)
+            while end < len(self._oids) and is_under(self._oids[end], prefix):
+                end += 1
+            rows[prefix] = [(oid, self._values[oid]) for oid in self._oids[start:end]]
+        return WalkResult(rows=rows)

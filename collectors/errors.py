@@ -1,8 +1,6 @@
-"""Errors raised by the SNMP side: the device's fault (:class:`fleet_errors.RemoteError`).
+"""SNMP requests that failed: the device's fault (:class:`fleet_errors.RemoteError`).
 
-:class:`SnmpError` is this package's branch of the one tree. A device that
-answers garbage for a field is *not* an exception here: decoders record it as
-a ``Problem`` on the read. These exceptions mean the request itself failed.
+A device that answers garbage for a field is a ``Problem`` on the read, not one of these.
 """
 
 from __future__ import annotations

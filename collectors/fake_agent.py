@@ -1,34 +1,13 @@
 """A fake SNMPv1/v2c agent over real UDP on loopback, with knobs for misbehaviour.
 
-Shipped with the collector the way httpcore ships its mock backend: the unit
-and integration tests, the benchmarks and the hostile-responder tests all use
-it instead of ad-hoc responders.
+Shipped with the collector, as httpcore ships its mock backend, for the tests,
+the benchmarks and the hostile-responder tests. It replays a varbind mapping
+(or an ``.snmprec`` recording, :func:`load_snmprec`) for GET, GETNEXT and
+GETBULK, counts what it receives per PDU type, and serves loopback addresses
+only. The knobs are :class:`FakeAgent` fields, changeable while it runs.
 
     agent = await start_fake_agent(varbinds, address="127.0.0.5", community="public")
-    ...                                       # agent.port, agent.counts["getbulk"]
-    agent.close()
-
     python -m collectors.fake_agent --port 16100 127.0.9.1=printer.snmprec ...
-
-It replays a varbind mapping (or an ``.snmprec`` recording) for GET, GETNEXT
-and GETBULK and counts what it received per PDU type and per community. Any
-value can be sent, including ones a sane agent never would: ``int`` is INTEGER,
-``bytes`` OCTET STRING, ``tuple`` an OID, :class:`Typed` any tag with any
-integer, :class:`Raw` any tag with any content, :class:`Exc` an SNMPv2
-exception, ``None`` NULL. Knobs (attributes, changeable while it runs):
-
-* ``communities``: the communities it answers (others are dropped silently,
-  as a real v1/v2c agent does);
-* ``silent``: answer nothing; ``answer_limit``: fall silent after N answers;
-* ``no_bulk``: ignore GETBULK (old Brother print servers);
-* ``error_status``/``error_index``: answer every request with an error-status;
-* ``rewind``: answer a GETNEXT/GETBULK step after an OID with an earlier OID;
-* ``max_varbinds``: answer tooBig when a response would carry more varbinds;
-* ``wrong_request_id``: answer with another request-id (a confused agent);
-* ``truncate``: cut that many bytes off the end of every answer;
-* ``delay``: answer after that many seconds (a slow agent).
-
-Only loopback addresses are served: this never listens on a real network.
 """
 
 from __future__ import annotations
@@ -36,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import enum
 import ipaddress
 import json
 import signal
@@ -47,99 +25,58 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.ber import INTEGER, NULL_VALUE, OBJECT_IDENTIFIER, OCTET_STRING, encode_value
-from collectors.snmp_message import (
-    PduKind,
-    Request,
-    WireError,
-    decode_request,
-    encode_response,
-    encode_varbind,
-)
+from collectors import snmp_message as wire
+from collectors.snmp_message import PduKind, Request, Special, encode_value, encode_varbind
 from mibs.snmprec import parse_snmprec
-from mibs.values import Oid
-
-__all__ = ["Exc", "FakeAgent", "FakeValue", "Raw", "Typed", "load_snmprec", "start_fake_agent"]
-
-
-class Exc(enum.Enum):
-    """An SNMPv2 exception value (RFC 3416 section 3)."""
-
-    NO_SUCH_OBJECT = 0x80
-    NO_SUCH_INSTANCE = 0x81
-    END_OF_MIB_VIEW = 0x82
+from mibs.values import Oid, Value
 
 
 @dataclass(frozen=True)
 class Typed:
-    """An integer under any tag: ``Typed(0x41, -1)`` is a negative Counter32."""
+    """A value under any tag, whatever rule it breaks: ``Typed(COUNTER32, -1)``."""
 
     tag: int
-    value: int
+    value: Value | None
 
 
-@dataclass(frozen=True)
-class Raw:
-    """Any tag with any content octets."""
-
-    tag: int
-    content: bytes
-
-
-FakeValue = int | bytes | tuple[int, ...] | Typed | Raw | Exc | None  # None is NULL
-_NO_SUCH_NAME, _TOO_BIG = 2, 1
+# int is INTEGER, bytes OCTET STRING, a tuple an OID, None NULL, Special an exception.
+FakeValue = int | bytes | tuple[int, ...] | Typed | Special | None
+_EXCEPTION_TAGS = {special: tag for tag, special in wire.EXCEPTIONS.items()}
 
 
 def encode_fake_value(value: FakeValue) -> bytes:
-    """The BER encoding of one value, whatever rule it breaks."""
-    if value is None:
-        return NULL_VALUE
-    if isinstance(value, Exc):
-        return bytes((value.value, 0))
-    if isinstance(value, Raw):
-        return encode_value(value.tag, value.content)
+    if isinstance(value, Special):  # an SNMPv2 exception value
+        return bytes((_EXCEPTION_TAGS[value], 0))
     if isinstance(value, Typed):
         return encode_value(value.tag, value.value)
     if isinstance(value, bool):
         raise TypeError("bool is not an SNMP value")
     if isinstance(value, int):
-        return encode_value(INTEGER, value)
-    if isinstance(value, bytes):
-        return encode_value(OCTET_STRING, value)
-    return encode_value(OBJECT_IDENTIFIER, value)
+        return encode_value(wire.INTEGER, value)
+    tag = wire.OCTET_STRING if isinstance(value, bytes) else wire.OBJECT_IDENTIFIER
+    return encode_value(tag, value)
 
 
 def load_snmprec(path: Path) -> dict[Oid, FakeValue]:
     """An ``.snmprec`` recording as fake-agent values, each under its recorded tag."""
     text = path.read_text(encoding="utf-8", errors="surrogateescape")
-    values: dict[Oid, FakeValue] = {}
-    for record in parse_snmprec(text):
-        value = record.value
-        if value is None:
-            values[record.oid] = None
-        elif isinstance(value, int) and record.tag != INTEGER:
-            values[record.oid] = Typed(record.tag, value)
-        elif isinstance(value, bytes) and record.tag != OCTET_STRING:
-            values[record.oid] = Raw(record.tag, value)
-        else:
-            values[record.oid] = value
-    return values
+    return {record.oid: Typed(record.tag, record.value) for record in parse_snmprec(text)}
 
 
 @dataclass(eq=False)
 class FakeAgent(asyncio.DatagramProtocol):
     varbinds: Mapping[Oid, FakeValue]
-    communities: frozenset[bytes] = frozenset({b"public"})
-    silent: bool = False
-    answer_limit: int | None = None
-    no_bulk: bool = False
-    error_status: int = 0
-    error_index: int = 0
-    rewind: dict[Oid, Oid] = field(default_factory=dict)
-    max_varbinds: int | None = None
-    wrong_request_id: bool = False
-    truncate: int = 0
-    delay: float = 0.0
+    communities: frozenset[bytes] = frozenset({b"public"})  # others are dropped, as agents do
+    silent: bool = False  # answer nothing
+    answer_limit: int | None = None  # fall silent after that many answers
+    no_bulk: bool = False  # ignore GETBULK (old Brother print servers)
+    error_status: int = 0  # answer every request with this error-status ...
+    error_index: int = 0  # ... and error-index
+    rewind: dict[Oid, Oid] = field(default_factory=dict)  # GETNEXT/GETBULK after key: value
+    max_varbinds: int | None = None  # answer tooBig when a response would carry more
+    wrong_request_id: bool = False  # answer with another request-id (a confused agent)
+    truncate: int = 0  # cut that many bytes off the end of every answer
+    delay: float = 0.0  # answer after that many seconds (a slow agent)
     address: str = "127.0.0.1"
     port: int = 0
     counts: Counter[str] = field(default_factory=Counter)
@@ -152,13 +89,9 @@ class FakeAgent(asyncio.DatagramProtocol):
         self.set_varbinds(self.varbinds)
 
     @property
-    def endpoint(self) -> str:
-        return f"{self.address}:{self.port}"
-
-    @property
     def requests(self) -> int:
         """PDUs received with a community it answers."""
-        return sum(n for kind, n in self.counts.items() if kind in ("get", "getnext", "getbulk"))
+        return sum(self.counts[kind.value] for kind in PduKind)
 
     def set_varbinds(self, varbinds: Mapping[Oid, FakeValue]) -> None:
         self.varbinds = dict(varbinds)
@@ -170,8 +103,8 @@ class FakeAgent(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
-            request = decode_request(data)
-        except WireError:  # not SNMP: a real agent drops it too
+            request = wire.decode_request(data)
+        except wire.WireError:  # not SNMP: a real agent drops it too
             self.counts["garbage"] += 1
             return
         self.communities_seen.append(request.community)
@@ -187,7 +120,16 @@ class FakeAgent(asyncio.DatagramProtocol):
         if self.answer_limit is not None and self.answered >= self.answer_limit:
             return
         self.answered += 1
-        reply = self.answer(request)
+        status, index, varbinds = self._answer(request, list(request.oids))
+        reply = wire.encode_response(
+            version=request.version,
+            community=request.community,
+            request_id=request.request_id + 1 if self.wrong_request_id else request.request_id,
+            error_status=status,
+            error_index=index,
+            varbinds=varbinds,
+        )
+        reply = reply[: len(reply) - self.truncate]
         if self.delay:
             asyncio.get_running_loop().call_later(self.delay, self._send, reply, addr)
         else:
@@ -196,19 +138,6 @@ class FakeAgent(asyncio.DatagramProtocol):
     def _send(self, reply: bytes, addr: tuple[Any, ...]) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
-
-    def answer(self, request: Request) -> bytes:
-        """The response message to ``request``, misbehaviour included."""
-        status, index, varbinds = self._answer(request, list(request.oids))
-        reply = encode_response(
-            version=request.version,
-            community=request.community,
-            request_id=request.request_id + 1 if self.wrong_request_id else request.request_id,
-            error_status=status,
-            error_index=index,
-            varbinds=varbinds,
-        )
-        return reply[: len(reply) - self.truncate] if self.truncate else reply
 
     def _varbind(self, oid: Oid) -> bytes:
         found = self._encoded.get(oid)
@@ -221,34 +150,25 @@ class FakeAgent(asyncio.DatagramProtocol):
         if self.error_status:
             return self.error_status, self.error_index, echo
         out: list[bytes] = []
-        v1 = request.version == 0
-        if request.kind is PduKind.GET:
-            for position, oid in enumerate(oids, start=1):
-                if oid in self.varbinds:
-                    out.append(self._varbind(oid))
-                elif v1:
-                    return _NO_SUCH_NAME, position, echo
-                else:
-                    out.append(encode_varbind(oid, encode_fake_value(Exc.NO_SUCH_INSTANCE)))
-        elif request.kind is PduKind.NEXT:
-            for position, oid in enumerate(oids, start=1):
-                step = self._next(oid)
-                if step is None and v1:
-                    return _NO_SUCH_NAME, position, echo
-                out.append(self._step(oid, step))
-        else:
-            repeaters = oids[request.non_repeaters :]
-            for oid in oids[: request.non_repeaters]:
-                out.append(self._step(oid, self._next(oid)))
-            cursors: list[Oid] = list(repeaters)
-            for _ in range(request.max_repetitions if cursors else 0):
+        if request.kind is PduKind.BULK:
+            out.extend(self._step(oid, self._next(oid)) for oid in oids[: request.non_repeaters])
+            cursors = oids[request.non_repeaters :]
+            for _ in range(request.max_repetitions):
                 row = [self._next(oid) for oid in cursors]
                 out.extend(self._step(oid, step) for oid, step in zip(cursors, row, strict=True))
                 cursors = [step or oid for oid, step in zip(cursors, row, strict=True)]
                 if all(step is None for step in row):
                     break
+        else:
+            get = request.kind is PduKind.GET
+            missing = Special.NO_SUCH_INSTANCE if get else Special.END_OF_MIB_VIEW
+            for position, oid in enumerate(oids, start=1):
+                found = (oid if oid in self.varbinds else None) if get else self._next(oid)
+                if found is None and request.version == 0:  # SNMPv1 has no exception values
+                    return wire.NO_SUCH_NAME, position, echo
+                out.append(self._step(oid, found, missing))
         if self.max_varbinds is not None and len(out) > self.max_varbinds:
-            return _TOO_BIG, 0, echo
+            return wire.TOO_BIG, 0, echo
         return 0, 0, out
 
     def _next(self, oid: Oid) -> Oid | None:
@@ -259,11 +179,14 @@ class FakeAgent(asyncio.DatagramProtocol):
         position = bisect.bisect_right(self._sorted, oid)
         return self._sorted[position] if position < len(self._sorted) else None
 
-    def _step(self, oid: Oid, found: Oid | None) -> bytes:
+    def _step(
+        self, oid: Oid, found: Oid | None, missing: Special = Special.END_OF_MIB_VIEW
+    ) -> bytes:
+        """The varbind answering ``oid`` with ``found`` (None: the exception ``missing``)."""
         if found is None:
-            return encode_varbind(oid, encode_fake_value(Exc.END_OF_MIB_VIEW))
+            return encode_varbind(oid, encode_fake_value(missing))
         if found not in self.varbinds:  # a rewind to an OID it does not have
-            return encode_varbind(found, NULL_VALUE)
+            return encode_varbind(found)
         return self._varbind(found)
 
     def close(self) -> None:
@@ -272,21 +195,18 @@ class FakeAgent(asyncio.DatagramProtocol):
 
 
 async def start_fake_agent(
-    varbinds: Mapping[Oid, FakeValue] | Path,
+    varbinds: Mapping[Oid, FakeValue],
     *,
     address: str = "127.0.0.1",
     port: int = 0,
-    community: str | tuple[str, ...] = "public",
+    community: str = "public",
     **knobs: Any,
 ) -> FakeAgent:
     """A fake agent listening on ``address:port`` (0: any free port) in the running loop."""
     if not ipaddress.ip_address(address).is_loopback:
         raise ValueError(f"{address}: the fake agent serves loopback addresses only")
-    values = load_snmprec(varbinds) if isinstance(varbinds, Path) else dict(varbinds)
-    names = (community,) if isinstance(community, str) else community
-    agent = FakeAgent(
-        values, communities=frozenset(c.encode() for c in names), address=address, **knobs
-    )
+    communities = frozenset({community.encode()})
+    agent = FakeAgent(varbinds, communities=communities, address=address, **knobs)
     loop = asyncio.get_running_loop()
     await loop.create_datagram_endpoint(lambda: agent, local_addr=(address, port))
     assert agent.transport is not None
@@ -296,9 +216,8 @@ async def start_fake_agent(
 
 async def _serve(specs: list[tuple[str, Path]], port: int, community: str) -> None:
     agents: list[FakeAgent] = []
-    recordings: dict[Path, dict[Oid, FakeValue]] = {}
     for address, path in specs:
-        values = recordings.setdefault(path, load_snmprec(path))
+        values = load_snmprec(path)
         agent = await start_fake_agent(values, address=address, port=port, community=community)
         port = agent.port  # every address on the same port
         agents.append(agent)
@@ -321,10 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--community", default="public")
     parser.add_argument("devices", nargs="+", metavar="ADDRESS=RECORDING")
     args = parser.parse_args(argv)
-    specs = []
-    for item in args.devices:
-        address, _, path = item.partition("=")
-        specs.append((address, Path(path)))
+    pairs = (device.partition("=") for device in args.devices)
+    specs = [(address, Path(path)) for address, _, path in pairs]
     try:
         asyncio.run(_serve(specs, args.port, args.community))
     except ValueError as exc:

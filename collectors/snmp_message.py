@@ -1,60 +1,44 @@
-"""SNMPv1/v2c messages to and from bytes (BER, RFC 3416 / RFC 1157), no I/O.
+"""SNMPv1/v2c messages to and from bytes, no I/O: the subset of BER (X.690) they use.
 
-The v1/v2c path encodes its requests and decodes responses here instead of in
-pyasn1: a printer read is a few dozen varbinds and pyasn1's generic decoder is
-most of the client CPU (STACK_NOTES). Decoding is deliberately tolerant where
-printers are sloppy and strict where a packet is simply not SNMP:
-
-* Counter32/Gauge32/TimeTicks/UInteger32 and Counter64 sent without the leading
-  zero octet (so they look negative) are read modulo 2**32 / 2**64, as net-snmp does.
-* A value of an unknown type becomes :attr:`Special.UNSUPPORTED` (left out),
-  a name that is not an OID becomes :attr:`Special.BAD_NAME`: one bad varbind
-  does not cost the whole response.
-* Anything structurally wrong (truncated TLV, indefinite length, not a
-  response PDU) raises :class:`WireError`.
-
-The agent side of the same messages (:func:`decode_request`,
-:func:`encode_response`) serves the fake agent (:mod:`collectors.fake_agent`)
-that the tests, the benchmarks and the hostile-responder tests use: one BER
-implementation for both sides.
+One-octet tags, definite lengths of at most four octets (RFC 1157, RFC 3416).
+Our own codec: pyasn1's generic decoder was most of the client CPU (STACK_NOTES).
+:func:`decode_request` and :func:`encode_response` are the fake agent's side.
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from collectors.ber import (
-    COUNTER32,
-    COUNTER64,
-    END_OF_MIB_VIEW,
-    GAUGE32,
-    INTEGER,
-    IP_ADDRESS,
-    NO_SUCH_INSTANCE,
-    NO_SUCH_OBJECT,
-    NSAP,
-    NULL,
-    NULL_VALUE,
-    OBJECT_IDENTIFIER,
-    OCTET_STRING,
-    OPAQUE,
-    SEQUENCE,
-    TIMETICKS,
-    UINTEGER32,
-    WireError,
-    decode_integer,
-    decode_oid,
-    encode_integer,
-    encode_oid,
-    expect,
-    read_tlv,
-    tlv,
-)
+from mibs.reasons import REASONS
 from mibs.values import Oid, Value
 
-# -- the values a message carries, as the transport sees them --------------------
+# Universal tags (X.690), SMIv2 application tags (RFC 2578 section 7.1) and the
+# SNMPv2 exception values of a varbind (RFC 3416 section 3).
+SEQUENCE = 0x30
+INTEGER = 0x02
+OCTET_STRING = 0x04
+NULL = 0x05
+OBJECT_IDENTIFIER = 0x06
+IP_ADDRESS = 0x40
+COUNTER32 = 0x41
+GAUGE32 = 0x42
+TIMETICKS = 0x43
+OPAQUE = 0x44
+NSAP = 0x45
+COUNTER64 = 0x46
+UINTEGER32 = 0x47
+NO_SUCH_OBJECT = 0x80
+NO_SUCH_INSTANCE = 0x81
+END_OF_MIB_VIEW = 0x82
+
+NULL_VALUE = b"\x05\x00"
+
+
+class WireError(ValueError):
+    """The datagram is not a well-formed SNMPv1/v2c message."""
 
 
 class Special(enum.Enum):
@@ -76,34 +60,16 @@ class PduKind(enum.Enum):
     BULK = "getbulk"
 
 
-# RFC 3416 section 3 error-status values, by number.
-ERROR_STATUS_NAMES = {
-    0: "noError",
-    1: "tooBig",
-    2: "noSuchName",
-    3: "badValue",
-    4: "readOnly",
-    5: "genErr",
-    6: "noAccess",
-    7: "wrongType",
-    8: "wrongLength",
-    9: "wrongEncoding",
-    10: "wrongValue",
-    11: "noCreation",
-    12: "inconsistentValue",
-    13: "resourceUnavailable",
-    14: "commitFailed",
-    15: "undoFailed",
-    16: "authorizationError",
-    17: "notWritable",
-    18: "inconsistentName",
-}
+# RFC 3416 section 3 error-status names by number; the reason words list them in that order.
+_ERROR_STATUS_NAMES = dict(
+    enumerate(["noError", *(r.split(":")[1] for r in REASONS if r.startswith("error_status:"))])
+)
 TOO_BIG = 1
 NO_SUCH_NAME = 2
 
 
 def error_status_name(status: int) -> str:
-    return ERROR_STATUS_NAMES.get(status, f"errorStatus{status}")
+    return _ERROR_STATUS_NAMES.get(status, f"errorStatus{status}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +82,23 @@ class Response:
     request_id: int = 0
 
 
-__all__ = [
-    "VERSION_NUMBERS",
-    "Request",
-    "WireError",
-    "decode_request",
-    "decode_response",
-    "encode_request",
-    "encode_response",
-    "encode_varbind",
-]
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A decoded request message, as an agent sees it.
+
+    ``kind`` is None for a PDU an agent does not answer with data (SET, traps,
+    Inform, Report, Response). For GET and GETNEXT, ``non_repeaters`` and
+    ``max_repetitions`` hold error-status and error-index.
+    """
+
+    version: int
+    community: bytes
+    kind: PduKind | None
+    request_id: int = 0
+    non_repeaters: int = 0
+    max_repetitions: int = 0
+    oids: tuple[Oid, ...] = ()
+
 
 VERSION_NUMBERS = {"v1": 0, "v2c": 1}
 
@@ -136,7 +109,6 @@ _REQUEST_KINDS = {tag: kind for kind, tag in _REQUEST_TAGS.items()}
 # SNMPv2 drops that Trap and adds GetBulk, Inform, SNMPv2-Trap and Report (RFC 3416).
 _VERSION_PDUS = {0: frozenset(range(0xA0, 0xA5)), 1: frozenset(range(0xA0, 0xA9)) - {0xA4}}
 _V1_TRAP = 0xA4  # a layout of its own (RFC 1157 section 4.1.6)
-_GET_BULK = _REQUEST_TAGS[PduKind.BULK]
 # SNMPv2 PDU field ranges (RFC 3416 section 3): request-id is an Integer32;
 # error-index, non-repeaters and max-repetitions are INTEGER (0..max-bindings).
 _INTEGER32 = range(-(2**31), 2**31)
@@ -153,36 +125,57 @@ _VALUE_TAGS = {
     0: _V1_VALUE_TAGS,
     1: _V1_VALUE_TAGS | {COUNTER64, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW},
 }
-
 _UNSIGNED32 = {COUNTER32, GAUGE32, TIMETICKS, UINTEGER32}
 _OCTETS = {OCTET_STRING, IP_ADDRESS, OPAQUE, NSAP}
-_EXCEPTIONS = {
+EXCEPTIONS = {
     NO_SUCH_OBJECT: Special.NO_SUCH_OBJECT,
     NO_SUCH_INSTANCE: Special.NO_SUCH_INSTANCE,
     END_OF_MIB_VIEW: Special.END_OF_MIB_VIEW,
 }
 
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A decoded request message, as an agent sees it.
-
-    ``kind`` is None for a PDU an agent does not answer with data (SetRequest,
-    traps, Inform, Report, a Response); its fields are then left undecoded.
-    For GET and GETNEXT, ``non_repeaters`` and ``max_repetitions`` hold the
-    error-status and error-index fields (zero from a sane manager).
-    """
-
-    version: int
-    community: bytes
-    kind: PduKind | None
-    request_id: int = 0
-    non_repeaters: int = 0
-    max_repetitions: int = 0
-    oids: tuple[Oid, ...] = ()
-
-
 # -- encoding -------------------------------------------------------------------------
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    size = len(content)
+    if size < 0x80:
+        return bytes((tag, size)) + content
+    octets = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(octets))) + octets + content
+
+
+def _oid_content(oid: Oid) -> bytes:
+    """The base-128 arcs of ``oid``, the first two folded into one octet run (X.690 8.19)."""
+    if len(oid) < 2 or oid[0] > 2 or (oid[0] < 2 and oid[1] >= 40):
+        raise ValueError(f"cannot encode OID {oid!r}: needs two valid leading arcs")
+    out = bytearray()
+    for arc in (oid[0] * 40 + oid[1], *oid[2:]):
+        if arc < 0:
+            raise ValueError(f"cannot encode OID {oid!r}: negative arc")
+        shifts = range(7 * ((arc.bit_length() - 1) // 7), 0, -7)
+        out.extend([0x80 | ((arc >> shift) & 0x7F) for shift in shifts] + [arc & 0x7F])
+    return bytes(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def encode_oid(oid: Oid) -> bytes:
+    """Cached: a sweep or a poll sends the same few dozen OIDs to every device."""
+    return tlv(OBJECT_IDENTIFIER, _oid_content(oid))
+
+
+def encode_value(tag: int, value: Value | None) -> bytes:
+    """``value`` under ``tag``, written as given: any content can go under any tag.
+
+    None is NULL, an OID tuple its arcs, an int two's-complement INTEGER octets.
+    """
+    if value is None:
+        return NULL_VALUE
+    if isinstance(value, tuple):
+        return tlv(tag, _oid_content(value))
+    if isinstance(value, bytes):
+        return tlv(tag, value)
+    size = max(1, (value + (value < 0)).bit_length() // 8 + 1)
+    return tlv(tag, value.to_bytes(size, "big", signed=True))
 
 
 def encode_varbind(oid: Oid, value: bytes = NULL_VALUE) -> bytes:
@@ -190,9 +183,12 @@ def encode_varbind(oid: Oid, value: bytes = NULL_VALUE) -> bytes:
     return tlv(SEQUENCE, encode_oid(oid) + value)
 
 
-def _message(version: int, community: bytes, pdu_tag: int, fields: bytes) -> bytes:
-    body = encode_integer(version) + tlv(OCTET_STRING, community) + tlv(pdu_tag, fields)
-    return tlv(SEQUENCE, body)
+def _message(
+    version: int, community: bytes, tag: int, fields: Sequence[int], varbinds: bytes
+) -> bytes:
+    pdu = b"".join(encode_value(INTEGER, n) for n in fields) + tlv(SEQUENCE, varbinds)
+    header = encode_value(INTEGER, version) + tlv(OCTET_STRING, community)
+    return tlv(SEQUENCE, header + tlv(tag, pdu))
 
 
 def encode_request(
@@ -205,15 +201,10 @@ def encode_request(
     max_repetitions: int = 0,
 ) -> bytes:
     """One GET/GETNEXT/GETBULK message with NULL values; GETBULK has no non-repeaters."""
+    repetitions = max_repetitions if kind is PduKind.BULK else 0
     varbinds = b"".join(encode_varbind(oid) for oid in oids)
-    second, third = (0, max_repetitions) if kind is PduKind.BULK else (0, 0)
-    fields = (
-        encode_integer(request_id)
-        + encode_integer(second)
-        + encode_integer(third)
-        + tlv(SEQUENCE, varbinds)
-    )
-    return _message(VERSION_NUMBERS[version], community, _REQUEST_TAGS[kind], fields)
+    fields = (request_id, 0, repetitions)
+    return _message(VERSION_NUMBERS[version], community, _REQUEST_TAGS[kind], fields, varbinds)
 
 
 def encode_response(
@@ -226,16 +217,66 @@ def encode_response(
     error_index: int = 0,
 ) -> bytes:
     """One Response message around already encoded varbinds (see :func:`encode_varbind`)."""
-    fields = (
-        encode_integer(request_id)
-        + encode_integer(error_status)
-        + encode_integer(error_index)
-        + tlv(SEQUENCE, b"".join(varbinds))
-    )
-    return _message(version, community, _RESPONSE, fields)
+    fields = (request_id, error_status, error_index)
+    return _message(version, community, _RESPONSE, fields, b"".join(varbinds))
 
 
 # -- decoding -------------------------------------------------------------------------
+
+
+def read_tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the TLV at ``pos``."""
+    if pos + 2 > end:
+        raise WireError(f"truncated TLV at offset {pos}")
+    tag = data[pos]
+    if tag & 0x1F == 0x1F:
+        raise WireError(f"multi-octet tag at offset {pos}")
+    first = data[pos + 1]
+    pos += 2
+    if first < 0x80:
+        size = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4:
+            raise WireError(f"unsupported length form 0x{first:02x} at offset {pos - 1}")
+        if pos + count > end:
+            raise WireError(f"truncated length at offset {pos}")
+        size = int.from_bytes(data[pos : pos + count], "big")
+        pos += count
+    if pos + size > end:
+        raise WireError(f"TLV at offset {pos} runs past its container ({size} octets)")
+    return tag, pos, pos + size
+
+
+def expect(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, int]:
+    """(content start, content end) of the TLV at ``pos``, which must carry ``tag``."""
+    found, start, stop = read_tlv(data, pos, end)
+    if found != tag:
+        raise WireError(f"{what}: expected tag 0x{tag:02x}, got 0x{found:02x}")
+    return start, stop
+
+
+def decode_integer(data: bytes, start: int, stop: int) -> int:
+    if start == stop:
+        raise WireError(f"empty INTEGER at offset {start}")
+    return int.from_bytes(data[start:stop], "big", signed=True)
+
+
+def decode_oid(content: bytes) -> Oid:
+    if not content:
+        raise WireError("empty OBJECT IDENTIFIER")
+    arcs: list[int] = []
+    arc = 0
+    for octet in content:
+        arc = (arc << 7) | (octet & 0x7F)
+        if not octet & 0x80:
+            arcs.append(arc)
+            arc = 0
+    if content[-1] & 0x80:
+        raise WireError("OBJECT IDENTIFIER ends inside an arc")
+    first = arcs[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    return head + tuple(arcs[1:])
 
 
 def _header(data: bytes) -> tuple[int, bytes, int, int]:
@@ -275,27 +316,19 @@ def _value(tag: int, content: bytes) -> RawValue:
             raise WireError(f"empty value of tag 0x{tag:02x}")
         bits = 64 if tag == COUNTER64 else 32
         return int.from_bytes(content, "big", signed=True) % (1 << bits)
-    special = _EXCEPTIONS.get(tag)
+    special = EXCEPTIONS.get(tag)
     return special if special is not None else Special.UNSUPPORTED
 
 
-def _varbind(data: bytes, start: int, stop: int) -> RawVarbind:
-    name_tag, name_start, name_stop = read_tlv(data, start, stop)
-    value_tag, value_start, value_stop = read_tlv(data, name_stop, stop)
-    if name_tag != OBJECT_IDENTIFIER:
-        return (), Special.BAD_NAME
-    try:
-        oid = decode_oid(data[name_start:name_stop])
-    except WireError:
-        return (), Special.BAD_NAME
-    try:
-        return oid, _value(value_tag, data[value_start:value_stop])
-    except WireError:
-        return oid, Special.UNSUPPORTED
-
-
 def decode_response(data: bytes) -> tuple[int, bytes, Response]:
-    """(version number, community, response PDU) of one datagram."""
+    """(version number, community, response PDU) of one datagram.
+
+    Tolerant where printers are sloppy: Counter32/Gauge32/TimeTicks/UInteger32/
+    Counter64 without their leading zero octet are read modulo 2**32/2**64 (as
+    net-snmp does), a value of an unknown type is :attr:`Special.UNSUPPORTED`, a
+    name that is not an OID :attr:`Special.BAD_NAME`; a structural flaw raises
+    :class:`WireError`.
+    """
     version, community, pos, stop = _header(data)
     pdu_start, pdu_stop = expect(data, pos, stop, _RESPONSE, "response PDU")
     request_id, error_status, error_index, list_start, list_stop = _pdu_fields(
@@ -305,17 +338,20 @@ def decode_response(data: bytes) -> tuple[int, bytes, Response]:
     pos = list_start
     while pos < list_stop:
         vb_start, pos = expect(data, pos, list_stop, SEQUENCE, "varbind")
-        varbinds.append(_varbind(data, vb_start, pos))
-    return (
-        version,
-        community,
-        Response(
-            error_status=error_status,
-            error_index=error_index,
-            varbinds=varbinds,
-            request_id=request_id,
-        ),
-    )
+        name_tag, name_start, name_stop = read_tlv(data, vb_start, pos)
+        value_tag, value_start, value_stop = read_tlv(data, name_stop, pos)
+        try:
+            oid = decode_oid(data[name_start:name_stop]) if name_tag == OBJECT_IDENTIFIER else ()
+        except WireError:
+            oid = ()
+        if not oid:  # the name is not an OBJECT IDENTIFIER
+            varbinds.append(((), Special.BAD_NAME))
+            continue
+        try:
+            varbinds.append((oid, _value(value_tag, data[value_start:value_stop])))
+        except WireError:
+            varbinds.append((oid, Special.UNSUPPORTED))
+    return version, community, Response(error_status, error_index, varbinds, request_id)
 
 
 def _strict_oid(content: bytes) -> Oid:
@@ -328,24 +364,11 @@ def _strict_oid(content: bytes) -> Oid:
     return decode_oid(content)
 
 
-def _check_v2_ranges(tag: int, request_id: int, second: int, third: int) -> None:
-    if request_id not in _INTEGER32:
-        raise WireError(f"request-id: {request_id} is not an Integer32")
-    checks: list[tuple[str, int]] = [("error-index", third)]
-    if tag == _GET_BULK:
-        checks = [("non-repeaters", second), ("max-repetitions", third)]
-    for what, value in checks:
-        if value not in _MAX_BINDINGS:
-            raise WireError(f"{what}: {value} is outside 0..2147483647")
-
-
 def decode_request(data: bytes) -> Request:
     """The request message of one datagram, strictly: any flaw raises :class:`WireError`.
 
-    Only SNMPv1 and SNMPv2c are accepted, each with the PDU types, field ranges
-    and value types its RFC defines (a GETBULK in an SNMPv1 message is an
-    error). Varbind values are checked for their type only: an agent answers
-    by name.
+    SNMPv1 and SNMPv2c only, each with the PDU types, field ranges and value
+    types its RFC defines. Varbind values are checked for their type only.
     """
     version, community, pos, stop = _header(data)
     if stop != len(data):
@@ -359,8 +382,16 @@ def decode_request(data: bytes) -> Request:
     if tag == _V1_TRAP:
         return Request(version=version, community=community, kind=None)
     request_id, second, third, list_start, list_stop = _pdu_fields(data, pdu_start, pdu_stop)
+    kind = _REQUEST_KINDS.get(tag)
     if version == 1:
-        _check_v2_ranges(tag, request_id, second, third)
+        if request_id not in _INTEGER32:
+            raise WireError(f"request-id: {request_id} is not an Integer32")
+        checks = {"error-index": third}
+        if kind is PduKind.BULK:
+            checks = {"non-repeaters": second, "max-repetitions": third}
+        for what, value in checks.items():
+            if value not in _MAX_BINDINGS:
+                raise WireError(f"{what}: {value} is outside 0..2147483647")
     value_tags = _VALUE_TAGS[version]
     oids: list[Oid] = []
     pos = list_start
@@ -377,12 +408,4 @@ def decode_request(data: bytes) -> Request:
         if value_stop - value_start != _VALUE_SIZES.get(value_tag, value_stop - value_start):
             raise WireError(f"varbind value: wrong size for tag 0x{value_tag:02x}")
         oids.append(_strict_oid(data[name_start:name_stop]))
-    return Request(
-        version=version,
-        community=community,
-        kind=_REQUEST_KINDS.get(tag),
-        request_id=request_id,
-        non_repeaters=second,
-        max_repetitions=third,
-        oids=tuple(oids),
-    )
+    return Request(version, community, kind, request_id, second, third, tuple(oids))

@@ -1,10 +1,7 @@
-"""Every SNMP exchange, as it happens: what ``scan -v`` shows a support engineer.
+"""Every SNMP exchange as it happens, worded for ``scan -v``.
 
-:class:`TracedRequester` wraps a :class:`collectors.walk.Requester` (v1/v2c or
-v3 alike) and reports one :class:`Exchange` per request PDU: its type, OIDs,
-and either the answer (error-status, varbinds) or why there was none (timeout
-after the retries, port closed, refused, cut short by the read deadline), with
-the time it took. :func:`describe_exchange` words it as one line. Communities
+:class:`TracedRequester` reports one :class:`Exchange` per request PDU (v1/v2c
+or v3 alike) and :func:`describe_exchange` words it as one line. Communities
 and keys are never part of an exchange.
 """
 
@@ -23,7 +20,7 @@ from mibs.values import Oid, format_oid
 
 @dataclass(frozen=True)
 class Exchange:
-    """One request PDU and what came of it."""
+    """One request PDU and either its answer or why there was none."""
 
     address: str
     version: str
@@ -32,7 +29,7 @@ class Exchange:
     max_repetitions: int
     elapsed: float  # seconds, retries included
     response: Response | None = None
-    failure: str | None = None  # why there is no response
+    failure: str | None = None  # timeout, port closed, refused, cut short by the deadline
 
 
 Trace = Callable[[Exchange], None]
@@ -53,18 +50,9 @@ class TracedRequester:
         started = time.monotonic()
 
         def report(response: Response | None = None, failure: str | None = None) -> None:
-            self._trace(
-                Exchange(
-                    address=self._address,
-                    version=self._version,
-                    kind=kind,
-                    oids=tuple(oids),
-                    max_repetitions=max_repetitions,
-                    elapsed=time.monotonic() - started,
-                    response=response,
-                    failure=failure,
-                )
-            )
+            elapsed = time.monotonic() - started
+            head = (self._address, self._version, kind, tuple(oids), max_repetitions, elapsed)
+            self._trace(Exchange(*head, response=response, failure=failure))
 
         try:
             response = await self._inner.request(kind, oids, max_repetitions)
@@ -82,41 +70,34 @@ class TracedRequester:
         return response
 
 
-_PDU_NAMES = {PduKind.GET: "GET", PduKind.NEXT: "GETNEXT", PduKind.BULK: "GETBULK"}
-
-
-def _value_text(value: object) -> str:
-    if isinstance(value, Special):
-        return value.value
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", "replace")
-        printable = text.isprintable() and "\ufffd" not in text
-        return repr(text) if printable else "0x" + value.hex()
-    if isinstance(value, tuple):
-        return format_oid(value)
-    return str(value)
-
-
 def describe_varbind(varbind: RawVarbind) -> str:
     oid, value = varbind
-    return f"{format_oid(oid)} = {_value_text(value)}"
+    if isinstance(value, Special):
+        text = value.value
+    elif isinstance(value, bytes):
+        decoded = value.decode("utf-8", "replace")
+        printable = decoded.isprintable() and "\ufffd" not in decoded
+        text = repr(decoded) if printable else "0x" + value.hex()
+    elif isinstance(value, tuple):
+        text = format_oid(value)
+    else:
+        text = str(value)
+    return f"{format_oid(oid)} = {text}"
 
 
 def describe_exchange(exchange: Exchange) -> str:
     """``127.0.1.5 v2c GETBULK max-repetitions 10 [1.3.6..., ...] -> 20 varbinds, 3.1 ms``."""
-    pdu = _PDU_NAMES[exchange.kind]
+    pdu = exchange.kind.value.upper()
     if exchange.kind is PduKind.BULK:
         pdu += f" max-repetitions {exchange.max_repetitions}"
     oids = ", ".join(format_oid(oid) for oid in exchange.oids)
-    took = f"{exchange.elapsed * 1000:.1f} ms"
     if exchange.response is None:
         outcome = f"no answer ({exchange.failure})"
     else:
         status = exchange.response.error_status
         outcome = f"{len(exchange.response.varbinds)} varbinds"
         if status:
-            outcome = (
-                f"error {error_status_name(status)} at index "
-                f"{exchange.response.error_index}, " + outcome
-            )
+            error = error_status_name(status)
+            outcome = f"error {error} at index {exchange.response.error_index}, {outcome}"
+    took = f"{exchange.elapsed * 1000:.1f} ms"
     return f"{exchange.address} {exchange.version} {pdu} [{oids}] -> {outcome}, {took}"

@@ -1,7 +1,7 @@
 """``scan --file WALK``: decode a saved walk or recording as if the device answered now.
 
 A ``snmpwalk -On`` output (:mod:`mibs.snmpwalk`) or an snmpsim ``.snmprec``
-recording (:mod:`mibs.snmprec`) is served by a :class:`collectors.offline.RecordedSession`
+recording (:mod:`mibs.snmprec`) is served by a :class:`collectors.base.RecordedSession`
 to the same reader, full read plan and decoders a live scan uses, so the read is
 the one the device would have given when it was walked. The read's address is the
 one TARGET given with a single ``--file``, else the file's name. A line the
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from agent.commands._target_options import read_option_file
 from agent.errors import LocalError, UsageError
-from collectors.offline import RecordedSession
+from collectors.base import RecordedSession
 from collectors.reader import read_session
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan

@@ -20,11 +20,10 @@ from agent.schema import read_schema
 from mibs.values import Oid, parse_oid
 from tests.support.hostile import (
     COUNTER32,
-    Exc,
     HostileFactory,
     HostileResponder,
     HostileValue,
-    Raw,
+    Special,
     Typed,
 )
 from tests.support.snmpsim_fleet import FLEET_AGENT, ScanRun
@@ -123,7 +122,7 @@ async def test_garbage_values_become_problems_and_the_rest_survives(
 ) -> None:
     varbinds = printer()
     varbinds[LIFE_COUNT] = b"lots"  # an OCTET STRING where a Counter32 belongs
-    varbinds[SERIAL] = Raw(0x44, b"\xff\xfe\x00garbage")  # Opaque with junk
+    varbinds[SERIAL] = Typed(0x44, b"\xff\xfe\x00garbage")  # Opaque with junk
     varbinds[parse_oid("1.3.6.1.2.1.43.11.1.1.9.1.1")] = Typed(0x02, -61)  # glpi-agent #904
     varbinds[parse_oid("1.3.6.1.2.1.43.11.1.1.8.1.1")] = Typed(0x02, 2**31 - 1)
     varbinds[parse_oid("1.3.6.1.2.1.1.3.0")] = Typed(0x43, -5)  # negative TimeTicks
@@ -214,7 +213,7 @@ async def test_a_mixed_hostile_fleet_scanned_side_by_side(hostile_factory: Hosti
     base = printer()
     garbage = dict(base)
     garbage[LIFE_COUNT] = Typed(COUNTER32, -1)
-    exceptions = dict.fromkeys(base, Exc.NO_SUCH_OBJECT)
+    exceptions = dict.fromkeys(base, Special.NO_SUCH_OBJECT)
     port_of: dict[str, int] = {}
     specs: list[tuple[dict[Oid, HostileValue], dict[str, Any]]] = [
         (base, {}),

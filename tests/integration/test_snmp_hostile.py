@@ -8,16 +8,15 @@ import socket
 import pytest
 
 from collectors.credentials import Credential, SnmpSettings
-from collectors.errors import SnmpProtocolError
+from collectors.errors import SnmpProtocolError, SnmpTimeout
 from collectors.transport import SnmpTransport
 from tests.support.hostile import (
     COUNTER32,
     COUNTER64,
     GAUGE32,
-    Exc,
     HostileFactory,
     HostileValue,
-    Raw,
+    Special,
     Typed,
 )
 
@@ -109,10 +108,10 @@ async def test_wrong_types_huge_and_broken_values_arrive_as_plain_values(
         (1, 3, 6, 1, 9, 4, 0): -2_000_000_000_000,  # INTEGER far outside Integer32
         (1, 3, 6, 1, 9, 5, 0): b"\xff\xfe\xc3(Toner\x00",  # invalid UTF-8 and a NUL
         (1, 3, 6, 1, 9, 6, 0): (1, 3, 6, 1, 4, 1, 2**40),  # an OID where a number belongs
-        (1, 3, 6, 1, 9, 7, 0): Raw(0x44, b"\x9f\x78\x04\x42\xf6\x00\x00"),  # Opaque float
-        (1, 3, 6, 1, 9, 8, 0): Raw(0x47, b""),  # empty value of a strange type
+        (1, 3, 6, 1, 9, 7, 0): Typed(0x44, b"\x9f\x78\x04\x42\xf6\x00\x00"),  # Opaque float
+        (1, 3, 6, 1, 9, 8, 0): Typed(0x47, b""),  # empty value of a strange type
         (1, 3, 6, 1, 9, 9, 0): None,  # NULL
-        (1, 3, 6, 1, 9, 10, 0): Exc.NO_SUCH_OBJECT,
+        (1, 3, 6, 1, 9, 10, 0): Special.NO_SUCH_OBJECT,
         (1, 3, 6, 1, 9, 11, 0): big,
     }
     responder = await hostile_factory(values, address="127.0.2.23")
@@ -202,6 +201,20 @@ async def test_wrong_community_looks_like_silence(hostile_factory: HostileFactor
             await session.get([SYS_DESCR])
     assert type(caught.value).__name__ == "SnmpTimeout"
     assert responder.counts["wrong_community"] == 2  # the first try and one retry
+
+
+@pytest.mark.parametrize(
+    ("address", "knobs"),
+    [("127.0.2.60", {"wrong_request_id": True}), ("127.0.2.61", {"truncate": 3})],
+)
+async def test_an_answer_with_another_request_id_or_cut_short_is_not_taken(
+    hostile_factory: HostileFactory, address: str, knobs: dict[str, object]
+) -> None:
+    responder = await hostile_factory(_table(), address=address, **knobs)
+    async with SnmpTransport(_settings(responder.port)) as transport:
+        with pytest.raises(SnmpTimeout, match="no answer"):
+            await transport.session(address, _v2c()).get([SYS_DESCR])
+    assert (responder.counts["get"], responder.answered) == (1, 1)  # it answered, in vain
 
 
 async def test_many_devices_in_flight_share_one_socket(hostile_factory: HostileFactory) -> None:

@@ -13,18 +13,18 @@ from typing import Any, Protocol
 
 import pytest
 
-from collectors.fake_agent import Exc, FakeAgent, FakeValue, Raw, Typed, start_fake_agent
+from collectors.fake_agent import FakeAgent, FakeValue, Typed, start_fake_agent
+from collectors.snmp_message import Special
 
 __all__ = [
     "COUNTER32",
     "COUNTER64",
     "GAUGE32",
     "TIMETICKS",
-    "Exc",
     "HostileFactory",
     "HostileResponder",
     "HostileValue",
-    "Raw",
+    "Special",
     "Typed",
     "hostile_factory",
 ]

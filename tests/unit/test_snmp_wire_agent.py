@@ -12,9 +12,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
-from pysnmp.proto import api
+from pysnmp.proto import api, rfc1905
 
-from collectors import ber
+from collectors import snmp_message as ber
 from collectors.snmp_message import (
     PduKind,
     Request,
@@ -25,6 +25,7 @@ from collectors.snmp_message import (
     encode_request,
     encode_response,
     encode_varbind,
+    error_status_name,
 )
 from mibs.values import Oid
 
@@ -34,18 +35,17 @@ oids = st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=12).map(
 )
 
 
+def _integer(value: int) -> bytes:
+    return ber.encode_value(ber.INTEGER, value)
+
+
 def _message(version: int, tag: int, fields: tuple[int, int, int], varbinds: bytes) -> bytes:
     request_id, second, third = fields
     pdu = ber.tlv(
         tag,
-        ber.encode_integer(request_id)
-        + ber.encode_integer(second)
-        + ber.encode_integer(third)
-        + ber.tlv(ber.SEQUENCE, varbinds),
+        _integer(request_id) + _integer(second) + _integer(third) + ber.tlv(ber.SEQUENCE, varbinds),
     )
-    return ber.tlv(
-        ber.SEQUENCE, ber.encode_integer(version) + ber.tlv(ber.OCTET_STRING, b"public") + pdu
-    )
+    return ber.tlv(ber.SEQUENCE, _integer(version) + ber.tlv(ber.OCTET_STRING, b"public") + pdu)
 
 
 def _null_varbind(oid: Oid = SYS_DESCR) -> bytes:
@@ -138,9 +138,7 @@ def test_an_snmpv1_trap_has_no_kind_and_its_own_layout_is_not_read() -> None:
     trap = ber.tlv(
         0xA4, ber.encode_oid((1, 3, 6, 1, 4, 1, 99)) + ber.tlv(ber.IP_ADDRESS, b"\x7f\x00\x00\x01")
     )
-    data = ber.tlv(
-        ber.SEQUENCE, ber.encode_integer(0) + ber.tlv(ber.OCTET_STRING, b"public") + trap
-    )
+    data = ber.tlv(ber.SEQUENCE, _integer(0) + ber.tlv(ber.OCTET_STRING, b"public") + trap)
     assert decode_request(data).kind is None
 
 
@@ -248,3 +246,10 @@ def test_a_response_carries_its_error_fields_and_exceptions() -> None:
     _, _, response = decode_response(data)
     assert (response.error_status, response.error_index) == (2, 1)
     assert response.varbinds == [(SYS_DESCR, Special.END_OF_MIB_VIEW)]
+
+
+def test_error_status_names_are_rfc_3416s_numbers() -> None:
+    named = dict(rfc1905.errorStatus.namedValues.items())  # pysnmp's own table
+    assert {error_status_name(number): number for number in range(19)} == named
+    assert error_status_name(19) == "errorStatus19"
+    assert error_status_name(-1) == "errorStatus-1"
