@@ -123,7 +123,6 @@ class Sweep:
         *,
         transport: SessionSource | None = None,
         options: DiscoveryOptions | None = None,
-        total: int | None = None,
         known_profiles: Mapping[str, str] | None = None,
         read_printers: bool = False,
     ) -> None:
@@ -136,9 +135,7 @@ class Sweep:
         self._settings = settings
         self._options = options or DiscoveryOptions()
         self._known = dict(known_profiles or {})
-        if total is None:
-            total = len(targets) if isinstance(targets, Sized) else 0
-        self.stats = SweepStats(total=total)
+        self.stats = SweepStats(total=len(targets) if isinstance(targets, Sized) else 0)
         rate = self._options.rate
         self.bucket = TokenBucket(rate, burst=self._options.burst) if rate else None
         self._pace: Pace | None = self.bucket.acquire if self.bucket else None
@@ -153,13 +150,14 @@ class Sweep:
             if sessions is None:
                 sessions = await stack.enter_async_context(SnmpTransport(self._settings))
             addresses: Iterator[str] = iter(self._targets)
+            in_flight = self._options.max_in_flight  # fewer workers for fewer addresses
             self.stats.started = time.monotonic()
             _log().info(
                 "discovery.started",
                 addresses=self.stats.total,
                 profiles=[c.name for c in self._credentials],
                 rate=self._options.rate,
-                max_in_flight=self._options.max_in_flight,
+                max_in_flight=in_flight,
             )
 
             async def worker() -> None:
@@ -170,7 +168,7 @@ class Sweep:
 
             try:
                 async with asyncio.TaskGroup() as group:
-                    for number in range(min(self._options.max_in_flight, self.stats.total or 1)):
+                    for number in range(min(in_flight, self.stats.total or in_flight)):
                         group.create_task(worker(), name=f"discovery-worker-{number}")
             except BaseExceptionGroup as failure:
                 raise leaves(failure)[0] from None  # the error a worker raised (output closed, ...)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 
 #: net-snmp transport prefixes accepted in front of a host (``snmpget udp:host:161``).
-_TRANSPORT_PREFIXES = ("udp:", "udp6:", "udpv6:")
+_TRANSPORT_PREFIX = re.compile(r"\A(?:udp|udp6|udpv6):(?=.)", re.IGNORECASE | re.DOTALL)
 _OCTET = r"(?:\d{1,3}(?:-\d{1,3})?|\*)"
 _OCTET_PATTERN = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 #: Most last-octet spans one octet pattern may expand to (``10.*.*.1-9`` is 65,536).
@@ -38,12 +38,7 @@ def _port(text: str) -> int:
 
 def split_endpoint(spec: str) -> tuple[str, int | None]:
     """``(host part, port or None)`` of ``spec``; the host part is any target form."""
-    text = spec.strip()
-    lowered = text.lower()
-    for prefix in _TRANSPORT_PREFIXES:
-        if lowered.startswith(prefix) and len(text) > len(prefix):
-            text = text[len(prefix) :]
-            break
+    text = _TRANSPORT_PREFIX.sub("", spec.strip())
     if text.startswith("["):
         close = text.find("]")
         if close < 0:
@@ -93,11 +88,10 @@ def _octet_span(octet: str) -> tuple[int, int]:
 
 
 def octet_pattern(text: str) -> list[tuple[int, int]] | None:
-    """The IPv4 address spans (first, last as integers) an nmap octet range covers, in order.
+    """The IPv4 spans (first, last as integers) an nmap octet range covers, in order, or None.
 
-    None when ``text`` is not one: an octet range has a range or ``*`` before the last
-    octet (``10.1.2-3.1-50``); a range in the last octet only (``10.1.0.10-200``) is the
-    plain short range form.
+    An octet range has a range or ``*`` before the last octet (``10.1.2-3.1-50``); one in
+    the last octet only (``10.1.0.10-200``) is the plain short range form, not this.
     """
     octets = text.split(".")
     if not _OCTET_PATTERN.fullmatch(text) or not any("-" in o or o == "*" for o in octets[:3]):

@@ -102,28 +102,22 @@ def parse_spec(spec: str, *, whole_blocks: bool = False) -> tuple[list[Span], in
     """
     try:
         host, port = split_endpoint(spec)
-    except SyntaxProblem as exc:
-        raise TargetError(str(exc), spec=spec) from None
-    return _parse_host_part(host.strip(), spec, whole_blocks), port
-
-
-def _parse_host_part(text: str, spec: str, whole_blocks: bool) -> list[Span]:
-    if not text:
-        raise TargetError("empty target", spec=spec)
-    if "/" in text:
-        return [_parse_block(text, spec, whole_blocks)]
-    try:
+        text = host.strip()
         pattern = octet_pattern(text)
     except SyntaxProblem as exc:
         raise TargetError(str(exc), spec=spec) from None
+    if not text:
+        raise TargetError("empty target", spec=spec)
+    if "/" in text:
+        return [_parse_block(text, spec, whole_blocks)], port
     if pattern is not None:
-        return [(4, first, last) for first, last in pattern]
+        return [(4, first, last) for first, last in pattern], port
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
         start_text, dash, end_text = text.partition("-")
         if dash and (":" in text or _looks_numeric(start_text)):
-            return [_parse_range(spec, start_text, end_text)]
+            return [_parse_range(spec, start_text, end_text)], port
         if _looks_numeric(text):
             raise TargetError("not a valid IPv4 address", spec=spec) from None
         address = _resolve(text, spec)
@@ -131,7 +125,7 @@ def _parse_host_part(text: str, spec: str, whole_blocks: bool) -> list[Span]:
         raise TargetError(f"{address} is not a unicast address", spec=spec)
     if address == ipaddress.IPv4Address("255.255.255.255"):
         raise TargetError("the limited broadcast address is not a device", spec=spec)
-    return [(address.version, int(address), int(address))]
+    return [(address.version, int(address), int(address))], port
 
 
 def _looks_numeric(text: str) -> bool:
@@ -328,9 +322,10 @@ def is_host_name(spec: str) -> bool:
     """True when ``spec`` is a host name (resolved at sweep time), not an address form."""
     try:
         text = split_endpoint(spec)[0].strip()
+        pattern = octet_pattern(text)
     except SyntaxProblem:
         return False
-    if not text or "/" in text or ":" in text or _looks_numeric(text):
+    if pattern is not None or not text or "/" in text or ":" in text or _looks_numeric(text):
         return False
     start, dash, _end = text.partition("-")
     return not (dash and _looks_numeric(start))
@@ -341,17 +336,12 @@ _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 
 
 def check_host_name(spec: str) -> None:
-    """A host name's syntax (RFC 1123 labels, IDNA for non-ASCII), checked without resolving.
-
-    Raises :class:`TargetError` saying what is wrong. An IPv4 address in one of the
-    old numeric forms ``inet_aton`` accepts (``0x7f.1``) is refused: it would
-    bypass the address-space checks until resolved.
-    """
+    """A host name's syntax (RFC 1123 labels, IDNA), checked without resolving; else TargetError."""
     text = spec.strip()
     labels = text.split(".")  # 10.0.0.x, 10.0.0: three or four labels, all but one numbers
     if len(labels) in (3, 4) and sum(label.isdigit() for label in labels) >= len(labels) - 1:
         raise TargetError("not a valid IPv4 address", spec=spec)
-    with suppress(OSError):  # not an address inet_aton would accept
+    with suppress(OSError):  # 0x7f.1 and such would bypass the address checks until resolved
         socket.inet_aton(text)
         raise TargetError(
             "an IPv4 address in a non-standard form: write it dotted-decimal", spec=spec

@@ -211,7 +211,6 @@ async def test_in_flight_is_capped_and_targets_are_pulled_lazily() -> None:
         [V2C_GOOD],
         SnmpSettings(),
         options=DiscoveryOptions(rate=None, max_in_flight=16),
-        total=500,
         transport=net,
     )
     seen: list[str] = []

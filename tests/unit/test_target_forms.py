@@ -83,6 +83,9 @@ def test_the_address_checks_apply_to_every_form() -> None:
     with pytest.raises(TargetError, match="public address space"):
         check_spec("10.0.0.1, 1.1.1.1", allow_public=False)  # a configuration entry
     check_spec("printer-3.example:1161", allow_public=False)  # a name: resolved later
+    check_spec("10.1.*.7", allow_public=False)  # an octet range with '*' is no host name
+    with pytest.raises(TargetError, match="public address space"):
+        check_spec("8.*.8.8", allow_public=False)
 
 
 def _args(*argv: str) -> argparse.Namespace:
