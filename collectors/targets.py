@@ -175,7 +175,6 @@ class TargetSet:
             for key, spans in sorted(intervals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
             if spans
         }
-        self._starts = {k: [first for first, _ in spans] for k, spans in self._intervals.items()}
         self.count = sum(
             last - first + 1 for spans in self._intervals.values() for first, last in spans
         )
@@ -198,9 +197,9 @@ class TargetSet:
             address = ipaddress.ip_address(host)
         except ValueError:
             return False
-        key = (address.version, port)
-        position = bisect.bisect_right(self._starts.get(key, []), int(address)) - 1
-        return position >= 0 and self._intervals[key][position][1] >= int(address)
+        spans = self._intervals.get((address.version, port), [])
+        position = bisect.bisect_right(spans, int(address), key=lambda span: span[0]) - 1
+        return position >= 0 and spans[position][1] >= int(address)
 
 
 def parse_targets(

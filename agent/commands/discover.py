@@ -29,6 +29,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from agent.cli_help import add_command
 from agent.commands._snmp_options import (
@@ -164,7 +165,8 @@ def _found_table(records: list[dict[str, Any]]) -> Table:
             f"moved from {record['moved_from']}": record["moved_from"],
             "DUPLICATE SERIAL": record["duplicate_serial"],
         }
-        cells = [record[key] or "-" for key in ("device_id", "vendor", "model", "serial")]
+        # Device text as Text: a model like "[bold]x" is printed literally, not as rich markup.
+        cells = [Text(record[key] or "-") for key in ("device_id", "vendor", "model", "serial")]
         table.add_row(record["address"], *cells, ", ".join(n for n, on in notes.items() if on))
     return table
 

@@ -256,3 +256,23 @@ def test_progress_bar_on_a_terminal_and_log_events_off_it() -> None:
     event = json.loads(pipe.getvalue().splitlines()[-1])
     assert event["event"] == "discovery.progress"
     assert (event["done"], event["total"], event["printers"]) == (100, 400, 7)
+
+
+def test_the_found_table_prints_device_text_literally() -> None:
+    from agent.commands.discover import _found_table
+    from agent.output import print_table
+
+    record = {
+        "address": "10.0.0.5",
+        "device_id": "sn:hp:S1",
+        "vendor": "[red]HP",
+        "model": "[bold]M404[/bold]",
+        "serial": "S1",
+        "new": True,
+        "moved_from": None,
+        "duplicate_serial": False,
+    }
+    out = io.StringIO()
+    print_table(out, _found_table([record]))
+    assert "[bold]M404[/bold]" in out.getvalue()
+    assert "[red]HP" in out.getvalue()
