@@ -50,16 +50,6 @@ class Credential(_Frozen):
                 raise ValueError(f"v3 {label} must be at least 8 characters (RFC 3414)")
         return self
 
-    @property
-    def security_level(self) -> str:
-        if self.version != "v3":
-            return "community"
-        if self.priv_key is not None:
-            return "authPriv"
-        if self.auth_key is not None:
-            return "authNoPriv"
-        return "noAuthNoPriv"
-
 
 class SnmpSettings(_Frozen):
     """How hard to try one device."""

@@ -1,10 +1,7 @@
 """The one device reader: credentials in order, a read plan, a deadline, one typed outcome.
 
-    outcome = await read_device(address, credentials, full_read_plan(), deadline, sessions=t)
-
 Scan, discovery (with :func:`mibs.plan.identity_read_plan`) and the daemon all read a
-device through :func:`read_device`; docs/reading.md describes the credential order, the
-plan, the deadline and the outcomes.
+device through :func:`read_device`; docs/reading.md describes how.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from functools import partial
 from typing import Literal, Protocol
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from collectors.base import SnmpSession
 from collectors.credentials import Credential, SnmpSettings
@@ -55,12 +52,10 @@ class ReadOutcome(BaseModel):
     address: str
     kind: Literal["read", "silent", "refused", "failed"]
     read: PrinterRead | None = None
-    profile: str | None = Field(default=None, description="The credential profile that worked.")
-    reason: Reason | None = Field(default=None, description="Why there is no read.")
+    profile: str | None = None  # the credential profile that worked
+    reason: Reason | None = None  # why there is no read
     detail: str = ""
-    refusals: tuple[str, ...] = Field(
-        default=(), description="'profile: why' for each profile the device refused."
-    )
+    refusals: tuple[str, ...] = ()  # 'profile: why' for each profile the device refused
 
 
 async def read_device(
@@ -81,6 +76,7 @@ async def read_device(
     """
     refusals: list[str] = []
     failure: SnmpError | None = None
+    outcome = partial(ReadOutcome, address=address)
     loop = asyncio.get_running_loop()
     ends = loop.time() + deadline
     # the profiles in configured order, the remembered one first (sorted() is stable)
@@ -93,9 +89,7 @@ async def read_device(
             read = await read_session(session, plan, deadline=left, clock=clock)
         except SnmpPortClosed as exc:
             _log.debug("read.port_closed", address=address)
-            return ReadOutcome(
-                address=address, kind="silent", reason="port_closed", detail=str(exc)
-            )
+            return outcome(kind="silent", reason="port_closed", detail=str(exc))
         except SnmpAuthError as exc:
             refusals.append(f"{credential.name}: {exc}")
             _log.debug("read.refused", address=address, profile=credential.name)
@@ -105,26 +99,15 @@ async def read_device(
         except SnmpError as exc:
             failure = exc  # an answer, but unusable: another profile may do better
             continue
-        return ReadOutcome(
-            address=address,
-            kind="read",
-            read=read,
-            profile=credential.name,
-            refusals=tuple(refusals),
-        )
+        return outcome(kind="read", read=read, profile=credential.name, refusals=tuple(refusals))
     if refusals:
-        return ReadOutcome(
-            address=address,
-            kind="refused",
-            reason="auth_failed",
-            detail="; ".join(refusals),
-            refusals=tuple(refusals),
+        detail = "; ".join(refusals)
+        return outcome(
+            kind="refused", reason="auth_failed", detail=detail, refusals=tuple(refusals)
         )
     if failure is not None:
-        return ReadOutcome(
-            address=address, kind="failed", reason=failure.reason, detail=str(failure)
-        )
-    return ReadOutcome(address=address, kind="silent", reason="timeout")
+        return outcome(kind="failed", reason=failure.reason, detail=str(failure))
+    return outcome(kind="silent", reason="timeout")
 
 
 class _Read:
@@ -195,10 +178,9 @@ async def read_session(
 ) -> PrinterRead:
     """Execute ``plan`` over one session and decode what the device answered.
 
-    Raises :class:`SnmpTimeout` when the device never answered (within
-    ``deadline`` seconds or at all), :class:`SnmpAuthError` when the credential
-    was refused, and any other :class:`SnmpError` when the very first request
-    failed; a device that answered keeps its read, with problems for the rest.
+    Raises :class:`SnmpTimeout` (never answered, within ``deadline`` s or at all),
+    :class:`SnmpAuthError` (refused), or another :class:`SnmpError` (the very first
+    request failed); a device that answered keeps its read, with problems for the rest.
     """
     collected_at = clock()
     state = _Read(session)

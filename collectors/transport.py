@@ -1,7 +1,6 @@
 """The SNMP transport: one per process and event loop, hands out per-device sessions.
 
-Each request goes to :class:`collectors.udp.UdpClient` (v1/v2c) or
-:class:`collectors.v3.V3Engine`; see docs/reading.md.
+Requests go to :class:`collectors.udp.UdpClient` (v1/v2c) or :class:`collectors.v3.V3Engine`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
-"""SNMPv1/v2c requests over one unconnected UDP socket per address family.
+"""SNMPv1/v2c over one unconnected UDP socket per address family: retries, pacing, closed ports.
 
-The only v1/v2c client (daemon, ``scan``, discovery). Retries with backoff, pacing and
-ICMP port-unreachable handling are described in docs/reading.md.
+The only v1/v2c client (daemon, ``scan``, discovery); docs/reading.md describes it.
 """
 
 from __future__ import annotations
@@ -41,6 +40,11 @@ RECEIVE_BUFFER = 4 * 1024 * 1024  # 200 requests in flight overflow the default 
 RETRY_BACKOFF = 1.5
 #: Sends of one datagram before it is left to the transport (each failed one filed an error).
 _SEND_ATTEMPTS = 8
+#: Queue ICMP errors on unconnected sockets too: Linux IP_RECVERR / IPV6_RECVERR (ip(7), ipv6(7)).
+_RECVERR: dict[int, tuple[int, int]] = {
+    socket.AF_INET: (socket.IPPROTO_IP, 11),
+    socket.AF_INET6: (socket.IPPROTO_IPV6, 25),
+}
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -99,13 +103,8 @@ class UdpClient(asyncio.DatagramProtocol):
         try:
             sock.setblocking(False)
             raise_receive_buffer(sock)
-            # Queue ICMP errors on unconnected sockets too: Linux IP_RECVERR (11) / IPV6_RECVERR
-            # (25), not in the socket module. Elsewhere a closed port looks like silence.
-            with contextlib.suppress(OSError):
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, 25, 1)
-                else:
-                    sock.setsockopt(socket.IPPROTO_IP, 11, 1)
+            with contextlib.suppress(OSError):  # not Linux: a closed port looks like silence
+                sock.setsockopt(*_RECVERR[family], 1)
             loop = asyncio.get_running_loop()
             _, client = await loop.create_datagram_endpoint(lambda: cls(counters, sock), sock=sock)
         except BaseException:

@@ -1,14 +1,14 @@
-"""SNMPv3 requests through one pysnmp v3arch ``SnmpEngine`` per transport.
+"""SNMPv3 requests through one pysnmp v3arch ``SnmpEngine`` per transport (docs/reading.md).
 
-Imported, and the engine built, in a worker thread (:mod:`collectors.transport`). USM
-failures (``errorIndication``) become :class:`SnmpAuthError` naming the target and the
-credential profile, never a key.
+USM failures (``errorIndication``) become :class:`SnmpAuthError` naming the target and
+the credential profile, never a key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,20 +56,19 @@ _AUTH_FAILURES: dict[type[errind.ErrorIndication], str] = {
     errind.UnsupportedPrivProtocol: "privacy protocol refused (unsupportedPrivProtocol)",
 }
 
-_EXCEPTIONS: tuple[tuple[type[Any], Special], ...] = (
+_NULLS: tuple[tuple[type[Any], Special], ...] = (  # the exceptions are Null subclasses: first
     (rfc1905.NoSuchObject, Special.NO_SUCH_OBJECT),
     (rfc1905.NoSuchInstance, Special.NO_SUCH_INSTANCE),
     (rfc1905.EndOfMibView, Special.END_OF_MIB_VIEW),
+    (univ.Null, Special.NULL),
 )
 
 
 def to_raw(value: Any) -> RawValue:
     """One pysnmp value as ``int``, ``bytes``, OID tuple, or a :class:`Special` marker."""
-    for kind, special in _EXCEPTIONS:
+    for kind, special in _NULLS:
         if isinstance(value, kind):
             return special
-    if isinstance(value, univ.Null):
-        return Special.NULL
     if not getattr(value, "isValue", False):
         return Special.UNSUPPORTED
     if isinstance(value, univ.Integer):
@@ -87,6 +86,7 @@ def varbind_to_raw(name: Any, value: Any) -> RawVarbind:
     return (), Special.BAD_NAME
 
 
+@functools.cache
 def _user(credential: Credential) -> tuple[Any, Any]:
     """pysnmp's user data and context of ``credential``."""
     auth, priv = credential.auth_key, credential.priv_key
@@ -107,30 +107,19 @@ _BULK = cmdgen.BulkCommandGeneratorSingleRun()
 _NULL = Null("")
 
 
-def _resolve(  # noqa: PLR0917 - the positional signature pysnmp calls back with
-    engine: Any,
-    handle: Any,
-    indication: Any,
-    status: Any,
-    index: Any,
-    varbinds: Any,
-    future: asyncio.Future[tuple[Any, int, int, Any]],
-) -> None:
+def _resolve(*args: Any) -> None:
     """pysnmp's completion callback: hand the answer to the awaiting request."""
+    _engine, _handle, indication, status, index, varbinds, future = args
     if not future.done():  # cancelled by the caller's deadline: drop the late answer
         future.set_result((indication, int(status or 0), int(index or 0), varbinds))
 
 
 class V3Engine:
-    """The pysnmp engine of one :class:`collectors.transport.SnmpTransport`.
-
-    Built in a worker thread (it loads MIB modules); bound to the loop that first uses it.
-    """
+    """The pysnmp engine of one transport: built in a worker thread (it loads MIB modules)."""
 
     def __init__(self, counters: Counters) -> None:
         self._counters = counters
         self._engine = v3.SnmpEngine()
-        self._users: dict[Credential, tuple[Any, Any]] = {}
         self._targets: dict[tuple[str, int, float, int], Any] = {}
         self._buffers_raised: set[str] = set()
         self._inflight: set[asyncio.Future[Any]] = set()  # answers awaited; close() fails them
@@ -171,10 +160,7 @@ class V3Engine:
             )
         if self._closed:
             raise RuntimeError(CLOSED_IN_FLIGHT)
-        found = self._users.get(credential)
-        if found is None:
-            found = self._users[credential] = _user(credential)
-        user, context = found
+        user, context = _user(credential)
         # hlapi's get_cmd/next_cmd/bulk_cmd would resolve every OID through the MIB
         # view (about 12% of the CPU) and next_cmd would reject a non-increasing
         # answer for the whole PDU; the single-run generators take OIDs as they are.
@@ -185,12 +171,12 @@ class V3Engine:
         )
         head = (self._engine, target_name, context.contextEngineId, context.contextName)
         self._counters.requests_sent += 1
-        if kind is PduKind.GET:
-            _GET.send_varbinds(*head, varbinds, _resolve, future)
-        elif kind is PduKind.NEXT:
-            _NEXT.send_varbinds(*head, varbinds, _resolve, future)
-        else:
+        if kind is PduKind.BULK:
             _BULK.send_varbinds(*head, 0, max_repetitions, varbinds, _resolve, future)
+        else:
+            (_GET if kind is PduKind.GET else _NEXT).send_varbinds(
+                *head, varbinds, _resolve, future
+            )
         self._inflight.add(future)
         try:
             indication, status, index, answer = await future
@@ -200,9 +186,26 @@ class V3Engine:
         if not indication:
             raw = [varbind_to_raw(name, value) for name, value in answer]
             return Response(error_status=status, error_index=index, varbinds=raw)
+        address, profile = target.address, credential.name
+        oid = format_oid(oids[0]) if oids else None
         if isinstance(indication, errind.RequestTimedOut):
             self._counters.timeouts += 1
-        raise _error(indication, kind, oids, target, profile=credential.name)
+            raise SnmpTimeout(
+                f"{address}: no answer to {kind.value} after "
+                f"{target.retries + 1} x {target.timeout:g} s (SNMPv3 profile {profile!r})",
+                address=address,
+                oid=oid,
+            )
+        for cls, reason in _AUTH_FAILURES.items():
+            if isinstance(indication, cls):
+                raise SnmpAuthError(
+                    f"{address}: SNMPv3 {reason} with credential profile {profile!r}",
+                    address=address,
+                    oid=oid,
+                )
+        raise SnmpProtocolError(
+            f"{address}: SNMPv3 {kind.value} failed: {indication}", address=address, oid=oid
+        )
 
     def close(self) -> None:
         self._closed = True
@@ -211,27 +214,3 @@ class V3Engine:
                 future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
         self._inflight.clear()
         self._engine.close_dispatcher()
-
-
-def _error(
-    indication: Any, kind: PduKind, oids: Sequence[Oid], target: Target, *, profile: str
-) -> SnmpAuthError | SnmpTimeout | SnmpProtocolError:
-    """pysnmp's ``errorIndication`` as our error, naming the target and the profile."""
-    address, oid = target.address, format_oid(oids[0]) if oids else None
-    if isinstance(indication, errind.RequestTimedOut):
-        return SnmpTimeout(
-            f"{address}: no answer to {kind.value} after "
-            f"{target.retries + 1} x {target.timeout:g} s (SNMPv3 profile {profile!r})",
-            address=address,
-            oid=oid,
-        )
-    for cls, reason in _AUTH_FAILURES.items():
-        if isinstance(indication, cls):
-            return SnmpAuthError(
-                f"{address}: SNMPv3 {reason} with credential profile {profile!r}",
-                address=address,
-                oid=oid,
-            )
-    return SnmpProtocolError(
-        f"{address}: SNMPv3 {kind.value} failed: {indication}", address=address, oid=oid
-    )

@@ -1,7 +1,6 @@
-"""GET and column-walk strategy over one request function, independent of the wire.
+"""The GET and column-walk strategy (docs/reading.md) over a :class:`Requester`, wire-independent.
 
-:class:`Session` implements :class:`collectors.base.SnmpSession` over a :class:`Requester`
-(v1/v2c UDP, pysnmp v3, or a test's fake). The strategy is described in docs/reading.md.
+:class:`Session` implements :class:`collectors.base.SnmpSession` for v1/v2c, v3 and tests' fakes.
 """
 
 from __future__ import annotations
@@ -195,11 +194,9 @@ class Session:
             batch = batch[: max(1, self._bulk_varbinds if bulk else self._get_batch)]
             oids = walk.next_oids(batch)
             reps = max(1, min(self._settings.max_repetitions, self._bulk_varbinds // len(batch)))
+            kind = PduKind.BULK if bulk else PduKind.NEXT
             try:
-                if bulk:
-                    response = await self._send(PduKind.BULK, oids, reps)
-                else:
-                    response = await self._send(PduKind.NEXT, oids)
+                response = await self._send(kind, oids, reps if bulk else 0)
             except SnmpTimeout:
                 fallback = await self._bulk_fallback(oids) if bulk else None
                 if fallback is None:
@@ -238,12 +235,10 @@ class Session:
                 self._get_batch = max(1, len(batch) // 2)
             else:
                 walk.fail(batch[0], "too_big")
-        elif 1 <= index <= len(batch):
-            # SNMPv1: noSuchName on GETNEXT is the end of the MIB, not a failure
-            end = status == NO_SUCH_NAME and not bulk
-            walk.fail(
-                batch[index - 1], None if end else error_status_reason(error_status_name(status))
-            )
         else:
-            for prefix in batch:
-                walk.fail(prefix, error_status_reason(error_status_name(status)))
+            reason: Reason | None = error_status_reason(error_status_name(status))
+            named = batch[index - 1 : index] if 1 <= index <= len(batch) else None
+            if named and status == NO_SUCH_NAME and not bulk:
+                reason = None  # SNMPv1: GETNEXT past the last object ends the column
+            for prefix in named or batch:
+                walk.fail(prefix, reason)

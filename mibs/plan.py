@@ -48,10 +48,6 @@ class PollPlan:
     def __add__(self, other: PollPlan) -> PollPlan:
         return PollPlan(self.scalars + other.scalars, self.columns + other.columns)
 
-    @property
-    def empty(self) -> bool:
-        return not self.scalars and not self.columns
-
 
 Stage = Callable[[Varbinds], PollPlan]
 

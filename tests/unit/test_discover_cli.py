@@ -60,7 +60,7 @@ def test_v3_first_then_communities_in_order(tmp_path: Path) -> None:
     )  # fmt: skip
     assert [p.name for p in profiles] == ["v3:ops", "v2c#1", "v2c#2"]
     v3 = profiles[0]
-    assert v3.security_level == "authPriv"
+    assert (v3.version, v3.priv_key is not None) == ("v3", True)  # authPriv
     assert v3.auth_key is not None
     assert v3.auth_key.get_secret_value() == "authpass123"
     assert (v3.auth_protocol, v3.priv_protocol) == ("SHA256", "AES")
@@ -68,7 +68,7 @@ def test_v3_first_then_communities_in_order(tmp_path: Path) -> None:
 
 def test_v3_alone_drops_the_default_community() -> None:
     profiles = credentials_from_args(_snmp("--v3-user", "ops"))
-    assert [p.security_level for p in profiles] == ["noAuthNoPriv"]
+    assert [(p.version, p.auth_key, p.priv_key) for p in profiles] == [("v3", None, None)]
 
 
 def test_v1_communities() -> None:

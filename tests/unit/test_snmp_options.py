@@ -38,7 +38,8 @@ def test_v3_with_net_snmp_spellings_and_key_files(tmp_path: Path) -> None:
         "-x", "AES-256", "-X", "privpass123", "-n", "ctx", "10.0.0.7",
     )  # fmt: skip
     (profile,) = credentials_from_args(args)  # type: ignore[arg-type]
-    assert (profile.version, profile.username, profile.security_level) == ("v3", "ops", "authPriv")
+    authpriv = (profile.auth_key is not None, profile.priv_key is not None)
+    assert (profile.version, profile.username, authpriv) == ("v3", "ops", (True, True))
     assert (profile.auth_protocol, profile.priv_protocol) == ("SHA256", "AES256")
     assert profile.context_name == "ctx"
 
