@@ -1,8 +1,7 @@
-"""The session seam: GET and side-by-side column walks of one device with one credential.
+"""The session seam (GET and column walks of one device, one credential) and its offline side.
 
-The reader and discovery speak plain OIDs and values (:mod:`mibs.values`) to it.
-:class:`collectors.walk.Session` implements it over the transport seam;
-:class:`RecordedSession` over varbinds saved from a device (``scan --file``).
+:class:`collectors.walk.Session` implements it over the network, :class:`RecordedSession`
+over varbinds saved from a device (``scan --file``).
 """
 
 from __future__ import annotations
@@ -18,21 +17,16 @@ from mibs.values import Oid, Value, is_under
 
 @dataclass
 class WalkResult:
-    """Rows per requested column prefix, in OID order, and why columns failed.
-
-    A column that failed midway keeps the rows read before the failure.
-    """
+    """Rows per requested column prefix, in OID order; a failed column keeps its rows so far."""
 
     rows: dict[Oid, list[tuple[Oid, Value]]] = field(default_factory=dict)
     failed: dict[Oid, Reason] = field(default_factory=dict)
 
 
 class SnmpSession(Protocol):
-    """Requests to one device with one credential.
+    """Requests to one device with one credential; :class:`~collectors.errors.SnmpError` if silent.
 
-    ``get`` returns only the OIDs the device had (noSuch*/endOfMibView are left
-    out). ``walk`` reads several columns side by side. Both raise
-    :class:`collectors.errors.SnmpError` when the device does not answer at all.
+    ``get`` returns only the OIDs the device had; ``walk`` reads columns side by side.
     """
 
     address: str

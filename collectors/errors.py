@@ -1,7 +1,4 @@
-"""SNMP requests that failed: the device's fault (:class:`fleet_errors.RemoteError`).
-
-A device that answers garbage for a field is a ``Problem`` on the read, not one of these.
-"""
+"""SNMP requests that failed: the device's fault (garbage in one field is a read ``Problem``)."""
 
 from __future__ import annotations
 

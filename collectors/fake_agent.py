@@ -1,10 +1,9 @@
 """A fake SNMPv1/v2c agent over real UDP on loopback, with knobs for misbehaviour.
 
-Shipped with the collector, as httpcore ships its mock backend, for the tests,
-the benchmarks and the hostile-responder tests. It replays a varbind mapping
-(or an ``.snmprec`` recording, :func:`load_snmprec`) for GET, GETNEXT and
-GETBULK, counts what it receives per PDU type, and serves loopback addresses
-only. The knobs are :class:`FakeAgent` fields, changeable while it runs.
+Shipped with the collector (as httpcore ships its mock backend) for the tests and
+benchmarks. It replays a varbind mapping or an ``.snmprec`` recording, counts the
+requests per PDU type, and serves loopback addresses only. The knobs are
+:class:`FakeAgent` fields, changeable while it runs.
 
     agent = await start_fake_agent(varbinds, address="127.0.0.5", community="public")
     python -m collectors.fake_agent --port 16100 127.0.9.1=printer.snmprec ...
@@ -115,19 +114,15 @@ class FakeAgent(asyncio.DatagramProtocol):
             self.counts["other"] += 1
             return
         self.counts[request.kind.value] += 1
-        if self.silent or (request.kind is PduKind.BULK and self.no_bulk):
-            return
-        if self.answer_limit is not None and self.answered >= self.answer_limit:
+        limited = self.answer_limit is not None and self.answered >= self.answer_limit
+        if self.silent or limited or (request.kind is PduKind.BULK and self.no_bulk):
             return
         self.answered += 1
         status, index, varbinds = self._answer(request, list(request.oids))
-        reply = wire.encode_response(
-            version=request.version,
-            community=request.community,
-            request_id=request.request_id + 1 if self.wrong_request_id else request.request_id,
-            error_status=status,
-            error_index=index,
-            varbinds=varbinds,
+        request_id = request.request_id + 1 if self.wrong_request_id else request.request_id
+        fields = (request_id, status, index)
+        reply = wire.encode_message(
+            request.version, request.community, wire.RESPONSE, fields, varbinds
         )
         reply = reply[: len(reply) - self.truncate]
         if self.delay:

@@ -2,7 +2,7 @@
 
 One-octet tags, definite lengths of at most four octets (RFC 1157, RFC 3416).
 Our own codec: pyasn1's generic decoder was most of the client CPU (STACK_NOTES).
-:func:`decode_request` and :func:`encode_response` are the fake agent's side.
+:func:`decode_request` is the fake agent's side.
 """
 
 from __future__ import annotations
@@ -84,11 +84,9 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A decoded request message, as an agent sees it.
+    """A decoded request; ``kind`` None: a PDU not answered with data (SET, traps, ...).
 
-    ``kind`` is None for a PDU an agent does not answer with data (SET, traps,
-    Inform, Report, Response). For GET and GETNEXT, ``non_repeaters`` and
-    ``max_repetitions`` hold error-status and error-index.
+    For GET and GETNEXT, ``non_repeaters`` and ``max_repetitions`` hold error-status and -index.
     """
 
     version: int
@@ -102,7 +100,7 @@ class Request:
 
 VERSION_NUMBERS = {"v1": 0, "v2c": 1}
 
-_RESPONSE = 0xA2
+RESPONSE = 0xA2
 _REQUEST_TAGS = {PduKind.GET: 0xA0, PduKind.NEXT: 0xA1, PduKind.BULK: 0xA5}
 _REQUEST_KINDS = {tag: kind for kind, tag in _REQUEST_TAGS.items()}
 # The PDU tags each version defines: GetRequest .. Trap (RFC 1157 section 4.1);
@@ -183,10 +181,11 @@ def encode_varbind(oid: Oid, value: bytes = NULL_VALUE) -> bytes:
     return tlv(SEQUENCE, encode_oid(oid) + value)
 
 
-def _message(
-    version: int, community: bytes, tag: int, fields: Sequence[int], varbinds: bytes
+def encode_message(
+    version: int, community: bytes, tag: int, fields: Sequence[int], varbinds: Iterable[bytes]
 ) -> bytes:
-    pdu = b"".join(encode_value(INTEGER, n) for n in fields) + tlv(SEQUENCE, varbinds)
+    """A message: PDU ``tag`` with its three INTEGER ``fields`` around encoded varbinds."""
+    pdu = b"".join(encode_value(INTEGER, n) for n in fields) + tlv(SEQUENCE, b"".join(varbinds))
     header = encode_value(INTEGER, version) + tlv(OCTET_STRING, community)
     return tlv(SEQUENCE, header + tlv(tag, pdu))
 
@@ -201,24 +200,11 @@ def encode_request(
     max_repetitions: int = 0,
 ) -> bytes:
     """One GET/GETNEXT/GETBULK message with NULL values; GETBULK has no non-repeaters."""
-    repetitions = max_repetitions if kind is PduKind.BULK else 0
-    varbinds = b"".join(encode_varbind(oid) for oid in oids)
-    fields = (request_id, 0, repetitions)
-    return _message(VERSION_NUMBERS[version], community, _REQUEST_TAGS[kind], fields, varbinds)
-
-
-def encode_response(
-    *,
-    version: int,
-    community: bytes,
-    request_id: int,
-    varbinds: Iterable[bytes],
-    error_status: int = 0,
-    error_index: int = 0,
-) -> bytes:
-    """One Response message around already encoded varbinds (see :func:`encode_varbind`)."""
-    fields = (request_id, error_status, error_index)
-    return _message(version, community, _RESPONSE, fields, b"".join(varbinds))
+    fields = (request_id, 0, max_repetitions if kind is PduKind.BULK else 0)
+    varbinds = map(encode_varbind, oids)
+    return encode_message(
+        VERSION_NUMBERS[version], community, _REQUEST_TAGS[kind], fields, varbinds
+    )
 
 
 # -- decoding -------------------------------------------------------------------------
@@ -321,16 +307,14 @@ def _value(tag: int, content: bytes) -> RawValue:
 
 
 def decode_response(data: bytes) -> tuple[int, bytes, Response]:
-    """(version number, community, response PDU) of one datagram.
+    """(version number, community, response PDU) of one datagram; :class:`WireError` if malformed.
 
-    Tolerant where printers are sloppy: Counter32/Gauge32/TimeTicks/UInteger32/
-    Counter64 without their leading zero octet are read modulo 2**32/2**64 (as
-    net-snmp does), a value of an unknown type is :attr:`Special.UNSUPPORTED`, a
-    name that is not an OID :attr:`Special.BAD_NAME`; a structural flaw raises
-    :class:`WireError`.
+    Tolerant where printers are sloppy: unsigned types without their leading zero
+    octet are read modulo 2**32/2**64 (as net-snmp does), a value of an unknown
+    type is :attr:`Special.UNSUPPORTED`, a name that is not an OID :attr:`Special.BAD_NAME`.
     """
     version, community, pos, stop = _header(data)
-    pdu_start, pdu_stop = expect(data, pos, stop, _RESPONSE, "response PDU")
+    pdu_start, pdu_stop = expect(data, pos, stop, RESPONSE, "response PDU")
     request_id, error_status, error_index, list_start, list_stop = _pdu_fields(
         data, pdu_start, pdu_stop
     )
@@ -354,22 +338,8 @@ def decode_response(data: bytes) -> tuple[int, bytes, Response]:
     return version, community, Response(error_status, error_index, varbinds, request_id)
 
 
-def _strict_oid(content: bytes) -> Oid:
-    """:func:`decode_oid`, refusing a sub-identifier padded with 0x80 (X.690 8.19.2)."""
-    starts_arc = True
-    for octet in content:
-        if starts_arc and octet == 0x80:
-            raise WireError("OBJECT IDENTIFIER: a sub-identifier starts with 0x80")
-        starts_arc = not octet & 0x80
-    return decode_oid(content)
-
-
 def decode_request(data: bytes) -> Request:
-    """The request message of one datagram, strictly: any flaw raises :class:`WireError`.
-
-    SNMPv1 and SNMPv2c only, each with the PDU types, field ranges and value
-    types its RFC defines. Varbind values are checked for their type only.
-    """
+    """One datagram's request, strictly: any flaw by RFC 1157/3416 raises :class:`WireError`."""
     version, community, pos, stop = _header(data)
     if stop != len(data):
         raise WireError(f"message: {len(data) - stop} octets after its end")
@@ -407,5 +377,8 @@ def decode_request(data: bytes) -> Request:
             )
         if value_stop - value_start != _VALUE_SIZES.get(value_tag, value_stop - value_start):
             raise WireError(f"varbind value: wrong size for tag 0x{value_tag:02x}")
-        oids.append(_strict_oid(data[name_start:name_stop]))
+        oid = decode_oid(data[name_start:name_stop])
+        if _oid_content(oid) != data[name_start:name_stop]:  # not the one encoding (X.690 8.19.2)
+            raise WireError("OBJECT IDENTIFIER: a sub-identifier starts with 0x80")
+        oids.append(oid)
     return Request(version, community, kind, request_id, second, third, tuple(oids))

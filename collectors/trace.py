@@ -1,9 +1,4 @@
-"""Every SNMP exchange as it happens, worded for ``scan -v``.
-
-:class:`TracedRequester` reports one :class:`Exchange` per request PDU (v1/v2c
-or v3 alike) and :func:`describe_exchange` words it as one line. Communities
-and keys are never part of an exchange.
-"""
+"""Every SNMP request PDU and its outcome, as ``scan -v`` shows them (never a community or key)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The agent side of the v1/v2c codec (decode_request, encode_response, encode_value).
+"""The agent side of the v1/v2c codec (decode_request, encode_message, encode_value).
 
 The test and benchmark responders answer with it, so it is checked here against
 an independent implementation (pyasn1 through pysnmp's protocol API) both ways:
@@ -16,14 +16,15 @@ from pysnmp.proto import api, rfc1905
 
 from collectors import snmp_message as ber
 from collectors.snmp_message import (
+    RESPONSE,
     PduKind,
     Request,
     Special,
     WireError,
     decode_request,
     decode_response,
+    encode_message,
     encode_request,
-    encode_response,
     encode_varbind,
     error_status_name,
 )
@@ -218,9 +219,7 @@ def test_responses_decode_to_what_was_encoded_here_and_in_pyasn1(
 ) -> None:
     assume(version == 1 or all(tag != ber.COUNTER64 for _, (tag, _) in varbinds))  # SMIv2 only
     encoded = [encode_varbind(oid, ber.encode_value(tag, value)) for oid, (tag, value) in varbinds]  # type: ignore[arg-type]
-    data = encode_response(
-        version=version, community=b"public", request_id=request_id, varbinds=encoded
-    )
+    data = encode_message(version, b"public", RESPONSE, (request_id, 0, 0), encoded)
     got_version, community, response = decode_response(data)
     assert (got_version, community, response.request_id) == (version, b"public", request_id)
     assert response.varbinds == [(oid, value) for oid, (_, value) in varbinds]
@@ -235,14 +234,8 @@ def test_responses_decode_to_what_was_encoded_here_and_in_pyasn1(
 
 
 def test_a_response_carries_its_error_fields_and_exceptions() -> None:
-    data = encode_response(
-        version=1,
-        community=b"c",
-        request_id=9,
-        error_status=2,
-        error_index=1,
-        varbinds=[encode_varbind(SYS_DESCR, ber.tlv(ber.END_OF_MIB_VIEW, b""))],
-    )
+    varbind = encode_varbind(SYS_DESCR, ber.tlv(ber.END_OF_MIB_VIEW, b""))
+    data = encode_message(1, b"c", RESPONSE, (9, 2, 1), [varbind])
     _, _, response = decode_response(data)
     assert (response.error_status, response.error_index) == (2, 1)
     assert response.varbinds == [(SYS_DESCR, Special.END_OF_MIB_VIEW)]
