@@ -42,8 +42,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from agent import __version__
-from agent.collect import Collector, EligibilityInputs, OutboxSink, load_eligibility
+from agent.collect import Collector
 from agent.config import AgentConfig, LocalSettings, read_local
+from agent.eligibility.inputs import EligibilityInputs, load_eligibility
 from agent.errors import ConfigError, FleetAgentError
 from agent.inventory import Inventory
 from agent.logging import configure_logging
@@ -62,6 +63,7 @@ from uploader.keys import AgentKey
 from uploader.mqtt import MqttPublisher
 from uploader.queue import Outbox
 from uploader.remote_config import ConfigDocument, ConfigStatus, config_topic
+from uploader.sink import OutboxSink
 from uploader.spool import OutboxSpool
 
 log = structlog.get_logger("agent.daemon")
@@ -349,10 +351,10 @@ class Daemon:
             interval_s=self.config.liveness.heartbeat_interval,
             queue_depth=outbox.depth() if outbox is not None else 0,
             queue_oldest_age_s=outbox.oldest_age() if outbox is not None else None,
-            last_good_read_at=collector.last_good_read if collector is not None else None,
+            last_good_read_at=collector.events.last_good_read if collector is not None else None,
             config_version=None if self.config_version is None else str(self.config_version),
             devices_known=int(self.metrics.value("fleet_agent_devices_known")),
-            devices_silent=len(collector.liveness.silent()) if collector is not None else 0,
+            devices_silent=len(collector.events.liveness.silent()) if collector is not None else 0,
         )
 
     async def send_heartbeat(self) -> None:

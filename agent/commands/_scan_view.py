@@ -1,21 +1,12 @@
-"""What ``scan`` shows while it runs: reads in address order as they come, a progress bar.
-
-* :class:`InOrder` releases results in target order as soon as every earlier
-  target is done, so rows stream while the scan runs and still come out in
-  one order (by address, numerically: the order targets are iterated in) in
-  the table and in JSON lines alike.
-* :class:`RowPrinter` prints table rows one at a time with fixed columns: a
-  header before the first row, each row as soon as it is released.
-* :func:`scan_progress`: a rich progress bar on stderr when stderr is a
-  terminal, nothing otherwise.
-"""
+"""What ``scan`` shows while it runs: reads in target order as they come, a progress bar."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Generic, TextIO, TypeVar
+from typing import Any, Generic, TextIO, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -25,7 +16,8 @@ from rich.text import Text
 from agent.eligibility.policy import Policy
 from agent.eligibility.report import verdict_cell
 from agent.eligibility.rules import evaluate_read
-from agent.output import OutputError, printer_cells
+from agent.eligibility.scanning import with_eligibility
+from agent.output import OutputError, json_line, printer_cells, write_line
 from mibs.identity import stable_device_id
 from mibs.models import PrinterRead
 
@@ -34,7 +26,7 @@ T = TypeVar("T")
 
 @dataclass
 class InOrder(Generic[T]):
-    """Hands results to ``release`` in sequence order, each as soon as its turn comes."""
+    """Hands results to ``release`` in sequence (target) order, each as soon as its turn comes."""
 
     release: Callable[[T], None]
     _next: int = 0
@@ -50,6 +42,15 @@ class InOrder(Generic[T]):
                 self.release(ready)
 
 
+def scan_record(read: PrinterRead, policy: Policy | None = None) -> dict[str, Any]:
+    """The JSON object printed for one printer: the read as the read schema describes it.
+
+    With a ``policy`` (``--policy FILE``) it also carries the read's ``"eligibility"`` verdict.
+    """
+    record = read.model_dump(mode="json")
+    return record if policy is None else with_eligibility(record, read, policy)
+
+
 #: (header, width or None for "as wide as needed", right-aligned)
 _COLUMNS = (
     ("Address", 15, False),
@@ -61,62 +62,74 @@ _COLUMNS = (
 )
 
 
-class RowPrinter:
-    """Prints printer rows one by one under one header, columns fixed so that they line up."""
+class ScanOutput:
+    """Prints reads one by one: JSON lines, or table rows under one header, columns fixed.
+
+    In a table, ``console`` (the progress bar's, on a terminal) prints the rows above the
+    bar, and notes (why an address shows nothing) go to stderr; JSON lines get no notes.
+    """
 
     def __init__(
         self,
         stream: TextIO,
         *,
+        table: bool = True,
         policy: Policy | None = None,
         address_width: int = 15,
         console: Console | None = None,
     ) -> None:
         width = None if stream.isatty() else 250  # piped: do not squeeze into 80 columns
-        self._console = console or Console(
+        shared = console if stream.isatty() else None
+        self._console = shared or Console(
             file=stream, width=width, soft_wrap=False, highlight=False
         )
-        self._stream = stream
-        self._policy = policy
+        self._stream, self._table, self._policy = stream, table, policy
         self._columns = [
-            (name, address_width if name == "Address" else width_, right)
-            for name, width_, right in _COLUMNS
+            (name, address_width if name == "Address" else size, right)
+            for name, size, right in _COLUMNS
         ]
         if policy is not None:
             self._columns[-1] = ("Lowest supply", 24, False)
             self._columns.append(("Eligibility", None, False))
         self._printed = 0
 
-    def _table(self, *, header: bool) -> Table:
-        table = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
+    def _grid(self, *, header: bool) -> Table:
+        grid = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
         for name, width, right in self._columns:
-            table.add_column(
+            grid.add_column(
                 name,
                 width=width,
                 no_wrap=True,
                 overflow="ellipsis" if width else "fold",
                 justify="right" if right else "left",
             )
-        return table
+        return grid
 
     def row(self, read: PrinterRead) -> None:
+        if not self._table:
+            write_line(self._stream, json_line(scan_record(read, self._policy)))
+            return
         cells = printer_cells(read)
         if self._policy is not None:
             verdict = evaluate_read(read, self._policy, device_id=stable_device_id(read.identity))
             cells.append(Text(verdict_cell(verdict)))
-        table = self._table(header=self._printed == 0)
-        table.add_row(*cells)
-        self._print(table)
+        grid = self._grid(header=self._printed == 0)
+        grid.add_row(*cells)
+        self._print(grid)
         self._printed += 1
+
+    def note(self, message: str) -> None:
+        if self._table:
+            print(f"fleet-agent scan: {message}", file=sys.stderr)
 
     def finish(self) -> None:
         """A header even when nothing answered, so that an empty table says so."""
-        if self._printed == 0:
-            self._print(self._table(header=True))
+        if self._table and self._printed == 0:
+            self._print(self._grid(header=True))
 
-    def _print(self, table: Table) -> None:
+    def _print(self, grid: Table) -> None:
         try:
-            self._console.print(table)
+            self._console.print(grid)
             self._stream.flush()
         except OSError as exc:
             raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
@@ -124,8 +137,6 @@ class RowPrinter:
 
 @dataclass
 class ScanProgress:
-    """What the progress bar shows; ``advance`` after each address."""
-
     update: Callable[[int, int], None]  # (addresses done, printers found)
     console: Console | None  # the live display's console (prints above the bar), if any
 

@@ -1,20 +1,7 @@
-"""SNMP command-line options shared by ``scan`` and ``discover``.
+"""SNMP command-line options shared by ``scan`` and ``discover``, and their one merge.
 
-``add_snmp_options(parser)`` declares them; ``credentials_from_args(args)``
-turns them into credential profiles in the order they are tried, and
-``settings_from_args(args)`` into :class:`SnmpSettings`. Every mistake becomes a
-:class:`UsageError` naming the option; keys never appear in a message.
-
-With ``--config FILE`` the agent configuration's credential profiles and SNMP
-settings are used (``--profile NAME`` picks one profile); options given on the
-command line win over the file, and what neither gives keeps the defaults of
-:class:`agent.config.SnmpConfig`, the daemon's (:func:`snmp_config_from_args`).
-
-Profile order: the SNMPv3 user first when one is given (it is the one the
-operator went to the trouble of configuring), then each ``--community`` in the
-order given. Without ``--v3-user`` and ``--community`` the single community
-``public`` is tried. Keys are best passed in files (``--v3-auth-key-file``),
-since command lines are visible to every local user.
+Every mistake becomes a :class:`UsageError` naming the option; keys never appear
+in a message. The order profiles are tried in: docs/discovery.md, "Credentials".
 """
 
 from __future__ import annotations
@@ -35,16 +22,12 @@ if TYPE_CHECKING:
     from agent.config import AgentConfig, SnmpConfig
     from collectors.trace import Exchange, Trace
 
-DEFAULT_COMMUNITY = "public"
-DEFAULT_AUTH_PROTOCOL = "SHA256"
-DEFAULT_PRIV_PROTOCOL = "AES"
-
-
+DEFAULT_AUTH = "SHA256"
+DEFAULT_PRIV = "AES"
 #: ``-v`` values that pick the SNMP version (net-snmp); any other use of ``-v`` is verbosity.
 SNMP_VERSIONS = ("1", "2c", "3")
 #: What ``-v WORD`` meant as a version rather than a target (no target is a bare number).
 _VERSION_LIKE = re.compile(r"v?\d[a-z0-9]?", re.IGNORECASE)
-SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
 
 
 def _protocol(choices: tuple[str, ...]) -> Callable[[str], str]:
@@ -84,9 +67,12 @@ class _VersionOrVerbose(argparse.Action):
         if value is not None and _VERSION_LIKE.fullmatch(value):  # -v 4, -v 2, -v v2c
             parser.error(f"-v {value}: not an SNMP version: 1, 2c or 3 (a bare -v is --verbose)")
         extra = 1 if value is None or set(value) != {"v"} else 1 + len(value)
-        namespace.verbose = (getattr(namespace, "verbose", 0) or 0) + extra
+        namespace.verbose += extra
         if value is not None and set(value) != {"v"}:
-            namespace.extra_targets = [*(getattr(namespace, "extra_targets", None) or []), value]
+            namespace.extra_targets = [*(namespace.extra_targets or []), value]
+
+
+_AUTH, _PRIV = get_args(AuthProtocol), get_args(PrivProtocol)
 
 
 def add_snmp_options(parser: argparse.ArgumentParser) -> None:
@@ -100,22 +86,21 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
         "net-snmp's short options work as in snmpwalk. Keys and communities typed on the "
         "command line are visible to every local user (ps): prefer the -file forms.",
     )
-    group.add_argument(
+    add = group.add_argument
+    add(
         "-c",
         "--community",
         action="append",
-        default=None,
         metavar="NAME",
         help="v1/v2c community, repeatable; tried in order (default: public)",
     )
-    group.add_argument(
+    add(
         "--community-file",
         type=Path,
-        default=None,
         metavar="FILE",
         help="communities, one a line (# comments), tried after any -c",
     )
-    group.add_argument(
+    add(
         "-v",
         dest="snmp_version_or_verbose",
         nargs="?",
@@ -123,126 +108,97 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
         metavar="1|2c|3",
         help="SNMP version as in net-snmp (-v 2c); a bare -v is --verbose",
     )
-    group.add_argument(
+    add(
         "--snmp-version",
         choices=SNMP_VERSIONS,
         default="2c",
         metavar="1|2c|3",
         help="protocol version (default: 2c; 3 needs -u)",
     )
-    group.add_argument(
+    add(
         "--verbose",
         action="count",
         default=0,
         help="show every SNMP exchange on stderr: request, OIDs, answer or timeout, time "
         "(-vv: and the values answered)",
     )
-    group.add_argument("--snmp-port", type=int, default=None, metavar="PORT", help="UDP port (161)")
-    group.add_argument(
+    add("--snmp-port", type=int, metavar="PORT", help="UDP port (161)")
+    add(
         "-t",
         "--timeout",
         type=float,
-        default=None,
         metavar="SECONDS",
         help="wait this long for each answer (2); each retry waits 1.5x longer",
     )
-    group.add_argument("-r", "--retries", type=int, default=None, metavar="N", help="retries (1)")
-    group.add_argument(
-        "--max-repetitions", type=int, default=None, metavar="N", help="GETBULK size (10)"
-    )
-    group.add_argument(
-        "--no-bulk", action="store_true", help="walk with GETNEXT only (devices without GETBULK)"
-    )
-    group.add_argument("-u", "--v3-user", default=None, metavar="USER", help="SNMPv3 user name")
-    group.add_argument(
+    add("-r", "--retries", type=int, metavar="N", help="retries (1)")
+    add("--max-repetitions", type=int, metavar="N", help="GETBULK size (10)")
+    add("--no-bulk", action="store_true", help="walk with GETNEXT only (devices without GETBULK)")
+    add("-u", "--v3-user", metavar="USER", help="SNMPv3 user name")
+    add(
         "-l",
         "--v3-level",
-        choices=SECURITY_LEVELS,
-        default=None,
+        choices=("noAuthNoPriv", "authNoPriv", "authPriv"),
         metavar="LEVEL",
         help="SNMPv3 security level: noAuthNoPriv, authNoPriv or authPriv "
         "(default: from the keys given)",
     )
-    group.add_argument(
-        "-a",
-        "--v3-auth-protocol",
-        type=_protocol(get_args(AuthProtocol)),
-        default=None,
-        metavar="PROTOCOL",
-        help=f"SNMPv3 authentication: {', '.join(get_args(AuthProtocol))} "
-        f"(default {DEFAULT_AUTH_PROTOCOL} with a key)",
-    )
-    group.add_argument(
-        "-A", "--v3-auth-key", default=None, metavar="KEY", help="prefer --v3-auth-key-file"
-    )
-    group.add_argument(
-        "--v3-auth-key-file", type=Path, default=None, metavar="FILE", help="file holding the key"
-    )
-    group.add_argument(
-        "-x",
-        "--v3-priv-protocol",
-        type=_protocol(get_args(PrivProtocol)),
-        default=None,
-        metavar="PROTOCOL",
-        help=f"SNMPv3 privacy: {', '.join(get_args(PrivProtocol))} "
-        f"(default {DEFAULT_PRIV_PROTOCOL} with a key)",
-    )
-    group.add_argument(
-        "-X", "--v3-priv-key", default=None, metavar="KEY", help="prefer --v3-priv-key-file"
-    )
-    group.add_argument(
-        "--v3-priv-key-file", type=Path, default=None, metavar="FILE", help="file holding the key"
-    )
-    group.add_argument("-n", "--v3-context", default="", metavar="NAME", help="SNMPv3 context name")
+    for kind, flag, protocols, default, what in (
+        ("auth", "a", _AUTH, DEFAULT_AUTH, "authentication"),
+        ("priv", "x", _PRIV, DEFAULT_PRIV, "privacy"),
+    ):
+        add(
+            f"-{flag}",
+            f"--v3-{kind}-protocol",
+            type=_protocol(protocols),
+            metavar="PROTOCOL",
+            help=f"SNMPv3 {what}: {', '.join(protocols)} (default {default} with a key)",
+        )
+        add(
+            f"-{flag.upper()}",
+            f"--v3-{kind}-key",
+            metavar="KEY",
+            help=f"prefer --v3-{kind}-key-file",
+        )
+        add(f"--v3-{kind}-key-file", type=Path, metavar="FILE", help="file holding the key")
+    add("-n", "--v3-context", default="", metavar="NAME", help="SNMPv3 context name")
     parser.set_defaults(extra_targets=None)
 
 
 def _key(args: argparse.Namespace, kind: str) -> SecretStr | None:
-    inline: str | None = getattr(args, f"v3_{kind}_key", None)
-    path: Path | None = getattr(args, f"v3_{kind}_key_file", None)
+    inline: str | None = getattr(args, f"v3_{kind}_key")
+    path: Path | None = getattr(args, f"v3_{kind}_key_file")
     if inline is not None and path is not None:
         raise UsageError(f"--v3-{kind}-key and --v3-{kind}-key-file exclude each other")
     if path is not None:
-        text = read_option_file(path, f"--v3-{kind}-key-file").strip("\r\n")
-        if not text:
+        inline = read_option_file(path, f"--v3-{kind}-key-file").strip("\r\n")
+        if not inline:
             raise UsageError(f"--v3-{kind}-key-file {path}: file is empty")
-        return SecretStr(text)
     return SecretStr(inline) if inline is not None else None
 
 
-def _explain(exc: ValidationError) -> str:
-    return "; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors())
-
-
-def communities_from_args(args: argparse.Namespace) -> list[str] | None:
+def _communities(args: argparse.Namespace) -> list[str] | None:
     """``-c`` values, then those of ``--community-file``; None when neither was given."""
     typed: list[str] | None = args.community
-    path: Path | None = getattr(args, "community_file", None)
+    path: Path | None = args.community_file
     if path is None:
         return typed
-    found = [
-        line.strip()
-        for line in read_option_file(path, "--community-file").splitlines()
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    text = read_option_file(path, "--community-file")
+    found = [word for line in text.splitlines() if (word := line.strip()) and word[0] != "#"]
     if not found:
         raise UsageError(f"--community-file {path}: holds no community")
     return [*(typed or []), *found]
 
 
-def _check_level(level: str | None, auth: SecretStr | None, priv: SecretStr | None) -> None:
+def _check_level(level: str, auth: SecretStr | None, priv: SecretStr | None) -> None:
     """``-l`` as net-snmp means it: the level names which keys must (and may) be given."""
-    if level is None:
-        return
-    wants_auth, wants_priv = level != "noAuthNoPriv", level == "authPriv"
-    if wants_auth and auth is None:
-        raise UsageError(f"-l {level} needs an authentication key (-A or --v3-auth-key-file)")
-    if wants_priv and priv is None:
-        raise UsageError(f"-l {level} needs a privacy key (-X or --v3-priv-key-file)")
-    if not wants_auth and auth is not None:
-        raise UsageError(f"-l {level} takes no authentication key")
-    if not wants_priv and priv is not None:
-        raise UsageError(f"-l {level} takes no privacy key")
+    for article, kind, options, key, wanted in (
+        ("an", "authentication", "-A or --v3-auth-key-file", auth, level != "noAuthNoPriv"),
+        ("a", "privacy", "-X or --v3-priv-key-file", priv, level == "authPriv"),
+    ):
+        if wanted and key is None:
+            raise UsageError(f"-l {level} needs {article} {kind} key ({options})")
+        if not wanted and key is not None:
+            raise UsageError(f"-l {level} takes no {kind} key")
 
 
 def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
@@ -250,24 +206,21 @@ def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
     profiles: list[Credential] = []
     auth_key, priv_key = _key(args, "auth"), _key(args, "priv")
     user: str | None = args.v3_user
-    level: str | None = getattr(args, "v3_level", None)
-    communities = communities_from_args(args)
+    communities = _communities(args)
     if args.snmp_version == "3":
         if user is None:
             raise UsageError("-v 3 needs a user (-u USER)")
         if communities is not None:
             raise UsageError("-c/--community is for -v 1 and -v 2c, not with -v 3")
-    if user is None and (
-        auth_key or priv_key or args.v3_auth_protocol or args.v3_priv_protocol or level
-    ):
+    v3_options = (auth_key, priv_key, args.v3_auth_protocol, args.v3_priv_protocol, args.v3_level)
+    if user is None and any(v3_options):
         raise UsageError("--v3-auth-*/--v3-priv-*/-l options need --v3-user (-u)")
     if user is not None:
-        _check_level(level, auth_key, priv_key)
-        auth_protocol = args.v3_auth_protocol or (DEFAULT_AUTH_PROTOCOL if auth_key else None)
-        priv_protocol = args.v3_priv_protocol or (DEFAULT_PRIV_PROTOCOL if priv_key else None)
-        if auth_protocol and auth_key is None:
+        if args.v3_level is not None:
+            _check_level(args.v3_level, auth_key, priv_key)
+        if args.v3_auth_protocol and auth_key is None:
             raise UsageError("--v3-auth-protocol needs --v3-auth-key or --v3-auth-key-file")
-        if priv_protocol and priv_key is None:
+        if args.v3_priv_protocol and priv_key is None:
             raise UsageError("--v3-priv-protocol needs --v3-priv-key or --v3-priv-key-file")
         try:
             profiles.append(
@@ -275,52 +228,47 @@ def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
                     name=f"v3:{user}",
                     version="v3",
                     username=user,
-                    auth_protocol=auth_protocol,
+                    auth_protocol=args.v3_auth_protocol or (DEFAULT_AUTH if auth_key else None),
                     auth_key=auth_key,
-                    priv_protocol=priv_protocol,
+                    priv_protocol=args.v3_priv_protocol or (DEFAULT_PRIV if priv_key else None),
                     priv_key=priv_key,
                     context_name=args.v3_context,
                 )
             )
         except ValidationError as exc:
-            raise UsageError(f"--v3-user {user}: {_explain(exc)}") from None
+            why = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+            raise UsageError(f"--v3-user {user}: {why}") from None
     if communities is None:
-        communities = [] if user is not None else [DEFAULT_COMMUNITY]
+        communities = [] if user is not None else ["public"]
     version = "v1" if args.snmp_version == "1" else "v2c"
     seen: set[str] = set()
     for number, community in enumerate(communities, start=1):
         if not community:
             raise UsageError(f"--community #{number} is empty")
-        if community in seen:
-            continue
-        seen.add(community)
-        profiles.append(
-            Credential(name=f"{version}#{number}", version=version, community=SecretStr(community))
-        )
+        if community not in seen:
+            seen.add(community)
+            secret = SecretStr(community)
+            profiles.append(
+                Credential(name=f"{version}#{number}", version=version, community=secret)
+            )
     return profiles
-
-
-_SETTING_OPTIONS = {
-    "port": ("snmp_port", "--snmp-port"),
-    "timeout": ("timeout", "--timeout"),
-    "retries": ("retries", "--retries"),
-    "max_repetitions": ("max_repetitions", "--max-repetitions"),
-}
 
 
 def settings_from_args(args: argparse.Namespace) -> SnmpSettings:
     """Transport settings; options left out keep the :class:`SnmpSettings` defaults."""
-    values: dict[str, Any] = {"use_bulk": False} if args.no_bulk else {}
-    for field, (attribute, _) in _SETTING_OPTIONS.items():
-        value = getattr(args, attribute, None)
-        if value is not None:
-            values[field] = value
+    given = {
+        "port": args.snmp_port,
+        "timeout": args.timeout,
+        "retries": args.retries,
+        "max_repetitions": args.max_repetitions,
+        "use_bulk": False if args.no_bulk else None,
+    }
     try:
-        return SnmpSettings(**values)
+        return SnmpSettings(**{field: value for field, value in given.items() if value is not None})
     except ValidationError as exc:
         error = exc.errors()[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        option = _SETTING_OPTIONS.get(field, (field, field))[1]
+        field = str(error["loc"][0])
+        option = "--snmp-port" if field == "port" else "--" + field.replace("_", "-")
         raise UsageError(f"{option}: {error['msg']}") from None
 
 
@@ -345,28 +293,23 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=None,
         metavar="FILE",
         help="agent config: its credential profiles and SNMP settings",
     )
     parser.add_argument(
-        "--profile",
-        default=None,
-        metavar="NAME",
-        help="use only this credential profile of --config",
+        "--profile", metavar="NAME", help="use only this credential profile of --config"
     )
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig | None:
     """The agent configuration named by ``--config`` (its errors name file and line)."""
-    path: Path | None = getattr(args, "config", None)
-    if path is None:
-        if getattr(args, "profile", None) is not None:
+    if args.config is None:
+        if args.profile is not None:
             raise UsageError("--profile needs --config (the file that defines the profiles)")
         return None
     from agent.config import load_config
 
-    return load_config(path)
+    return load_config(args.config)
 
 
 def snmp_config_from_args(
@@ -379,30 +322,24 @@ def snmp_config_from_args(
     """
     from agent.config import SnmpConfig
 
-    base = config.snmp if config is not None else SnmpConfig()
-    own_credentials = (
-        args.community is not None
-        or getattr(args, "community_file", None) is not None
-        or args.v3_user is not None
-    )
-    if config is not None and not own_credentials:
-        credentials = list(config.snmp.credentials)
-        wanted: str | None = getattr(args, "profile", None)
-        if wanted is not None:
-            credentials = [c for c in credentials if c.name == wanted]
-            if not credentials:
-                names = ", ".join(c.name for c in config.snmp.credentials)
-                raise UsageError(f"--profile {wanted}: no such profile in {args.config} ({names})")
-    else:
-        if getattr(args, "profile", None) is not None:
+    own = args.community is not None or args.community_file is not None or args.v3_user is not None
+    if config is None or own:
+        if args.profile is not None:
             raise UsageError(
                 "--profile picks a profile of --config; not with --community/--v3-user"
             )
         credentials = credentials_from_args(args)
+    else:
+        credentials = [c for c in config.snmp.credentials if args.profile in (None, c.name)]
+        if not credentials:
+            names = ", ".join(c.name for c in config.snmp.credentials)
+            raise UsageError(
+                f"--profile {args.profile}: no such profile in {args.config} ({names})"
+            )
     given = settings_from_args(args).model_dump(exclude_unset=True)
     given.update({key: value for key, value in overrides.items() if value is not None})
     given["credentials"] = credentials
-    return base.model_copy(update=given)
+    return (config.snmp if config is not None else SnmpConfig()).model_copy(update=given)
 
 
 def exchange_printer(args: argparse.Namespace, stream: TextIO) -> Trace | None:
@@ -410,7 +347,7 @@ def exchange_printer(args: argparse.Namespace, stream: TextIO) -> Trace | None:
 
     ``-vv`` also prints every varbind of each answer (values as text, or hex).
     """
-    if not getattr(args, "verbose", 0):
+    if not args.verbose:
         return None
     from collectors.trace import describe_exchange, describe_varbind
 

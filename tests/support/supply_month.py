@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.collect import Collector, EligibilityInputs, OutboxSink
+from agent.collect import Collector
 from agent.commands import supplies as supplies_command
 from agent.config import AgentConfig, SnmpConfig, UploadConfig
+from agent.eligibility.inputs import EligibilityInputs
 from agent.eligibility.policy import Policy, parse_policy
 from agent.inventory import Inventory
 from agent.metrics import Metrics
@@ -34,6 +35,7 @@ from tests.support.mqtt_consumer import eventually, start_agent, start_consumer,
 from tests.support.snmpsim import start_snmpsim
 from uploader.config import MqttSettings
 from uploader.keys import AgentKey
+from uploader.sink import OutboxSink
 
 SUPPLY_EVENTS = ("supply_replaced", "supply_order_due")
 

@@ -170,11 +170,11 @@ async def test_reads_are_bounded_and_fresh_devices_are_not_read_twice(tmp_path: 
             metrics=Metrics(),
         )
         meters = await collector.read_all("meters")
-        assert (meters.devices, meters.ok + meters.partial, meters.fresh) == (30, 30, 0)
+        assert (meters.devices, meters.ok + meters.partial, meters.skipped_fresh) == (30, 30, 0)
         assert transport.peak == 4  # snmp.concurrency, not one task per device
         # a supply run right after: everything was read moments ago by the meter run
         supplies = await collector.read_all("supplies", fresh_for=600)
-        assert (supplies.devices, supplies.fresh) == (0, 30)
+        assert (supplies.devices, supplies.skipped_fresh) == (0, 30)
         # without the freshness window every device is read again
         again = await collector.read_all("supplies")
         assert (again.devices, again.ok + again.partial) == (30, 30)

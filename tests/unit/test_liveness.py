@@ -208,10 +208,10 @@ async def test_overlapping_runs_send_one_event_each_and_a_restart_remembers(
             await asyncio.gather(collector.read_all("meters"), collector.read_all("supplies"))
         assert _outages(sink) == [("device_silent", "127.0.1.2")]
         down = [d.device_id for d in inventory.devices() if d.address == "127.0.1.2"]
-        assert collector.liveness.silent() == down
+        assert collector.events.liveness.silent() == down
     with Inventory(path) as inventory:  # the daemon restarts: still silent, nothing new
         collector = _collector(inventory, transport, sink)
-        assert len(collector.liveness.silent()) == 1
+        assert len(collector.events.liveness.silent()) == 1
         await collector.read_all("meters")
         assert _outages(sink) == [("device_silent", "127.0.1.2")]
         transport.down.clear()

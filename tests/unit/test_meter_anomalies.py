@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.collect import Collector, EligibilityInputs
+from agent.collect import Collector
 from agent.config import AgentConfig, SnmpConfig, UploadConfig
+from agent.eligibility.inputs import EligibilityInputs
 from agent.eligibility.policy import parse_policy
 from agent.inventory import Inventory
 from agent.metrics import Metrics

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.commands.scan import ScanSummary, scan_record
+from agent.commands._scan_view import scan_record
+from agent.commands.scan import ScanSummary
 from agent.output import (
     OutputError,
     default_format,

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from agent.collect import load_eligibility
 from agent.config import read_local
+from agent.eligibility.inputs import load_eligibility
 from agent.errors import ConfigError
 from agent.remote_agent import Received, RemoteConfigReceiver
 from agent.remote_config import check_policy, effective_config, provenance, pushed_policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
-from agent.commands._scan_view import InOrder, RowPrinter, scan_progress
+from agent.commands._scan_view import InOrder, ScanOutput, scan_progress
 from collectors.snmp_message import PduKind, Response
 from collectors.trace import Exchange, describe_exchange
 from mibs.models import Counters, Identity, PrinterRead
@@ -34,7 +34,7 @@ def _read(address: str) -> PrinterRead:
 
 def test_rows_print_one_by_one_under_one_header() -> None:
     stream = io.StringIO()
-    rows = RowPrinter(stream)
+    rows = ScanOutput(stream)
     rows.row(_read("10.0.0.2"))
     first = stream.getvalue()
     assert "Address" in first
@@ -48,7 +48,7 @@ def test_rows_print_one_by_one_under_one_header() -> None:
 
 def test_an_empty_scan_still_prints_the_header() -> None:
     stream = io.StringIO()
-    RowPrinter(stream).finish()
+    ScanOutput(stream).finish()
     assert stream.getvalue().split()[:2] == ["Address", "Vendor"]
 
 

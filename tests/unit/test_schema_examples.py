@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agent.commands._scan_file import read_saved
+from agent.commands.scan import read_saved
 from agent.schema import read_schema
 from mibs.messages import parse_body
 from mibs.models import PrinterRead

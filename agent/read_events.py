@@ -1,0 +1,211 @@
+"""What the daemon does with one scheduled read's outcome: the read message, then its events.
+
+:meth:`ReadEvents.after_read` is the one entry point (the collector calls it per
+outcome). A read is committed to the outbox (the :class:`Sink`) before it is
+recorded in the inventory, and every event before the state saying it was sent:
+a crash in between sends it again, never not at all. Messages
+(``docs/schema/``) are typed: a :class:`mibs.messages.ReadMessage` (the read as
+``scan --format json`` prints it, plus ``device_id``, ``purpose`` and the
+``eligibility`` verdict when a policy is configured) and the events of
+:data:`mibs.events.Event`: ``eligibility_changed``, ``supply_low``,
+``supply_replaced``/``supply_order_due`` (:mod:`agent.supplies`), meter anomalies
+(:mod:`mibs.meter_anomalies`), ``device_silent``/``device_back``
+(:mod:`agent.liveness`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from agent import __version__
+from agent.eligibility.inputs import EligibilityInputs
+from agent.eligibility.models import Verdict
+from agent.eligibility.rules import evaluate_read
+from agent.inventory import Inventory, InventoryDevice, out_of_space
+from agent.liveness import LivenessTracker, after_read
+from agent.supplies import SupplyTracker
+from agent.supply_store import SupplyStore
+from collectors.reader import ReadOutcome
+from mibs.events import EligibilityChanged, SupplyLow
+from mibs.messages import AgentMessage, Purpose, ReadMessage
+from mibs.meter_anomalies import anomaly_event, read_anomalies
+from mibs.models import PrinterRead
+
+log = structlog.get_logger("agent.collect")  # the collector's log lines, as before
+
+LOW_STATES = frozenset({"low", "empty", "full"})
+
+
+class Sink(Protocol):
+    """Where signed messages go: the durable outbox (or a test double)."""
+
+    async def submit(self, message: AgentMessage) -> None: ...
+
+
+class ReadEvents:
+    """The per-device state behind the events, and the order they are sent in."""
+
+    def __init__(self, inventory: Inventory, sink: Sink, clock: Callable[[], datetime]) -> None:
+        self._inventory = inventory
+        self._sink = sink
+        self._clock = clock
+        # Last known per-device state, for change events (reset at restart: events are
+        # at-least-once by design, a repeat after a restart is harmless).
+        self._verdicts: dict[str, tuple[bool, tuple[str, ...]]] = {}
+        self._low_supplies: dict[str, frozenset[int]] = {}
+        # Supply history, replacements and orders persist in the state database.
+        self._supplies = SupplyTracker(SupplyStore(inventory))
+        # Missed scheduled reads per device (device_silent / device_back), persisted too.
+        self.liveness = LivenessTracker(inventory)
+        self.last_good_read: datetime | None = max(
+            (d.last_read_at for d in inventory.devices() if d.last_read_at), default=None
+        )
+
+    async def after_read(
+        self,
+        device: InventoryDevice,
+        outcome: ReadOutcome,
+        purpose: Purpose,
+        eligibility: EligibilityInputs | None,
+        *,
+        silent_after: int,
+    ) -> None:
+        """Send the read and the events it causes; ``silent_after``: missed reads to silence."""
+        if outcome.read is not None:
+            await self._deliver(device, outcome.read, purpose, eligibility, outcome.profile)
+            self.last_good_read = outcome.read.collected_at
+        await self._liveness(device, outcome, silent_after)
+
+    async def _liveness(
+        self, device: InventoryDevice, outcome: ReadOutcome, threshold: int
+    ) -> None:
+        """Count a missed read, or end a run of them: ``device_silent`` / ``device_back``."""
+        assert device.address is not None
+        before = self.liveness.state(device.device_id)
+        state, event = after_read(
+            before,
+            answered=outcome.read is not None,
+            at=self._clock(),
+            address=device.address,
+            threshold=threshold,
+            last_answered_at=device.last_read_at,
+            reason=outcome.reason,
+        )
+        self.liveness.update(state, event=event is not None)  # an overlapping read sees it
+        if event is None:
+            return
+        try:
+            await self._sink.submit(event)  # durable before the state says it was sent
+        except BaseException:
+            self.liveness.failed(before)
+            raise
+        self.liveness.sent(device.device_id)
+        emit = log.warning if event.event == "device_silent" else log.info
+        emit(
+            event.event.replace("_", "."),  # device.silent, device.back
+            device_id=device.device_id,
+            address=device.address,
+            since=event.since.isoformat(),
+            missed_reads=event.missed_reads,
+        )
+
+    async def _deliver(
+        self,
+        device: InventoryDevice,
+        read: PrinterRead,
+        purpose: Purpose,
+        eligibility: EligibilityInputs | None,
+        profile: str | None,
+    ) -> None:
+        verdict = None
+        if eligibility is not None:
+            verdict = evaluate_read(
+                read,
+                eligibility.policy,
+                device_id=device.device_id,
+                contacts=eligibility.contacts,
+                agent_version=__version__,
+            )
+        message = ReadMessage.of(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
+        await self._sink.submit(message)  # durable before the read counts as collected
+        previous = self._inventory.record_read(device.device_id, read, credential_profile=profile)
+        if previous is not None:
+            billing = eligibility.policy.billing if eligibility is not None else None
+            for anomaly in read_anomalies(previous, read, billing):
+                log.warning("meter.anomaly", anomaly=anomaly.kind, detail=anomaly.describe())
+                await self._sink.submit(anomaly_event(anomaly, device.device_id, read))
+        await self._change_events(device.device_id, read, verdict)
+        await self._supply_events(device.device_id, read, eligibility)
+
+    async def _supply_events(
+        self, device_id: str, read: PrinterRead, eligibility: EligibilityInputs | None
+    ) -> None:
+        """``supply_replaced`` and ``supply_order_due`` (agent/supplies.py), each sent once.
+
+        On a full volume the read (already in the outbox) keeps going: its supply levels
+        are left out of the local history and the events wait for a read with space."""
+        try:
+            pending = self._supplies.observe(
+                device_id,
+                read,
+                policy=eligibility.policy if eligibility is not None else None,
+                contacts=eligibility.contacts if eligibility is not None else None,
+            )
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise
+            log.warning("supplies.history_not_written", device_id=device_id, error=str(exc))
+            return
+        for item in pending:
+            await self._sink.submit(item.event)  # durable before it is marked as sent
+            log.info("supply.event", kind=item.event.event, supply_index=item.event.supply_index)
+        try:
+            self._supplies.sent(pending)
+        except sqlite3.OperationalError as exc:
+            if not out_of_space(exc):
+                raise
+            # Sent but not remembered: the next read may send them again (same order_id,
+            # which the backend keeps once).
+            log.warning("supplies.marks_not_written", device_id=device_id, error=str(exc))
+
+    async def _change_events(
+        self, device_id: str, read: PrinterRead, verdict: Verdict | None
+    ) -> None:
+        address = read.address
+        if verdict is not None:
+            now = (verdict.eligible, tuple(r.code for r in verdict.reasons))
+            before = self._verdicts.get(device_id)
+            self._verdicts[device_id] = now
+            if before is not None and before != now:
+                await self._sink.submit(
+                    EligibilityChanged(
+                        device_id=device_id,
+                        address=address,
+                        eligible=verdict.eligible,
+                        was_eligible=before[0],
+                        reasons=verdict.codes,
+                        policy_version=verdict.policy_version,
+                    )
+                )
+        low = frozenset(s.index for s in read.supplies if s.state in LOW_STATES)
+        already = self._low_supplies.get(device_id, frozenset())
+        self._low_supplies[device_id] = low
+        for supply in read.supplies:
+            if supply.index in low - already:
+                await self._sink.submit(
+                    SupplyLow(
+                        device_id=device_id,
+                        address=address,
+                        supply_index=supply.index,
+                        description=supply.description,
+                        type=supply.type,
+                        colorant=supply.colorant,
+                        state=supply.state,
+                        percent=supply.percent,
+                    )
+                )
