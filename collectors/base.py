@@ -1,8 +1,4 @@
-"""The session seam (GET and column walks of one device, one credential) and its offline side.
-
-:class:`collectors.walk.Session` implements it over the network, :class:`RecordedSession`
-over varbinds saved from a device (``scan --file``).
-"""
+"""The session seam (GET and column walks of one device) and RecordedSession, its offline side."""
 
 from __future__ import annotations
 
@@ -12,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mibs.reasons import Reason
-from mibs.values import Oid, Value, is_under
+from mibs.values import Oid, Value
 
 
 @dataclass
@@ -50,8 +46,7 @@ class RecordedSession:
     async def walk(self, columns: Sequence[Oid]) -> WalkResult:
         rows: dict[Oid, list[tuple[Oid, Value]]] = {}
         for prefix in dict.fromkeys(columns):
-            start = end = bisect.bisect_right(self._oids, prefix)
-            while end < len(self._oids) and is_under(self._oids[end], prefix):
-                end += 1
+            start = bisect.bisect_right(self._oids, prefix)
+            end = bisect.bisect_left(self._oids, (*prefix[:-1], prefix[-1] + 1))  # next sibling
             rows[prefix] = [(oid, self._values[oid]) for oid in self._oids[start:end]]
         return WalkResult(rows=rows)

@@ -1,11 +1,9 @@
 """A fake SNMPv1/v2c agent over real UDP on loopback, with knobs for misbehaviour.
 
-Shipped with the collector (as httpcore ships its mock backend) for the tests and
-benchmarks. It replays a varbind mapping or an ``.snmprec`` recording, counts the
-requests per PDU type, and serves loopback addresses only. The knobs are
-:class:`FakeAgent` fields, changeable while it runs.
+Shipped with the collector (as httpcore ships its mock backend) for the tests and benchmarks:
+it replays a varbind mapping or an ``.snmprec`` recording, counts the requests per PDU type and
+serves loopback addresses only. The knobs are :class:`FakeAgent` fields, changeable live.
 
-    agent = await start_fake_agent(varbinds, address="127.0.0.5", community="public")
     python -m collectors.fake_agent --port 16100 127.0.9.1=printer.snmprec ...
 """
 
@@ -79,8 +77,7 @@ class FakeAgent(asyncio.DatagramProtocol):
     address: str = "127.0.0.1"
     port: int = 0
     counts: Counter[str] = field(default_factory=Counter)
-    #: Communities of the requests received, in arrival order (right or wrong).
-    communities_seen: list[bytes] = field(default_factory=list)
+    communities_seen: list[bytes] = field(default_factory=list)  # arrival order, right or wrong
     answered: int = 0
     transport: asyncio.DatagramTransport | None = None
 

@@ -1,8 +1,7 @@
 """SNMPv1/v2c messages to and from bytes, no I/O: the subset of BER (X.690) they use.
 
-One-octet tags, definite lengths of at most four octets (RFC 1157, RFC 3416).
-Our own codec: pyasn1's generic decoder was most of the client CPU (STACK_NOTES).
-:func:`decode_request` is the fake agent's side.
+Our own codec (one-octet tags, definite lengths of at most four octets): pyasn1's generic
+decoder was most of the client CPU (STACK_NOTES). :func:`decode_request` is the agent's side.
 """
 
 from __future__ import annotations
@@ -84,17 +83,14 @@ class Response:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A decoded request; ``kind`` None: a PDU not answered with data (SET, traps, ...).
-
-    For GET and GETNEXT, ``non_repeaters`` and ``max_repetitions`` hold error-status and -index.
-    """
+    """A decoded request; ``kind`` is None for a PDU not answered with data (SET, traps, ...)."""
 
     version: int
     community: bytes
     kind: PduKind | None
     request_id: int = 0
-    non_repeaters: int = 0
-    max_repetitions: int = 0
+    non_repeaters: int = 0  # GET and GETNEXT: the error-status field
+    max_repetitions: int = 0  # GET and GETNEXT: the error-index field
     oids: tuple[Oid, ...] = ()
 
 
@@ -111,18 +107,6 @@ _V1_TRAP = 0xA4  # a layout of its own (RFC 1157 section 4.1.6)
 # error-index, non-repeaters and max-repetitions are INTEGER (0..max-bindings).
 _INTEGER32 = range(-(2**31), 2**31)
 _MAX_BINDINGS = range(2**31)
-# The value types a varbind may carry: SMIv1 ObjectSyntax (RFC 1155) and NULL;
-# SMIv2 adds Counter64 (RFC 2578) and the three exceptions (RFC 3416).
-_V1_VALUE_TAGS = frozenset(
-    {INTEGER, OCTET_STRING, NULL, OBJECT_IDENTIFIER, IP_ADDRESS, COUNTER32, GAUGE32}
-    | {TIMETICKS, OPAQUE}
-)
-# Fixed content sizes: an IpAddress is four octets, NULL and the exceptions are empty.
-_VALUE_SIZES = {IP_ADDRESS: 4, NULL: 0, NO_SUCH_OBJECT: 0, NO_SUCH_INSTANCE: 0, END_OF_MIB_VIEW: 0}
-_VALUE_TAGS = {
-    0: _V1_VALUE_TAGS,
-    1: _V1_VALUE_TAGS | {COUNTER64, NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW},
-}
 _UNSIGNED32 = {COUNTER32, GAUGE32, TIMETICKS, UINTEGER32}
 _OCTETS = {OCTET_STRING, IP_ADDRESS, OPAQUE, NSAP}
 EXCEPTIONS = {
@@ -130,8 +114,13 @@ EXCEPTIONS = {
     NO_SUCH_INSTANCE: Special.NO_SUCH_INSTANCE,
     END_OF_MIB_VIEW: Special.END_OF_MIB_VIEW,
 }
-
-# -- encoding -------------------------------------------------------------------------
+# The value types a request may carry: SMIv1 ObjectSyntax (RFC 1155) and NULL; SMIv2 adds
+# Counter64 (RFC 2578) and the exceptions (RFC 3416). NsapAddress and UInteger32 (RFC 1442,
+# withdrawn) are decoded in a response but are no type of either version.
+_V1_VALUE_TAGS = ({INTEGER, NULL, OBJECT_IDENTIFIER} | _OCTETS | _UNSIGNED32) - {NSAP, UINTEGER32}
+_VALUE_TAGS = {0: _V1_VALUE_TAGS, 1: _V1_VALUE_TAGS | {COUNTER64} | EXCEPTIONS.keys()}
+# Fixed content sizes: an IpAddress is four octets, NULL and the exceptions are empty.
+_VALUE_SIZES = {IP_ADDRESS: 4, NULL: 0, **dict.fromkeys(EXCEPTIONS, 0)}
 
 
 def tlv(tag: int, content: bytes) -> bytes:
@@ -162,10 +151,7 @@ def encode_oid(oid: Oid) -> bytes:
 
 
 def encode_value(tag: int, value: Value | None) -> bytes:
-    """``value`` under ``tag``, written as given: any content can go under any tag.
-
-    None is NULL, an OID tuple its arcs, an int two's-complement INTEGER octets.
-    """
+    """``value`` under ``tag`` as given (None: NULL; a tuple: OID arcs; an int: INTEGER octets)."""
     if value is None:
         return NULL_VALUE
     if isinstance(value, tuple):
@@ -205,9 +191,6 @@ def encode_request(
     return encode_message(
         VERSION_NUMBERS[version], community, _REQUEST_TAGS[kind], fields, varbinds
     )
-
-
-# -- decoding -------------------------------------------------------------------------
 
 
 def read_tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
@@ -267,18 +250,16 @@ def decode_oid(content: bytes) -> Oid:
 
 def _header(data: bytes) -> tuple[int, bytes, int, int]:
     """(version number, community, PDU offset, message content end) of a message."""
-    end = len(data)
-    start, stop = expect(data, 0, end, SEQUENCE, "message")
+    start, stop = expect(data, 0, len(data), SEQUENCE, "message")
     ver_start, ver_stop = expect(data, start, stop, INTEGER, "message version")
     version = decode_integer(data, ver_start, ver_stop)
     com_start, com_stop = expect(data, ver_stop, stop, OCTET_STRING, "community")
     return version, data[com_start:com_stop], com_stop, stop
 
 
-def _pdu_fields(data: bytes, start: int, stop: int) -> tuple[int, int, int, int, int]:
+def _pdu_fields(data: bytes, pos: int, stop: int) -> tuple[int, int, int, int, int]:
     """The three INTEGERs of a PDU and the (start, end) of its varbind list."""
     fields: list[int] = []
-    pos = start
     for what in ("request-id", "error-status", "error-index"):
         field_start, pos = expect(data, pos, stop, INTEGER, what)
         fields.append(decode_integer(data, field_start, pos))
@@ -315,11 +296,8 @@ def decode_response(data: bytes) -> tuple[int, bytes, Response]:
     """
     version, community, pos, stop = _header(data)
     pdu_start, pdu_stop = expect(data, pos, stop, RESPONSE, "response PDU")
-    request_id, error_status, error_index, list_start, list_stop = _pdu_fields(
-        data, pdu_start, pdu_stop
-    )
+    request_id, status, index, pos, list_stop = _pdu_fields(data, pdu_start, pdu_stop)
     varbinds: list[RawVarbind] = []
-    pos = list_start
     while pos < list_stop:
         vb_start, pos = expect(data, pos, list_stop, SEQUENCE, "varbind")
         name_tag, name_start, name_stop = read_tlv(data, vb_start, pos)
@@ -335,7 +313,7 @@ def decode_response(data: bytes) -> tuple[int, bytes, Response]:
             varbinds.append((oid, _value(value_tag, data[value_start:value_stop])))
         except WireError:
             varbinds.append((oid, Special.UNSUPPORTED))
-    return version, community, Response(error_status, error_index, varbinds, request_id)
+    return version, community, Response(status, index, varbinds, request_id)
 
 
 def decode_request(data: bytes) -> Request:
@@ -351,7 +329,7 @@ def decode_request(data: bytes) -> Request:
         raise WireError(f"PDU: tag 0x{tag:02x} is not a PDU of version number {version}")
     if tag == _V1_TRAP:
         return Request(version=version, community=community, kind=None)
-    request_id, second, third, list_start, list_stop = _pdu_fields(data, pdu_start, pdu_stop)
+    request_id, second, third, pos, list_stop = _pdu_fields(data, pdu_start, pdu_stop)
     kind = _REQUEST_KINDS.get(tag)
     if version == 1:
         if request_id not in _INTEGER32:
@@ -364,7 +342,6 @@ def decode_request(data: bytes) -> Request:
                 raise WireError(f"{what}: {value} is outside 0..2147483647")
     value_tags = _VALUE_TAGS[version]
     oids: list[Oid] = []
-    pos = list_start
     while pos < list_stop:
         vb_start, pos = expect(data, pos, list_stop, SEQUENCE, "varbind")
         name_start, name_stop = expect(data, vb_start, pos, OBJECT_IDENTIFIER, "varbind name")
@@ -378,7 +355,7 @@ def decode_request(data: bytes) -> Request:
         if value_stop - value_start != _VALUE_SIZES.get(value_tag, value_stop - value_start):
             raise WireError(f"varbind value: wrong size for tag 0x{value_tag:02x}")
         oid = decode_oid(data[name_start:name_stop])
-        if _oid_content(oid) != data[name_start:name_stop]:  # not the one encoding (X.690 8.19.2)
+        if encode_oid(oid) != tlv(OBJECT_IDENTIFIER, data[name_start:name_stop]):  # X.690 8.19.2
             raise WireError("OBJECT IDENTIFIER: a sub-identifier starts with 0x80")
         oids.append(oid)
     return Request(version, community, kind, request_id, second, third, tuple(oids))

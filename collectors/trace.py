@@ -52,10 +52,7 @@ class TracedRequester:
         try:
             response = await self._inner.request(kind, oids, max_repetitions)
         except SnmpError as exc:
-            detail = str(exc)
-            host = self._address.split(":")[0].strip("[]")
-            for prefix in (f"{self._address}: ", f"{host}: "):
-                detail = detail.removeprefix(prefix)
+            detail = str(exc).removeprefix(f"{exc.address}: ")  # the line names it already
             report(failure=f"{exc.reason.replace('_', ' ')}: {detail}")
             raise
         except asyncio.CancelledError:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
+
 from agent.commands._scan_view import InOrder, ScanOutput, scan_progress
+from collectors.errors import SnmpPortClosed, SnmpTimeout
 from collectors.snmp_message import PduKind, Response
-from collectors.trace import Exchange, describe_exchange
+from collectors.trace import Exchange, TracedRequester, describe_exchange
 from mibs.models import Counters, Identity, PrinterRead
-from mibs.values import parse_oid
+from mibs.values import Oid, parse_oid
 
 
 def test_results_are_released_in_order_as_soon_as_their_turn_comes() -> None:
@@ -86,4 +91,61 @@ def test_an_exchange_in_one_line() -> None:
     )
     assert describe_exchange(silent) == (
         "10.0.0.7 v3 GET [1.3.6.1.2.1.1.1.0] -> no answer (timeout), 2000.0 ms"
+    )
+
+
+class _Inner:
+    """The requester seam, answering or failing as told."""
+
+    def __init__(self, outcome: Response | BaseException) -> None:
+        self.outcome = outcome
+
+    async def request(
+        self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
+    ) -> Response:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
+@pytest.mark.parametrize(
+    ("outcome", "failure"),
+    [
+        (Response(varbinds=[]), None),
+        (
+            SnmpTimeout(
+                "printer.example:1161: no answer to get after 2 attempts",
+                address="printer.example:1161",
+            ),
+            "timeout: no answer to get after 2 attempts",
+        ),
+        (
+            SnmpPortClosed("ICMP port unreachable: no SNMP agent", address="192.0.2.7"),
+            "port closed: ICMP port unreachable: no SNMP agent",
+        ),
+        (asyncio.CancelledError(), "cut short by the read deadline"),
+    ],
+)
+async def test_a_traced_request_reports_its_answer_or_why_there_was_none(
+    outcome: Response | BaseException, failure: str | None
+) -> None:
+    seen: list[Exchange] = []
+    traced = TracedRequester(
+        _Inner(outcome), address="printer.example:1161", version="v2c", trace=seen.append
+    )
+    oids = [parse_oid("1.3.6.1.2.1.1.1.0")]
+    if isinstance(outcome, BaseException):
+        with pytest.raises(type(outcome)):
+            await traced.request(PduKind.BULK, oids, 10)
+    else:
+        assert await traced.request(PduKind.BULK, oids, 10) is outcome
+    (exchange,) = seen
+    assert (exchange.address, exchange.kind, exchange.oids, exchange.max_repetitions) == (
+        "printer.example:1161",
+        PduKind.BULK,
+        tuple(oids),
+        10,
+    )
+    assert (exchange.response, exchange.failure) == (
+        (outcome, None) if failure is None else (None, failure)
     )
