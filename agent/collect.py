@@ -113,16 +113,16 @@ class Collector:
         return stats
 
     async def _record_sighting(self, result: AddressResult, sweep_started: datetime) -> None:
-        if result.status != "printer" or result.identity is None:
+        identity = result.identity
+        if identity is None:  # a printer's result always has one
             return
         outcome = self._inventory.record_discovery(
             result.address,
-            result.identity,
+            identity,
             device_key=result.device_id,
             credential_profile=result.credential,
             sweep_started=sweep_started,
         )
-        identity = result.identity
         found = DeviceFound(
             device_id=outcome.device_id,
             address=result.address,
@@ -180,9 +180,10 @@ class Collector:
 
     async def _read_one(self, device: InventoryDevice, purpose: Purpose, stats: CycleStats) -> None:
         assert device.address is not None
-        structlog.contextvars.bind_contextvars(device_id=device.device_id, address=device.address)
         answered = False
-        try:
+        with structlog.contextvars.bound_contextvars(
+            device_id=device.device_id, address=device.address
+        ):
             async with self._limit:
                 began = time.monotonic()
                 try:
@@ -210,8 +211,6 @@ class Collector:
                         model=device.model or "",
                     )
             self._count_outcome(outcome, purpose, stats)
-        finally:
-            structlog.contextvars.unbind_contextvars("device_id", "address")
         await self.events.after_read(
             device,
             outcome,

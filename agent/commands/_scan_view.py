@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TextIO, TypeVar
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod, OverflowMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -43,23 +43,19 @@ class InOrder(Generic[T]):
 
 
 def scan_record(read: PrinterRead, policy: Policy | None = None) -> dict[str, Any]:
-    """The JSON object printed for one printer: the read as the read schema describes it.
-
-    With a ``policy`` (``--policy FILE``) it also carries the read's ``"eligibility"`` verdict.
-    """
+    """One printer's JSON object: the read (read schema), with a ``policy`` its verdict too."""
     record = read.model_dump(mode="json")
     return record if policy is None else with_eligibility(record, read, policy)
 
 
-#: (header, width or None for "as wide as needed", right-aligned)
-_COLUMNS = (
-    ("Address", 15, False),
-    ("Vendor", 12, False),
-    ("Model", 26, False),
-    ("Serial", 16, False),
-    ("Lifetime pages", 14, True),
-    ("Lowest supply", None, False),
-)
+#: The columns after the address: (header, width or None for "as wide as needed", justify).
+_COLUMNS: list[tuple[str, int | None, JustifyMethod]] = [
+    ("Vendor", 12, "left"),
+    ("Model", 26, "left"),
+    ("Serial", 16, "left"),
+    ("Lifetime pages", 14, "right"),
+    ("Lowest supply", None, "left"),
+]
 
 
 class ScanOutput:
@@ -84,25 +80,16 @@ class ScanOutput:
             file=stream, width=width, soft_wrap=False, highlight=False
         )
         self._stream, self._table, self._policy = stream, table, policy
-        self._columns = [
-            (name, address_width if name == "Address" else size, right)
-            for name, size, right in _COLUMNS
-        ]
+        self._columns = [("Address", address_width, "left"), *_COLUMNS]
         if policy is not None:
-            self._columns[-1] = ("Lowest supply", 24, False)
-            self._columns.append(("Eligibility", None, False))
+            self._columns[-1:] = [("Lowest supply", 24, "left"), ("Eligibility", None, "left")]
         self._printed = 0
 
     def _grid(self, *, header: bool) -> Table:
         grid = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
-        for name, width, right in self._columns:
-            grid.add_column(
-                name,
-                width=width,
-                no_wrap=True,
-                overflow="ellipsis" if width else "fold",
-                justify="right" if right else "left",
-            )
+        for name, width, justify in self._columns:
+            overflow: OverflowMethod = "ellipsis" if width else "fold"
+            grid.add_column(name, width=width, no_wrap=True, overflow=overflow, justify=justify)
         return grid
 
     def row(self, read: PrinterRead) -> None:

@@ -47,11 +47,8 @@ def _protocol(choices: tuple[str, ...]) -> Callable[[str], str]:
 
 
 class _VersionOrVerbose(argparse.Action):
-    """``-v 1|2c|3`` picks the version (net-snmp); a bare ``-v`` (or ``-vv``) is verbosity.
-
-    ``-v`` followed by anything else (``scan -v 10.0.0.7``) counts as verbosity and
-    the word is kept as a target.
-    """
+    """``-v 1|2c|3`` picks the version (net-snmp); a bare ``-v`` (or ``-vv``) is verbosity,
+    and so is ``-v WORD`` (``scan -v 10.0.0.7``), the word kept as a target."""
 
     def __call__(
         self,
@@ -73,94 +70,74 @@ class _VersionOrVerbose(argparse.Action):
 
 
 _AUTH, _PRIV = get_args(AuthProtocol), get_args(PrivProtocol)
+#: The SNMP options' help texts, by destination.
+_HELP = {
+    "community": "v1/v2c community, repeatable; tried in order (default: public)",
+    "community_file": "communities, one a line (# comments), tried after any -c",
+    "snmp_version_or_verbose": "SNMP version as in net-snmp (-v 2c); a bare -v is --verbose",
+    "snmp_version": "protocol version (default: 2c; 3 needs -u)",
+    "verbose": "show every SNMP exchange on stderr: request, OIDs, answer or timeout, time "
+    "(-vv: and the values answered)",
+    "snmp_port": "UDP port (161)",
+    "timeout": "wait this long for each answer (2); each retry waits 1.5x longer",
+    "retries": "retries (1)",
+    "max_repetitions": "GETBULK size (10)",
+    "no_bulk": "walk with GETNEXT only (devices without GETBULK)",
+    "v3_user": "SNMPv3 user name",
+    "v3_level": "SNMPv3 security level: noAuthNoPriv, authNoPriv or authPriv "
+    "(default: from the keys given)",
+    "v3_auth_protocol": f"SNMPv3 authentication: {', '.join(_AUTH)} "
+    f"(default {DEFAULT_AUTH} with a key)",
+    "v3_auth_key": "prefer --v3-auth-key-file",
+    "v3_auth_key_file": "file holding the key",
+    "v3_priv_protocol": f"SNMPv3 privacy: {', '.join(_PRIV)} (default {DEFAULT_PRIV} with a key)",
+    "v3_priv_key": "prefer --v3-priv-key-file",
+    "v3_priv_key_file": "file holding the key",
+    "v3_context": "SNMPv3 context name",
+    "config": "agent config: its credential profiles and SNMP settings",
+    "profile": "use only this credential profile of --config",
+}
+
+
+def option_adder(
+    container: argparse._ActionsContainer, helps: dict[str, str]
+) -> Callable[..., None]:
+    """``container.add_argument`` taking each option's help text from ``helps`` by its dest."""
+
+    def add(*flags: str, **keywords: Any) -> None:
+        action = container.add_argument(*flags, **keywords)
+        action.help = helps[action.dest]
+
+    return add
 
 
 def add_snmp_options(parser: argparse.ArgumentParser) -> None:
-    """Declare the SNMP options on ``parser`` (one argument group).
-
-    The short options are net-snmp's (``snmpwalk -v 2c -c public -t 2 -r 1``,
-    ``-v 3 -u USER -l authPriv -a SHA-256 -A KEY -x AES -X KEY -n CONTEXT``).
-    """
+    """Declare the SNMP options on ``parser`` (one group; short options as in snmpwalk)."""
     group = parser.add_argument_group(
         "SNMP",
         "net-snmp's short options work as in snmpwalk. Keys and communities typed on the "
         "command line are visible to every local user (ps): prefer the -file forms.",
     )
-    add = group.add_argument
-    add(
-        "-c",
-        "--community",
-        action="append",
-        metavar="NAME",
-        help="v1/v2c community, repeatable; tried in order (default: public)",
-    )
-    add(
-        "--community-file",
-        type=Path,
-        metavar="FILE",
-        help="communities, one a line (# comments), tried after any -c",
-    )
-    add(
-        "-v",
-        dest="snmp_version_or_verbose",
-        nargs="?",
-        action=_VersionOrVerbose,
-        metavar="1|2c|3",
-        help="SNMP version as in net-snmp (-v 2c); a bare -v is --verbose",
-    )
-    add(
-        "--snmp-version",
-        choices=SNMP_VERSIONS,
-        default="2c",
-        metavar="1|2c|3",
-        help="protocol version (default: 2c; 3 needs -u)",
-    )
-    add(
-        "--verbose",
-        action="count",
-        default=0,
-        help="show every SNMP exchange on stderr: request, OIDs, answer or timeout, time "
-        "(-vv: and the values answered)",
-    )
-    add("--snmp-port", type=int, metavar="PORT", help="UDP port (161)")
-    add(
-        "-t",
-        "--timeout",
-        type=float,
-        metavar="SECONDS",
-        help="wait this long for each answer (2); each retry waits 1.5x longer",
-    )
-    add("-r", "--retries", type=int, metavar="N", help="retries (1)")
-    add("--max-repetitions", type=int, metavar="N", help="GETBULK size (10)")
-    add("--no-bulk", action="store_true", help="walk with GETNEXT only (devices without GETBULK)")
-    add("-u", "--v3-user", metavar="USER", help="SNMPv3 user name")
-    add(
-        "-l",
-        "--v3-level",
-        choices=("noAuthNoPriv", "authNoPriv", "authPriv"),
-        metavar="LEVEL",
-        help="SNMPv3 security level: noAuthNoPriv, authNoPriv or authPriv "
-        "(default: from the keys given)",
-    )
-    for kind, flag, protocols, default, what in (
-        ("auth", "a", _AUTH, DEFAULT_AUTH, "authentication"),
-        ("priv", "x", _PRIV, DEFAULT_PRIV, "privacy"),
-    ):
-        add(
-            f"-{flag}",
-            f"--v3-{kind}-protocol",
-            type=_protocol(protocols),
-            metavar="PROTOCOL",
-            help=f"SNMPv3 {what}: {', '.join(protocols)} (default {default} with a key)",
-        )
-        add(
-            f"-{flag.upper()}",
-            f"--v3-{kind}-key",
-            metavar="KEY",
-            help=f"prefer --v3-{kind}-key-file",
-        )
-        add(f"--v3-{kind}-key-file", type=Path, metavar="FILE", help="file holding the key")
-    add("-n", "--v3-context", default="", metavar="NAME", help="SNMPv3 context name")
+    add = option_adder(group, _HELP)
+    add("-c", "--community", action="append", metavar="NAME")
+    add("--community-file", type=Path, metavar="FILE")
+    add("-v", dest="snmp_version_or_verbose", nargs="?", action=_VersionOrVerbose, metavar="1|2c|3")
+    add("--snmp-version", choices=SNMP_VERSIONS, default="2c", metavar="1|2c|3")
+    add("--verbose", action="count", default=0)
+    add("--snmp-port", type=int, metavar="PORT")
+    add("-t", "--timeout", type=float, metavar="SECONDS")
+    add("-r", "--retries", type=int, metavar="N")
+    add("--max-repetitions", type=int, metavar="N")
+    add("--no-bulk", action="store_true")
+    add("-u", "--v3-user", metavar="USER")
+    add("-l", "--v3-level", choices=("noAuthNoPriv", "authNoPriv", "authPriv"), metavar="LEVEL")
+    add("-a", "--v3-auth-protocol", type=_protocol(_AUTH), metavar="PROTOCOL")
+    add("-A", "--v3-auth-key", metavar="KEY")
+    add("--v3-auth-key-file", type=Path, metavar="FILE")
+    add("-x", "--v3-priv-protocol", type=_protocol(_PRIV), metavar="PROTOCOL")
+    add("-X", "--v3-priv-key", metavar="KEY")
+    add("--v3-priv-key-file", type=Path, metavar="FILE")
+    add("-n", "--v3-context", default="", metavar="NAME")
     parser.set_defaults(extra_targets=None)
 
 
@@ -241,12 +218,10 @@ def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
     if communities is None:
         communities = [] if user is not None else ["public"]
     version = "v1" if args.snmp_version == "1" else "v2c"
-    seen: set[str] = set()
     for number, community in enumerate(communities, start=1):
         if not community:
             raise UsageError(f"--community #{number} is empty")
-        if community not in seen:
-            seen.add(community)
+        if community not in communities[: number - 1]:  # a repeated one is tried once
             secret = SecretStr(community)
             profiles.append(
                 Credential(name=f"{version}#{number}", version=version, community=secret)
@@ -290,15 +265,9 @@ def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and ``--profile NAME``: the daemon's credentials and SNMP settings."""
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="FILE",
-        help="agent config: its credential profiles and SNMP settings",
-    )
-    parser.add_argument(
-        "--profile", metavar="NAME", help="use only this credential profile of --config"
-    )
+    add = option_adder(parser, _HELP)
+    add("--config", type=Path, metavar="FILE")
+    add("--profile", metavar="NAME")
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig | None:
@@ -343,10 +312,7 @@ def snmp_config_from_args(
 
 
 def exchange_printer(args: argparse.Namespace, stream: TextIO) -> Trace | None:
-    """With ``-v``/``--verbose``: a trace that prints each SNMP exchange on ``stream``.
-
-    ``-vv`` also prints every varbind of each answer (values as text, or hex).
-    """
+    """With ``-v``: a trace printing each SNMP exchange on ``stream`` (-vv: the varbinds too)."""
     if not args.verbose:
         return None
     from collectors.trace import describe_exchange, describe_varbind

@@ -41,6 +41,7 @@ from agent.commands._snmp_options import (
     bounded,
     config_from_args,
     exchange_printer,
+    option_adder,
     snmp_config_from_args,
 )
 from agent.commands._target_options import (
@@ -70,6 +71,14 @@ if TYPE_CHECKING:
 #: Silent addresses named in the "no answer" hint (a named-host scan names few).
 _SILENT_NAMED = 20
 _log = structlog.get_logger(__name__)
+#: Help texts of scan's own options, by destination.
+_HELP = {
+    "walk_files": "read a saved 'snmpwalk -On' output or .snmprec recording instead of a device "
+    "(repeatable; with one TARGET, that is the address the read carries)",
+    "rate": f"packets per second for the whole scan (default {DEFAULT_RATE:g}; 0: no limit)",
+    "concurrency": "devices read at once (default: snmp.concurrency, 64)",
+    "deadline": "cap on one device's whole read, every profile tried (default 30)",
+}
 
 
 @dataclass
@@ -97,6 +106,59 @@ class ScanSummary:
         if self.failed:
             parts.append(f"{self.failed} failed")
         return ", ".join(parts)
+
+    def count(self, outcome: ReadOutcome, note: Callable[[str], None]) -> PrinterRead | None:
+        """The printer's read, or None after counting (and noting) why there is none."""
+        address, read = outcome.address, outcome.read
+        if read is None:
+            if outcome.kind == "silent":
+                self.silent += 1
+                if len(self.silent_addresses) < _SILENT_NAMED:
+                    self.silent_addresses.append(address)
+            elif outcome.kind == "refused":
+                self.refused += 1
+                note(f"{address}: every credential refused ({outcome.detail})")
+            else:
+                self.failed += 1
+                note(f"{address}: {outcome.detail}")
+            return None
+        if read.identity.is_printer:
+            self.printers += 1
+            return read
+        if any(problem.reason in ("timeout", "deadline") for problem in read.problems):
+            # The read stopped early (silence or deadline), so "not a printer" is not known.
+            self.incomplete += 1
+            note(f"{address}: answered, then fell silent before it could be identified")
+        else:
+            self.not_printers += 1
+            what = read.identity.sys_descr or read.identity.sys_object_id or "?"
+            note(f"{address}: answers SNMP but is not a printer ({what[:60]}), skipped")
+        return None
+
+    def hints(self, credentials: Sequence[Credential], typed: Sequence[str]) -> Iterator[str]:
+        """One line per silent address: what was tried and what usually causes the silence.
+
+        A community is shown only when it is in ``typed`` (the user's own command-line text);
+        one from a file is named by its profile; a v3 profile by its user, never by its keys.
+        """
+        communities = [
+            repr(secret) if secret in typed else f"of profile {c.name!r}"
+            for c in credentials
+            if c.community is not None
+            for secret in [c.community.get_secret_value()]
+        ]
+        users = [repr(c.username) for c in credentials if c.version == "v3"]
+        parts: list[str] = []
+        if communities:
+            version = next(c.version for c in credentials if c.community is not None)
+            noun = "community" if len(communities) == 1 else "communities"
+            parts.append(f"{version} {noun} " + ", ".join(communities))
+        if users:
+            parts.append("v3 user " + ", ".join(users))
+        cause = "wrong community" if communities else "wrong user or keys"
+        tried = " or ".join(parts)
+        for address in self.silent_addresses:
+            yield f"no answer from {address} with {tried}: {cause}, SNMP off, or a firewall?"
 
 
 async def run_scan(
@@ -135,7 +197,7 @@ async def run_scan(
                     settings=settings,
                     pace=pace,
                 )
-            in_order.done(sequence, _printer(outcome, summary, output.note))
+            in_order.done(sequence, summary.count(outcome, output.note))
             progress.update(summary.addresses, summary.printers)
 
     # A worker's deliberate error reaches the CLI in an exception group: it reports one line.
@@ -145,72 +207,12 @@ async def run_scan(
     return summary
 
 
-def _printer(
-    outcome: ReadOutcome, summary: ScanSummary, note: Callable[[str], None]
-) -> PrinterRead | None:
-    """The printer's read, or None after counting (and noting) why there is none."""
-    address, read = outcome.address, outcome.read
-    if read is None:
-        if outcome.kind == "silent":
-            summary.silent += 1
-            if len(summary.silent_addresses) < _SILENT_NAMED:
-                summary.silent_addresses.append(address)
-        elif outcome.kind == "refused":
-            summary.refused += 1
-            note(f"{address}: every credential refused ({outcome.detail})")
-        else:
-            summary.failed += 1
-            note(f"{address}: {outcome.detail}")
-        return None
-    if read.identity.is_printer:
-        summary.printers += 1
-        return read
-    if any(problem.reason in ("timeout", "deadline") for problem in read.problems):
-        # The read stopped early (silence or deadline), so "not a printer" is not known.
-        summary.incomplete += 1
-        note(f"{address}: answered, then fell silent before it could be identified")
-    else:
-        summary.not_printers += 1
-        what = read.identity.sys_descr or read.identity.sys_object_id or "?"
-        note(f"{address}: answers SNMP but is not a printer ({what[:60]}), skipped")
-    return None
-
-
-def _silent_hints(
-    addresses: Sequence[str], credentials: Sequence[Credential], typed: Sequence[str]
-) -> Iterator[str]:
-    """One line per silent address: what was tried and what usually causes the silence.
-
-    A community is shown only when it is in ``typed`` (the user's own command-line text);
-    one from a file is named by its profile; a v3 profile by its user, never by its keys.
-    """
-    communities = [
-        repr(secret) if secret in typed else f"of profile {c.name!r}"
-        for c in credentials
-        if c.community is not None
-        for secret in [c.community.get_secret_value()]
-    ]
-    users = [repr(c.username) for c in credentials if c.version == "v3"]
-    parts: list[str] = []
-    if communities:
-        version = next(c.version for c in credentials if c.community is not None)
-        noun = "community" if len(communities) == 1 else "communities"
-        parts.append(f"{version} {noun} " + ", ".join(communities))
-    if users:
-        parts.append("v3 user " + ", ".join(users))
-    tried, cause = " or ".join(parts), "wrong community" if communities else "wrong user or keys"
-    for address in addresses:
-        yield f"no answer from {address} with {tried}: {cause}, SNMP off, or a firewall?"
-
-
 async def read_saved(path: Path, address: str) -> PrinterRead:
     """The read of a saved walk or recording; a line it cannot parse is an error (FILE:LINE)."""
     text = read_option_file(path, "--file", errors="surrogateescape")
+    parse = load_varbinds if path.suffix == ".snmprec" or not looks_like_walk(text) else parse_walk
     try:
-        if path.suffix == ".snmprec" or not looks_like_walk(text):
-            varbinds = load_varbinds(text)
-        else:
-            varbinds = parse_walk(text)
+        varbinds = parse(text)
     except (SnmprecError, WalkError) as exc:
         line = getattr(exc, "line", None)
         raise LocalError(f"{path}:{line}: {str(exc).removeprefix(f'line {line}: ')}") from None
@@ -248,34 +250,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         subparsers, "scan", help="read every printer among the targets once", doc=__doc__
     )
     add_target_options(parser)
-    parser.add_argument(
-        "--file",
-        dest="walk_files",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="WALK",
-        help="read a saved 'snmpwalk -On' output or .snmprec recording instead of a device "
-        "(repeatable; with one TARGET, that is the address the read carries)",
-    )
-    parser.add_argument(
-        "--rate",
-        type=bounded(float, 0, 100_000),
-        metavar="PPS",
-        help=f"packets per second for the whole scan (default {DEFAULT_RATE:g}; 0: no limit)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=bounded(int, 1, 4096),
-        metavar="N",
-        help="devices read at once (default: snmp.concurrency, 64)",
-    )
-    parser.add_argument(
-        "--deadline",
-        type=bounded(float, 0.1, 600),
-        metavar="SECONDS",
-        help="cap on one device's whole read, every profile tried (default 30)",
-    )
+    add = option_adder(parser, _HELP)
+    add("--file", dest="walk_files", action="append", type=Path, default=[], metavar="WALK")
+    add("--rate", type=bounded(float, 0, 100_000), metavar="PPS")
+    add("--concurrency", type=bounded(int, 1, 4096), metavar="N")
+    add("--deadline", type=bounded(float, 0.1, 600), metavar="SECONDS")
     add_config_options(parser)
     add_snmp_options(parser)
     add_policy_option(parser)
@@ -305,25 +284,17 @@ def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
     except TargetError as exc:
         raise specs.usage_error(exc) from None
     rate = DEFAULT_RATE if args.rate is None else (args.rate or None)
+    trace = exchange_printer(args, sys.stderr)
     snmp = snmp.model_copy(update={"concurrency": min(snmp.concurrency, max(len(targets), 1))})
     width = 41 if any(":" in spec for spec in specs.targets) else 15  # a port, or IPv6
     with scan_progress(len(targets), sys.stderr) as progress:
         output = show(address_width=width, console=progress.console)
-        result = asyncio.run(
-            run_scan(
-                targets,
-                snmp,
-                output,
-                progress,
-                rate=rate,
-                trace=exchange_printer(args, sys.stderr),
-            )
-        )
+        result = asyncio.run(run_scan(targets, snmp, output, progress, rate=rate, trace=trace))
     output.finish()
     print(f"fleet-agent scan: {result.line()}", file=sys.stderr)
     _log.info("scan.completed", addresses=result.addresses, printers=result.printers)
     if len(targets) <= len(specs.targets):  # one address per spec: named hosts, not a sweep
         typed = args.community or ()
-        for hint in _silent_hints(result.silent_addresses, snmp.credentials, typed):
+        for hint in result.hints(snmp.credentials, typed):
             print(f"fleet-agent scan: {hint}", file=sys.stderr)
     return 0 if result.printers else 1
