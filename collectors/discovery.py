@@ -20,10 +20,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.credentials import Credential, SnmpSettings
-from collectors.ratelimit import TokenBucket
 from collectors.reader import ReadOutcome, SessionSource, read_device
 from collectors.transport import SnmpTransport
-from collectors.udp import Pace
+from collectors.udp import Pace, TokenBucket
 from fleet_errors import leaves
 from mibs.identity import stable_device_id
 from mibs.models import Identity, PrinterRead

@@ -111,32 +111,30 @@ async def read_device(
 
 
 class _Read:
-    """One read over one session: what it collected so far, and which plan items are still owed."""
+    """One read over one session: what it collected, and what the request under way still owes."""
 
     def __init__(self, session: SnmpSession) -> None:
         self.session = session
         self.varbinds: dict[Oid, Value] = {}
         self.problems: list[Problem] = []
-        self.pending: dict[PlanItem, None] = {}  # ordered set
+        self.owed: list[
+            PlanItem
+        ] = []  # if the device falls silent now: this step's items still due
         self.answered = False
-
-    def settle(self, items: Sequence[PlanItem]) -> None:
-        for item in items:
-            self.pending.pop(item, None)
 
     def fail(self, items: Sequence[PlanItem], reason: Reason, detail: str | None = None) -> None:
         for item in items:
             self.problems.append(
                 Problem(field=item.name, oid=format_oid(item.oid), reason=reason, detail=detail)
             )
-        self.settle(items)
 
     async def run(self, plan: ReadPlan) -> None:
         for stage in plan.stages:
             step = stage(self.varbinds)
-            self.pending.update(dict.fromkeys(step.scalars + step.columns))
+            self.owed = list(dict.fromkeys(step.scalars + step.columns))
             if step.scalars:
                 await self._get(step.scalars)
+            self.owed = list(dict.fromkeys(step.columns))
             if step.columns:
                 await self._walk(step.columns)
 
@@ -153,7 +151,6 @@ class _Read:
         self.answered = True
         wanted = {item.oid for item in items}
         self.varbinds.update((oid, value) for oid, value in answer.items() if oid in wanted)
-        self.settle(items)
 
     async def _walk(self, items: Sequence[PlanItem]) -> None:
         by_prefix = {item.oid: item for item in items}
@@ -170,7 +167,6 @@ class _Read:
         for prefix, reason in result.failed.items():
             if prefix in by_prefix:
                 self.fail([by_prefix[prefix]], reason)
-        self.settle(items)
 
 
 async def read_session(
@@ -193,11 +189,11 @@ async def read_session(
                 f"no answer within the read deadline of {deadline:g} s",
                 address=session.address,
             ) from None
-        state.fail(list(state.pending), "deadline", f"read deadline of {deadline:g} s reached")
+        state.fail(state.owed, "deadline", f"read deadline of {deadline:g} s reached")
     except (SnmpTimeout, SnmpAuthError) as exc:
         if not state.answered:
             raise  # never answered: the caller counts it silent or tries another credential
-        state.fail(list(state.pending), exc.reason, str(exc))
+        state.fail(state.owed, exc.reason, str(exc))
     decode = decode_read if plan.kind == "full" else decode_identity_read
     read = decode(
         session.address, collected_at, state.varbinds, transport_problems=tuple(state.problems)

@@ -1,6 +1,6 @@
 """SNMPv1/v2c over one unconnected UDP socket per address family: retries, pacing, closed ports.
 
-The only v1/v2c client (daemon, ``scan``, discovery); docs/reading.md describes it.
+The only v1/v2c client (daemon, ``scan``, discovery), and its pace: a token bucket.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import contextlib
 import ipaddress
 import random
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import structlog
 
@@ -106,14 +106,14 @@ class UdpClient(asyncio.DatagramProtocol):
             with contextlib.suppress(OSError):  # not Linux: a closed port looks like silence
                 sock.setsockopt(*_RECVERR[family], 1)
             loop = asyncio.get_running_loop()
-            _, client = await loop.create_datagram_endpoint(lambda: cls(counters, sock), sock=sock)
+            transport, client = await loop.create_datagram_endpoint(
+                lambda: cls(counters, sock), sock=sock
+            )
         except BaseException:
             sock.close()
             raise
+        client._transport = transport
         return client
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.DatagramTransport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
@@ -244,3 +244,51 @@ async def resolve(host: str, port: int) -> tuple[int, str]:
         raise SnmpUnresolvable(f"{host}: cannot resolve ({exc})", address=host) from exc
     family, _, _, _, sockaddr = infos[0]
     return int(family), str(sockaddr[0])
+
+
+# Float dust: after sleeping the exact deficit, refill may land a hair below one token.
+_EPSILON = 1e-9
+
+
+class TokenBucket:
+    """A :data:`Pace`: the sweep's packets per second; clock and sleep injectable (virtual time)."""
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        burst: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError(f"rate must be positive, got {rate!r} (use None for no limit)")
+        self.rate = float(rate)
+        self.burst = float(burst) if burst is not None else default_burst(rate)
+        if self.burst < 1:
+            raise ValueError(f"burst must be at least 1, got {self.burst!r}")
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = self.burst
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+        self.granted = 0
+
+    async def acquire(self) -> None:
+        """Wait for one token; waiters are served first come, first served."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                if now > self._stamp:
+                    self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= 1 - _EPSILON:
+                    break
+                await self._sleep((1 - self._tokens) / self.rate)
+            self._tokens = max(0.0, self._tokens - 1)
+            self.granted += 1
+
+
+def default_burst(rate: float) -> float:
+    """A twentieth of a second's worth of packets, at least one: smooth, yet cheap to schedule."""
+    return max(1.0, rate / 20)

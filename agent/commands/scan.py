@@ -56,9 +56,9 @@ from agent.output import default_format
 from collectors.base import RecordedSession
 from collectors.credentials import Credential
 from collectors.discovery import DEFAULT_RATE
-from collectors.ratelimit import TokenBucket
 from collectors.reader import ReadOutcome, SessionSource, read_device, read_session
 from collectors.targets import TargetError, validate_targets
+from collectors.udp import TokenBucket
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan
 from mibs.snmprec import SnmprecError, load_varbinds

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from collectors.ratelimit import TokenBucket, default_burst
+from collectors.udp import TokenBucket, default_burst
 
 
 class VirtualClock:
