@@ -1,7 +1,6 @@
-"""The one device reader: credentials in order, a read plan, a deadline, one typed outcome.
+"""The one device reader (docs/reading.md): credentials in order, a plan, a deadline, one outcome.
 
-Scan, discovery (with :func:`mibs.plan.identity_read_plan`) and the daemon all read a
-device through :func:`read_device`; docs/reading.md describes how.
+Scan, discovery (with the identity plan) and the daemon all read through :func:`read_device`.
 """
 
 from __future__ import annotations

@@ -59,8 +59,6 @@ class SnmpTransport(Counters):
                 task.result().close()
             else:
                 task.cancel()
-        self._opening.clear()
-        self._opened.clear()
 
     def _check(self) -> None:
         if self._closed:
@@ -102,13 +100,14 @@ class SnmpTransport(Counters):
         target = Target(
             address=host,
             port=settings.port,
+            credential=credential,
             version=credential.version,
             community=community.get_secret_value().encode() if community else b"",
             timeout=settings.timeout,
             retries=settings.retries,
             pace=pace,
         )
-        requester: Requester = _Requester(self, target, credential)
+        requester: Requester = _Requester(self, target)
         if self._trace is not None:
             requester = TracedRequester(
                 requester, address=address, version=credential.version, trace=self._trace
@@ -150,8 +149,8 @@ async def _load_v3(_: str, counters: Counters) -> V3Engine:
 class _Requester:
     """The :class:`~collectors.walk.Requester` of one session: v1/v2c over UDP, or v3."""
 
-    def __init__(self, transport: SnmpTransport, target: Target, credential: Credential) -> None:
-        self._transport, self._target, self._credential = transport, target, credential
+    def __init__(self, transport: SnmpTransport, target: Target) -> None:
+        self._transport, self._target = transport, target
         self._resolved: tuple[int, str] | None = None
 
     async def request(
@@ -162,9 +161,7 @@ class _Requester:
             self._resolved = await resolve(target.address, target.port)
         family, host = self._resolved
         if target.version == "v3":
-            engine = await transport._open("v3", _load_v3)
-            return await engine.request(
-                target, host, kind, oids, max_repetitions, credential=self._credential
-            )
-        client = await transport._open(family, UdpClient.open)
-        return await client.request(target, host, kind, oids, max_repetitions)
+            peer: UdpClient | V3Engine = await transport._open("v3", _load_v3)
+        else:
+            peer = await transport._open(family, UdpClient.open)
+        return await peer.request(target, host, kind, oids, max_repetitions)

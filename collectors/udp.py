@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from collectors.credentials import Credential
 from collectors.errors import (
     CLOSED,
     CLOSED_IN_FLIGHT,
@@ -79,8 +80,9 @@ class Target:
 
     address: str  # as given (a name or a literal): what errors name
     port: int
-    version: str
-    community: bytes  # v1/v2c only
+    credential: Credential
+    version: str  # the credential's version and (v1/v2c) community, ready for the wire
+    community: bytes
     timeout: float  # the first attempt's wait; each retry waits RETRY_BACKOFF times longer
     retries: int
     pace: Pace | None = None
@@ -100,13 +102,11 @@ class UdpClient(asyncio.DatagramProtocol):
     @classmethod
     async def open(cls, family: int, counters: Counters) -> UdpClient:
         sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setblocking(False)
+        try:  # asyncio makes the socket non-blocking
             raise_receive_buffer(sock)
             with contextlib.suppress(OSError):  # not Linux: a closed port looks like silence
                 sock.setsockopt(*_RECVERR[family], 1)
-            loop = asyncio.get_running_loop()
-            transport, client = await loop.create_datagram_endpoint(
+            transport, client = await asyncio.get_running_loop().create_datagram_endpoint(
                 lambda: cls(counters, sock), sock=sock
             )
         except BaseException:
@@ -120,7 +120,6 @@ class UdpClient(asyncio.DatagramProtocol):
         for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
-        self._pending.clear()
 
     def close(self) -> None:
         if self._transport is not None:
@@ -237,9 +236,8 @@ async def resolve(host: str, port: int) -> tuple[int, str]:
     with contextlib.suppress(ValueError):
         literal = ipaddress.ip_address(host)
         return (socket.AF_INET6 if literal.version == 6 else socket.AF_INET), str(literal)
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
         raise SnmpUnresolvable(f"{host}: cannot resolve ({exc})", address=host) from exc
     family, _, _, _, sockaddr = infos[0]

@@ -1,7 +1,6 @@
 """SNMPv3 requests through one pysnmp v3arch ``SnmpEngine`` per transport (docs/reading.md).
 
-USM failures (``errorIndication``) become :class:`SnmpAuthError` naming the target and
-the credential profile, never a key.
+USM failures become :class:`SnmpAuthError` naming the target and profile, never a key.
 """
 
 from __future__ import annotations
@@ -27,15 +26,14 @@ from collectors.snmp_message import PduKind, RawValue, RawVarbind, Response, Spe
 from collectors.udp import Counters, Target, raise_receive_buffer
 from mibs.values import Oid, format_oid
 
-AUTH_PROTOCOLS: dict[str, Any] = {
+#: pysnmp's USM protocols by our names (credentials.AuthProtocol, PrivProtocol).
+_PROTOCOLS: dict[str, Any] = {
     "MD5": v3.USM_AUTH_HMAC96_MD5,
     "SHA": v3.USM_AUTH_HMAC96_SHA,
     "SHA224": v3.USM_AUTH_HMAC128_SHA224,
     "SHA256": v3.USM_AUTH_HMAC192_SHA256,
     "SHA384": v3.USM_AUTH_HMAC256_SHA384,
     "SHA512": v3.USM_AUTH_HMAC384_SHA512,
-}
-PRIV_PROTOCOLS: dict[str, Any] = {
     "DES": v3.USM_PRIV_CBC56_DES,
     "AES": v3.USM_PRIV_CFB128_AES,
     "AES192": v3.USM_PRIV_CFB192_AES,
@@ -94,8 +92,8 @@ def _user(credential: Credential) -> tuple[Any, Any]:
         credential.username or "",
         authKey=auth.get_secret_value() if auth else None,
         privKey=priv.get_secret_value() if priv else None,
-        authProtocol=AUTH_PROTOCOLS.get(credential.auth_protocol or "", v3.USM_AUTH_NONE),
-        privProtocol=PRIV_PROTOCOLS.get(credential.priv_protocol or "", v3.USM_PRIV_NONE),
+        authProtocol=_PROTOCOLS.get(credential.auth_protocol or "", v3.USM_AUTH_NONE),
+        privProtocol=_PROTOCOLS.get(credential.priv_protocol or "", v3.USM_PRIV_NONE),
     )
     return user, v3.ContextData(contextName=credential.context_name.encode())
 
@@ -105,6 +103,7 @@ _GET = cmdgen.GetCommandGenerator()
 _NEXT = cmdgen.NextCommandGeneratorSingleRun()
 _BULK = cmdgen.BulkCommandGeneratorSingleRun()
 _NULL = Null("")
+_Answer = tuple[Any, int, int, Any]  # errorIndication, errorStatus, errorIndex, varbinds
 
 
 def _resolve(*args: Any) -> None:
@@ -145,8 +144,6 @@ class V3Engine:
         kind: PduKind,
         oids: Sequence[Oid],
         max_repetitions: int,
-        *,
-        credential: Credential,
     ) -> Response:
         """One PDU to ``host`` (``target``'s address, resolved); errors name it and the profile."""
         if target.pace is not None:
@@ -160,15 +157,13 @@ class V3Engine:
             )
         if self._closed:
             raise RuntimeError(CLOSED_IN_FLIGHT)
-        user, context = _user(credential)
+        user, context = _user(target.credential)
         # hlapi's get_cmd/next_cmd/bulk_cmd would resolve every OID through the MIB
         # view (about 12% of the CPU) and next_cmd would reject a non-increasing
         # answer for the whole PDU; the single-run generators take OIDs as they are.
         target_name, _ = _LCD.configure(self._engine, user, pysnmp_target, context.contextName)
         varbinds = [(ObjectName(oid), _NULL) for oid in oids]
-        future: asyncio.Future[tuple[Any, int, int, Any]] = (
-            asyncio.get_running_loop().create_future()
-        )
+        future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
         head = (self._engine, target_name, context.contextEngineId, context.contextName)
         self._counters.requests_sent += 1
         if kind is PduKind.BULK:
@@ -186,7 +181,7 @@ class V3Engine:
         if not indication:
             raw = [varbind_to_raw(name, value) for name, value in answer]
             return Response(error_status=status, error_index=index, varbinds=raw)
-        address, profile = target.address, credential.name
+        address, profile = target.address, target.credential.name
         oid = format_oid(oids[0]) if oids else None
         if isinstance(indication, errind.RequestTimedOut):
             self._counters.timeouts += 1
@@ -212,5 +207,4 @@ class V3Engine:
         for future in self._inflight:
             if not future.done():
                 future.set_exception(RuntimeError(CLOSED_IN_FLIGHT))
-        self._inflight.clear()
         self._engine.close_dispatcher()

@@ -99,17 +99,14 @@ class ColumnWalk:
                     self.fail(cursor.prefix, "too_many_rows")
 
     def result(self) -> WalkResult:
-        return WalkResult(
-            rows={prefix: list(c.rows) for prefix, c in self._cursors.items()},
-            failed=dict(self._failed),
-        )
+        return WalkResult({prefix: c.rows for prefix, c in self._cursors.items()}, self._failed)
 
 
 class Requester(Protocol):
-    """Sends one request PDU and returns the decoded answer.
+    """One request PDU out, its decoded answer back.
 
-    Raises ``SnmpTimeout`` (no answer after the retries), ``SnmpAuthError`` (SNMPv3
-    security) or ``SnmpProtocolError`` (an answer that could not be used at all).
+    Raises ``SnmpTimeout`` (no answer after the retries), ``SnmpAuthError`` (SNMPv3 security)
+    or ``SnmpProtocolError`` (an answer that could not be used at all).
     """
 
     async def request(
