@@ -225,10 +225,12 @@ def expect(data: bytes, pos: int, end: int, tag: int, what: str) -> tuple[int, i
     return start, stop
 
 
-def decode_integer(data: bytes, start: int, stop: int) -> int:
-    if start == stop:
+def _integer(data: bytes, pos: int, stop: int, what: str) -> tuple[int, int]:
+    """The INTEGER ``what`` at ``pos`` and the offset after it."""
+    start, end = expect(data, pos, stop, INTEGER, what)
+    if start == end:
         raise WireError(f"empty INTEGER at offset {start}")
-    return int.from_bytes(data[start:stop], "big", signed=True)
+    return int.from_bytes(data[start:end], "big", signed=True), end
 
 
 def decode_oid(content: bytes) -> Oid:
@@ -251,20 +253,18 @@ def decode_oid(content: bytes) -> Oid:
 def _header(data: bytes) -> tuple[int, bytes, int, int]:
     """(version number, community, PDU offset, message content end) of a message."""
     start, stop = expect(data, 0, len(data), SEQUENCE, "message")
-    ver_start, ver_stop = expect(data, start, stop, INTEGER, "message version")
-    version = decode_integer(data, ver_start, ver_stop)
-    com_start, com_stop = expect(data, ver_stop, stop, OCTET_STRING, "community")
+    version, pos = _integer(data, start, stop, "message version")
+    com_start, com_stop = expect(data, pos, stop, OCTET_STRING, "community")
     return version, data[com_start:com_stop], com_stop, stop
 
 
 def _pdu_fields(data: bytes, pos: int, stop: int) -> tuple[int, int, int, int, int]:
     """The three INTEGERs of a PDU and the (start, end) of its varbind list."""
-    fields: list[int] = []
-    for what in ("request-id", "error-status", "error-index"):
-        field_start, pos = expect(data, pos, stop, INTEGER, what)
-        fields.append(decode_integer(data, field_start, pos))
+    request_id, pos = _integer(data, pos, stop, "request-id")
+    second, pos = _integer(data, pos, stop, "error-status")
+    third, pos = _integer(data, pos, stop, "error-index")
     list_start, list_stop = expect(data, pos, stop, SEQUENCE, "varbind list")
-    return fields[0], fields[1], fields[2], list_start, list_stop
+    return request_id, second, third, list_start, list_stop
 
 
 def _value(tag: int, content: bytes) -> RawValue:

@@ -83,13 +83,12 @@ def describe_exchange(exchange: Exchange) -> str:
     if exchange.kind is PduKind.BULK:
         pdu += f" max-repetitions {exchange.max_repetitions}"
     oids = ", ".join(format_oid(oid) for oid in exchange.oids)
-    if exchange.response is None:
-        outcome = f"no answer ({exchange.failure})"
-    else:
-        status = exchange.response.error_status
-        outcome = f"{len(exchange.response.varbinds)} varbinds"
-        if status:
-            error = error_status_name(status)
-            outcome = f"error {error} at index {exchange.response.error_index}, {outcome}"
+    response = exchange.response
+    outcome = f"no answer ({exchange.failure})"
+    if response is not None:
+        outcome = f"{len(response.varbinds)} varbinds"
+        if response.error_status:
+            error = error_status_name(response.error_status)
+            outcome = f"error {error} at index {response.error_index}, {outcome}"
     took = f"{exchange.elapsed * 1000:.1f} ms"
     return f"{exchange.address} {exchange.version} {pdu} [{oids}] -> {outcome}, {took}"
