@@ -191,8 +191,8 @@ class V3Engine:
                 address=address,
                 oid=oid,
             )
-        for cls, reason in _AUTH_FAILURES.items():
-            if isinstance(indication, cls):
+        for failure, reason in _AUTH_FAILURES.items():
+            if isinstance(indication, failure):
                 raise SnmpAuthError(
                     f"{address}: SNMPv3 {reason} with credential profile {profile!r}",
                     address=address,
