@@ -5,6 +5,7 @@
 * :mod:`.fleet`: fleet rules across one site, ``evaluate_fleet(reads, policy) -> FleetReport``.
 * :mod:`.contacts`: supplies contacts, ``load_contacts(path)`` (all-or-nothing CSV import).
 * :mod:`.report`: the fleet report as a table, JSON or CSV.
+* :mod:`.inputs`: the policy and contacts the daemon runs with (``load_eligibility``).
 
 Reason codes and the policy reference: docs/eligibility.md.
 """
