@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 __all__ = ["SnmpTransport"]
 
 T = TypeVar("T")
-K = TypeVar("K")
 
 
 class SnmpTransport(Counters):
@@ -101,7 +101,6 @@ class SnmpTransport(Counters):
             address=host,
             port=settings.port,
             credential=credential,
-            version=credential.version,
             community=community.get_secret_value().encode() if community else b"",
             timeout=settings.timeout,
             retries=settings.retries,
@@ -121,7 +120,7 @@ class SnmpTransport(Counters):
             key=f"{host}:{settings.port}",
         )
 
-    async def _open(self, key: K, opener: Callable[[K, Counters], Awaitable[T]]) -> T:
+    async def _open(self, key: Any, opener: Callable[[Any, Counters], Awaitable[T]]) -> T:
         """The UDP client of one address family (``key``) or the v3 engine, opened once."""
         self._check()
         found: T | None = self._opened.get(key)
@@ -151,7 +150,7 @@ class _Requester:
 
     def __init__(self, transport: SnmpTransport, target: Target) -> None:
         self._transport, self._target = transport, target
-        self._resolved: tuple[int, str] | None = None
+        self._resolved: tuple[socket.AddressFamily, str] | None = None
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
@@ -160,7 +159,7 @@ class _Requester:
         if self._resolved is None:
             self._resolved = await resolve(target.address, target.port)
         family, host = self._resolved
-        if target.version == "v3":
+        if target.credential.version == "v3":
             peer: UdpClient | V3Engine = await transport._open("v3", _load_v3)
         else:
             peer = await transport._open(family, UdpClient.open)

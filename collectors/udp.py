@@ -42,10 +42,7 @@ RETRY_BACKOFF = 1.5
 #: Sends of one datagram before it is left to the transport (each failed one filed an error).
 _SEND_ATTEMPTS = 8
 #: Queue ICMP errors on unconnected sockets too: Linux IP_RECVERR / IPV6_RECVERR (ip(7), ipv6(7)).
-_RECVERR: dict[int, tuple[int, int]] = {
-    socket.AF_INET: (socket.IPPROTO_IP, 11),
-    socket.AF_INET6: (socket.IPPROTO_IPV6, 25),
-}
+_RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -81,8 +78,7 @@ class Target:
     address: str  # as given (a name or a literal): what errors name
     port: int
     credential: Credential
-    version: str  # the credential's version and (v1/v2c) community, ready for the wire
-    community: bytes
+    community: bytes  # the credential's (v1/v2c), ready for the wire
     timeout: float  # the first attempt's wait; each retry waits RETRY_BACKOFF times longer
     retries: int
     pace: Pace | None = None
@@ -100,7 +96,7 @@ class UdpClient(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
 
     @classmethod
-    async def open(cls, family: int, counters: Counters) -> UdpClient:
+    async def open(cls, family: socket.AddressFamily, counters: Counters) -> UdpClient:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:  # asyncio makes the socket non-blocking
             raise_receive_buffer(sock)
@@ -189,7 +185,7 @@ class UdpClient(asyncio.DatagramProtocol):
             raise RuntimeError(CLOSED)
         self._next_id = request_id = self._next_id + 1 if self._next_id < (1 << 31) - 1 else 1
         message = encode_request(
-            version=target.version,
+            version=target.credential.version,
             community=target.community,
             kind=kind,
             request_id=request_id,
@@ -197,7 +193,8 @@ class UdpClient(asyncio.DatagramProtocol):
             max_repetitions=max_repetitions,
         )
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        source = (host, target.port, VERSION_NUMBERS[target.version], target.community)
+        version = VERSION_NUMBERS[target.credential.version]
+        source = (host, target.port, version, target.community)
         self._pending[request_id] = future, source
         self._counters.requests_sent += 1
         window, pace = target.timeout, target.pace
@@ -231,7 +228,7 @@ class UdpClient(asyncio.DatagramProtocol):
         )
 
 
-async def resolve(host: str, port: int) -> tuple[int, str]:
+async def resolve(host: str, port: int) -> tuple[socket.AddressFamily, str]:
     """(family, numeric host) for ``host``; literals skip the resolver."""
     with contextlib.suppress(ValueError):
         literal = ipaddress.ip_address(host)
@@ -241,7 +238,7 @@ async def resolve(host: str, port: int) -> tuple[int, str]:
     except socket.gaierror as exc:
         raise SnmpUnresolvable(f"{host}: cannot resolve ({exc})", address=host) from exc
     family, _, _, _, sockaddr = infos[0]
-    return int(family), str(sockaddr[0])
+    return family, str(sockaddr[0])
 
 
 # Float dust: after sleeping the exact deficit, refill may land a hair below one token.
