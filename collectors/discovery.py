@@ -20,7 +20,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.credentials import Credential, SnmpSettings
-from collectors.reader import ReadOutcome, SessionSource, read_device
+from collectors.reader import ReadOutcome, read_device
 from collectors.transport import SnmpTransport
 from collectors.udp import Pace, TokenBucket
 from fleet_errors import leaves
@@ -120,7 +120,7 @@ class Sweep:
         credentials: Sequence[Credential],
         settings: SnmpSettings,
         *,
-        transport: SessionSource | None = None,
+        transport: SnmpTransport | None = None,
         options: DiscoveryOptions | None = None,
         known_profiles: Mapping[str, str] | None = None,
         read_printers: bool = False,
@@ -183,7 +183,7 @@ class Sweep:
             )
             return self.stats
 
-    async def _probe(self, address: str, sessions: SessionSource) -> AddressResult:
+    async def _probe(self, address: str, sessions: SnmpTransport) -> AddressResult:
         """Find out what ``address`` is (never raises for what the device does)."""
         read = partial(read_device, sessions=sessions, settings=self._settings, pace=self._pace)
         deadline = self._settings.read_deadline

@@ -16,9 +16,6 @@ class SnmpError(RemoteError):
     reason: Reason = "protocol_error"
     address: str
 
-    def __init__(self, message: str, *, address: str, oid: str | None = None) -> None:
-        super().__init__(message, address=address, oid=oid)
-
 
 class SnmpTimeout(SnmpError):
     """No answer within timeout x retries."""
@@ -39,10 +36,4 @@ class SnmpAuthError(SnmpError):
 
 
 class SnmpProtocolError(SnmpError):
-    """The agent answered with an error-status, or an unusable PDU."""
-
-
-class SnmpUnresolvable(SnmpProtocolError):
-    """The host name does not resolve."""
-
-    reason: Reason = "unresolvable"
+    """The agent answered with an error-status or an unusable PDU (or the name does not resolve)."""

@@ -7,40 +7,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 import structlog
 from pydantic import BaseModel, ConfigDict
 
-from collectors.base import SnmpSession
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpAuthError, SnmpError, SnmpPortClosed, SnmpTimeout
 from collectors.udp import Pace
+from collectors.walk import RecordedSession, Session
 from mibs.decode import decode_identity_read, decode_read
 from mibs.models import PrinterRead, Problem
 from mibs.plan import PlanItem, ReadPlan
 from mibs.reasons import Reason
 from mibs.values import Oid, Value, format_oid, is_under
 
+if TYPE_CHECKING:
+    from collectors.transport import SnmpTransport
+
 Clock = Callable[[], datetime]
 
 _log = structlog.get_logger(__name__)
 utc_now: Clock = partial(datetime.now, UTC)
-
-
-class SessionSource(Protocol):
-    """Opens a session to (address, credential): :class:`collectors.transport.SnmpTransport`."""
-
-    def session(
-        self,
-        address: str,
-        credential: Credential,
-        *,
-        settings: SnmpSettings | None = None,
-        pace: Pace | None = None,
-    ) -> SnmpSession: ...
 
 
 class ReadOutcome(BaseModel):
@@ -63,7 +54,7 @@ async def read_device(
     plan: ReadPlan,
     deadline: float,
     *,
-    sessions: SessionSource,
+    sessions: SnmpTransport,
     remembered: str | None = None,
     settings: SnmpSettings | None = None,
     pace: Pace | None = None,
@@ -109,17 +100,15 @@ async def read_device(
     return outcome(kind="silent", reason="timeout")
 
 
+@dataclass
 class _Read:
     """One read over one session: what it collected, and what the request under way still owes."""
 
-    def __init__(self, session: SnmpSession) -> None:
-        self.session = session
-        self.varbinds: dict[Oid, Value] = {}
-        self.problems: list[Problem] = []
-        self.owed: list[
-            PlanItem
-        ] = []  # if the device falls silent now: this step's items still due
-        self.answered = False
+    session: Session | RecordedSession
+    varbinds: dict[Oid, Value] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    owed: list[PlanItem] = field(default_factory=list)  # due if the device falls silent now
+    answered: bool = False
 
     def fail(self, items: Sequence[PlanItem], reason: Reason, detail: str | None = None) -> None:
         for item in items:
@@ -169,7 +158,7 @@ class _Read:
 
 
 async def read_session(
-    session: SnmpSession, plan: ReadPlan, *, deadline: float, clock: Clock = utc_now
+    session: Session | RecordedSession, plan: ReadPlan, *, deadline: float, clock: Clock = utc_now
 ) -> PrinterRead:
     """Execute ``plan`` over one session and decode what the device answered.
 

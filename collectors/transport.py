@@ -9,9 +9,8 @@ import asyncio
 import importlib
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
-from collectors.base import SnmpSession
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import CLOSED, CLOSED_IN_FLIGHT
 from collectors.snmp_message import PduKind, Response
@@ -23,10 +22,6 @@ from mibs.values import Oid
 
 if TYPE_CHECKING:
     from collectors.v3 import V3Engine
-
-__all__ = ["SnmpTransport"]
-
-T = TypeVar("T")
 
 
 class SnmpTransport(Counters):
@@ -79,7 +74,7 @@ class SnmpTransport(Counters):
         *,
         settings: SnmpSettings | None = None,
         pace: Pace | None = None,
-    ) -> SnmpSession:
+    ) -> Session:
         """Requests to ``address`` with ``credential``; ``settings`` override the transport's.
 
         A port in ``address`` (``192.0.2.7:1161``, ``[2001:db8::7]:1161``) wins over the
@@ -97,16 +92,8 @@ class SnmpTransport(Counters):
         else:
             address = host
         community = credential.community
-        target = Target(
-            address=host,
-            port=settings.port,
-            credential=credential,
-            community=community.get_secret_value().encode() if community else b"",
-            timeout=settings.timeout,
-            retries=settings.retries,
-            pace=pace,
-        )
-        requester: Requester = _Requester(self, target)
+        secret = community.get_secret_value().encode() if community else b""
+        requester: Requester = _Requester(self, Target(host, credential, secret, settings, pace))
         if self._trace is not None:
             requester = TracedRequester(
                 requester, address=address, version=credential.version, trace=self._trace
@@ -120,10 +107,10 @@ class SnmpTransport(Counters):
             key=f"{host}:{settings.port}",
         )
 
-    async def _open(self, key: Any, opener: Callable[[Any, Counters], Awaitable[T]]) -> T:
+    async def _open(self, key: Any, opener: Callable[[Any, Counters], Awaitable[Any]]) -> Any:
         """The UDP client of one address family (``key``) or the v3 engine, opened once."""
         self._check()
-        found: T | None = self._opened.get(key)
+        found = self._opened.get(key)
         if found is not None:
             return found
         task = self._opening.get(key)
@@ -157,7 +144,7 @@ class _Requester:
     ) -> Response:
         transport, target = self._transport, self._target
         if self._resolved is None:
-            self._resolved = await resolve(target.address, target.port)
+            self._resolved = await resolve(target.address, target.settings.port)
         family, host = self._resolved
         if target.credential.version == "v3":
             peer: UdpClient | V3Engine = await transport._open("v3", _load_v3)

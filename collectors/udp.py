@@ -1,7 +1,4 @@
-"""SNMPv1/v2c over one unconnected UDP socket per address family: retries, pacing, closed ports.
-
-The only v1/v2c client (daemon, ``scan``, discovery), and its pace: a token bucket.
-"""
+"""SNMPv1/v2c over one unconnected UDP socket per address family, and the token bucket pacing it."""
 
 from __future__ import annotations
 
@@ -16,13 +13,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from collectors.credentials import Credential
+from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import (
     CLOSED,
     CLOSED_IN_FLIGHT,
     SnmpPortClosed,
+    SnmpProtocolError,
     SnmpTimeout,
-    SnmpUnresolvable,
 )
 from collectors.snmp_message import (
     VERSION_NUMBERS,
@@ -37,10 +34,8 @@ from mibs.values import Oid, format_oid
 _log = structlog.get_logger(__name__)
 
 RECEIVE_BUFFER = 4 * 1024 * 1024  # 200 requests in flight overflow the default (STACK_NOTES)
-#: Each retransmission waits this much longer than the attempt before it.
-RETRY_BACKOFF = 1.5
-#: Sends of one datagram before it is left to the transport (each failed one filed an error).
-_SEND_ATTEMPTS = 8
+RETRY_BACKOFF = 1.5  # each retransmission waits this much longer than the attempt before it
+_SEND_ATTEMPTS = 8  # sends of one datagram before the transport queues it (see UdpClient._send)
 #: Queue ICMP errors on unconnected sockets too: Linux IP_RECVERR / IPV6_RECVERR (ip(7), ipv6(7)).
 _RECVERR = {socket.AF_INET: (socket.IPPROTO_IP, 11), socket.AF_INET6: (socket.IPPROTO_IPV6, 25)}
 
@@ -48,9 +43,9 @@ Pace = Callable[[], Awaitable[None]]
 
 
 def raise_receive_buffer(sock: socket.socket) -> int:
-    """Ask for :data:`RECEIVE_BUFFER` (past ``rmem_max`` privileged); returns what was granted.
+    """Ask for :data:`RECEIVE_BUFFER` (past ``rmem_max`` if privileged); returns what was granted.
 
-    Refusal is not fatal: a few answers dropped under heavy load, which retries cover.
+    A refusal is logged, not raised: under heavy load a few answers drop, which retries cover.
     """
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -76,11 +71,9 @@ class Target:
     """Where one session's requests go, and how hard to try."""
 
     address: str  # as given (a name or a literal): what errors name
-    port: int
     credential: Credential
     community: bytes  # the credential's (v1/v2c), ready for the wire
-    timeout: float  # the first attempt's wait; each retry waits RETRY_BACKOFF times longer
-    retries: int
+    settings: SnmpSettings  # port, retries, timeout (each retry waits RETRY_BACKOFF times longer)
     pace: Pace | None = None
 
 
@@ -194,12 +187,12 @@ class UdpClient(asyncio.DatagramProtocol):
         )
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
         version = VERSION_NUMBERS[target.credential.version]
-        source = (host, target.port, version, target.community)
-        self._pending[request_id] = future, source
+        settings, pace = target.settings, target.pace
+        self._pending[request_id] = future, (host, settings.port, version, target.community)
         self._counters.requests_sent += 1
-        window, pace = target.timeout, target.pace
+        window = settings.timeout
         try:
-            for attempt in range(target.retries + 1):
+            for attempt in range(settings.retries + 1):
                 if attempt:
                     self._counters.retries += 1
                     window *= RETRY_BACKOFF
@@ -207,7 +200,7 @@ class UdpClient(asyncio.DatagramProtocol):
                     await pace()
                 if self._transport is None:
                     raise RuntimeError(CLOSED)
-                self._send(message, (host, target.port))
+                self._send(message, (host, settings.port))
                 done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()
@@ -221,8 +214,8 @@ class UdpClient(asyncio.DatagramProtocol):
                 future.cancel()
         self._counters.timeouts += 1
         raise SnmpTimeout(
-            f"{target.address}: no answer to {kind.value} after {target.retries + 1} attempts "
-            f"(first waited {target.timeout:g} s, each retry {RETRY_BACKOFF:g}x longer)",
+            f"{target.address}: no answer to {kind.value} after {settings.retries + 1} attempts "
+            f"(first waited {settings.timeout:g} s, each retry {RETRY_BACKOFF:g}x longer)",
             address=target.address,
             oid=format_oid(oids[0]) if oids else None,
         )
@@ -236,7 +229,8 @@ async def resolve(host: str, port: int) -> tuple[socket.AddressFamily, str]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as exc:
-        raise SnmpUnresolvable(f"{host}: cannot resolve ({exc})", address=host) from exc
+        message = f"{host}: cannot resolve ({exc})"
+        raise SnmpProtocolError(message, address=host, reason="unresolvable") from exc
     family, _, _, _, sockaddr = infos[0]
     return family, str(sockaddr[0])
 

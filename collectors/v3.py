@@ -148,12 +148,13 @@ class V3Engine:
         """One PDU to ``host`` (``target``'s address, resolved); errors name it and the profile."""
         if target.pace is not None:
             await target.pace()  # pysnmp retransmits on its own: one token per request
-        key = (host, target.port, target.timeout, target.retries)
+        settings = target.settings
+        key = (host, settings.port, settings.timeout, settings.retries)
         pysnmp_target = self._targets.get(key)
         if pysnmp_target is None:
             cls = v3.Udp6TransportTarget if ":" in host else v3.UdpTransportTarget
             pysnmp_target = self._targets[key] = await cls.create(
-                (host, target.port), timeout=target.timeout, retries=target.retries
+                (host, settings.port), timeout=settings.timeout, retries=settings.retries
             )
         if self._closed:
             raise RuntimeError(CLOSED_IN_FLIGHT)
@@ -187,7 +188,7 @@ class V3Engine:
             self._counters.timeouts += 1
             raise SnmpTimeout(
                 f"{address}: no answer to {kind.value} after "
-                f"{target.retries + 1} x {target.timeout:g} s (SNMPv3 profile {profile!r})",
+                f"{settings.retries + 1} x {settings.timeout:g} s (SNMPv3 profile {profile!r})",
                 address=address,
                 oid=oid,
             )

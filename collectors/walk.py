@@ -1,17 +1,17 @@
 """The GET and column-walk strategy (docs/reading.md) over a :class:`Requester`, wire-independent.
 
-:class:`Session` implements :class:`collectors.base.SnmpSession` for v1/v2c, v3 and tests' fakes.
+:class:`Session` (v1/v2c, v3) and :class:`RecordedSession` (a saved walk) are what reads run over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import bisect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
-from collectors.base import WalkResult
 from collectors.credentials import SnmpSettings
 from collectors.errors import SnmpProtocolError, SnmpTimeout
 from collectors.snmp_message import (
@@ -31,6 +31,14 @@ _log = structlog.get_logger(__name__)
 GET_BATCH = 24  # varbinds per GET/GETNEXT: ~24 printer strings stay under ~1,400 bytes
 BULK_VARBINDS = 40  # varbinds per GETBULK answer (columns x repetitions)
 MAX_ROWS_PER_COLUMN = 10_000  # far beyond any printer table; stops an endless responder
+
+
+@dataclass
+class WalkResult:
+    """Rows per requested column prefix, in OID order; a failed column keeps its rows so far."""
+
+    rows: dict[Oid, list[tuple[Oid, Value]]] = field(default_factory=dict)
+    failed: dict[Oid, Reason] = field(default_factory=dict)
 
 
 @dataclass
@@ -239,3 +247,23 @@ class Session:
                 reason = None  # SNMPv1: GETNEXT past the last object ends the column
             for prefix in named or batch:
                 walk.fail(prefix, reason)
+
+
+class RecordedSession:
+    """Answers as the device did when it was walked: an offline read, same reader and decoders."""
+
+    def __init__(self, address: str, varbinds: Mapping[Oid, Value]) -> None:
+        self.address = address
+        self._values = dict(varbinds)
+        self._oids = sorted(self._values)
+
+    async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:
+        return {oid: self._values[oid] for oid in oids if oid in self._values}
+
+    async def walk(self, columns: Sequence[Oid]) -> WalkResult:
+        rows: dict[Oid, list[tuple[Oid, Value]]] = {}
+        for prefix in dict.fromkeys(columns):
+            start = bisect.bisect_right(self._oids, prefix)
+            end = bisect.bisect_left(self._oids, (*prefix[:-1], prefix[-1] + 1))  # next sibling
+            rows[prefix] = [(oid, self._values[oid]) for oid in self._oids[start:end]]
+        return WalkResult(rows=rows)

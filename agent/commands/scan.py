@@ -53,12 +53,12 @@ from agent.eligibility.scanning import add_policy_option, policy_from_args
 from agent.errors import LocalError, UsageError
 from agent.logging import configure_logging
 from agent.output import default_format
-from collectors.base import RecordedSession
 from collectors.credentials import Credential
 from collectors.discovery import DEFAULT_RATE
-from collectors.reader import ReadOutcome, SessionSource, read_device, read_session
+from collectors.reader import ReadOutcome, read_device, read_session
 from collectors.targets import TargetError, validate_targets
 from collectors.udp import TokenBucket
+from collectors.walk import RecordedSession
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan
 from mibs.snmprec import SnmprecError, load_varbinds
@@ -184,7 +184,7 @@ async def run_scan(
     in_order: InOrder[PrinterRead] = InOrder(output.row)
     pace = TokenBucket(rate).acquire if rate else None
 
-    async def worker(transport: SessionSource) -> None:
+    async def worker(transport: SnmpTransport) -> None:
         for sequence, address in pending:
             summary.addresses += 1
             with structlog.contextvars.bound_contextvars(address=address):

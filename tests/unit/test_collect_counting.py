@@ -12,9 +12,9 @@ from agent.collect import Collector
 from agent.config import AgentConfig, SnmpConfig, UploadConfig
 from agent.inventory import Inventory
 from agent.metrics import Metrics
-from collectors.base import WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.udp import Pace
+from collectors.walk import WalkResult
 from mibs.identity import SYS_OBJECT_ID
 from mibs.messages import AgentMessage
 from mibs.models import Identity

@@ -18,9 +18,9 @@ from agent.config import AgentConfig, UploadConfig
 from agent.inventory import Inventory
 from agent.logging import configure_logging
 from agent.metrics import Metrics
-from collectors.base import WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.udp import Pace
+from collectors.walk import WalkResult
 from mibs import counters, identity, supplies
 from mibs.decode import decode_read
 from mibs.messages import AgentMessage, ReadMessage

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 import pytest
 from pydantic import SecretStr
 
-from collectors.base import WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep
 from collectors.errors import SnmpAuthError, SnmpPortClosed, SnmpTimeout
 from collectors.udp import Pace
+from collectors.walk import WalkResult
 from mibs.values import Oid, Value, is_under, parse_oid
 
 PRINTER_TYPE = parse_oid("1.3.6.1.2.1.25.3.1.5")

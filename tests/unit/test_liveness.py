@@ -21,10 +21,10 @@ from agent.errors import ConfigError
 from agent.inventory import Inventory
 from agent.liveness import DeviceLiveness, LivenessTracker, after_read
 from agent.metrics import Metrics
-from collectors.base import WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpPortClosed
 from collectors.udp import Pace
+from collectors.walk import WalkResult
 from mibs.events import DeviceBack, DeviceSilent
 from mibs.messages import AgentMessage
 from mibs.values import Oid, Value

@@ -13,11 +13,11 @@ import pytest
 from pydantic import SecretStr
 
 from agent.schema import read_schema
-from collectors.base import WalkResult
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import SnmpAuthError, SnmpPortClosed, SnmpProtocolError, SnmpTimeout
 from collectors.reader import read_device, read_session
 from collectors.udp import Pace
+from collectors.walk import WalkResult
 from mibs.identity import SYS_OBJECT_ID
 from mibs.plan import base_plan, full_read_plan, vendor_plan
 from mibs.values import Oid, Value, format_oid, is_under, parse_oid

@@ -442,3 +442,11 @@ def test_transport_is_bound_to_the_loop_it_was_entered_in() -> None:
     transport.close()
     with pytest.raises(RuntimeError, match="closed"):
         transport.session("192.0.2.1", credential)
+
+
+async def test_a_host_name_that_does_not_resolve_is_an_unresolvable_protocol_error() -> None:
+    credential = Credential(name="lab", version="v2c", community="public")
+    async with SnmpTransport(SnmpSettings()) as transport:
+        with pytest.raises(SnmpProtocolError, match=r"printer\.invalid: cannot resolve") as caught:
+            await transport.session("printer.invalid", credential).get([SCALAR])
+    assert (caught.value.reason, caught.value.address) == ("unresolvable", "printer.invalid")
