@@ -1,8 +1,7 @@
 """A fake SNMPv1/v2c agent over real UDP on loopback, with knobs for misbehaviour.
 
-Shipped with the collector (as httpcore ships its mock backend) for the tests and benchmarks:
-it replays a varbind mapping or an ``.snmprec`` recording, counts the requests per PDU type and
-serves loopback addresses only. The knobs are :class:`FakeAgent` fields, changeable live.
+Shipped (as httpcore ships its mock backend) for tests and benchmarks: it replays varbinds or an
+``.snmprec`` recording, counts requests per PDU type; its knobs are :class:`FakeAgent` fields.
 
     python -m collectors.fake_agent --port 16100 127.0.9.1=printer.snmprec ...
 """
@@ -63,7 +62,7 @@ def load_snmprec(path: Path) -> dict[Oid, FakeValue]:
 @dataclass(eq=False)
 class FakeAgent(asyncio.DatagramProtocol):
     varbinds: Mapping[Oid, FakeValue]
-    communities: frozenset[bytes] = frozenset({b"public"})  # others are dropped, as agents do
+    community: bytes = b"public"  # requests with another are dropped, as agents do
     silent: bool = False  # answer nothing
     answer_limit: int | None = None  # fall silent after that many answers
     no_bulk: bool = False  # ignore GETBULK (old Brother print servers)
@@ -104,7 +103,7 @@ class FakeAgent(asyncio.DatagramProtocol):
             self.counts["garbage"] += 1
             return
         self.communities_seen.append(request.community)
-        if request.community not in self.communities:
+        if request.community != self.community:
             self.counts["wrong_community"] += 1
             return
         if request.kind is None:
@@ -130,12 +129,6 @@ class FakeAgent(asyncio.DatagramProtocol):
     def _send(self, reply: bytes, addr: tuple[Any, ...]) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.sendto(reply, addr)
-
-    def _varbind(self, oid: Oid) -> bytes:
-        found = self._encoded.get(oid)
-        if found is None:
-            found = self._encoded[oid] = encode_varbind(oid, encode_fake_value(self.varbinds[oid]))
-        return found
 
     def _answer(self, request: Request, oids: list[Oid]) -> tuple[int, int, list[bytes]]:
         echo = [encode_varbind(oid) for oid in oids]
@@ -179,7 +172,11 @@ class FakeAgent(asyncio.DatagramProtocol):
             return encode_varbind(oid, encode_fake_value(missing))
         if found not in self.varbinds:  # a rewind to an OID it does not have
             return encode_varbind(found)
-        return self._varbind(found)
+        encoded = self._encoded.get(found)
+        if encoded is None:
+            value = encode_fake_value(self.varbinds[found])
+            encoded = self._encoded[found] = encode_varbind(found, value)
+        return encoded
 
     def close(self) -> None:
         if self.transport is not None:
@@ -197,8 +194,7 @@ async def start_fake_agent(
     """A fake agent listening on ``address:port`` (0: any free port) in the running loop."""
     if not ipaddress.ip_address(address).is_loopback:
         raise ValueError(f"{address}: the fake agent serves loopback addresses only")
-    communities = frozenset({community.encode()})
-    agent = FakeAgent(varbinds, communities=communities, address=address, **knobs)
+    agent = FakeAgent(varbinds, community=community.encode(), address=address, **knobs)
     loop = asyncio.get_running_loop()
     await loop.create_datagram_endpoint(lambda: agent, local_addr=(address, port))
     assert agent.transport is not None

@@ -129,9 +129,7 @@ class _Read:
     async def _get(self, items: Sequence[PlanItem]) -> None:
         try:
             answer = await self.session.get([item.oid for item in items])
-        except SnmpError as exc:
-            # silent or refused: read_session decides; the very first request failed:
-            # read_device may try another profile
+        except SnmpError as exc:  # silent, refused or a failed first request: not a problem here
             if isinstance(exc, SnmpTimeout | SnmpAuthError) or not self.answered:
                 raise
             self.fail(items, exc.reason, str(exc))

@@ -177,12 +177,12 @@ def encode_message(
 
 
 def encode_request(
-    *,
     version: str,
     community: bytes,
     kind: PduKind,
     request_id: int,
     oids: Sequence[Oid],
+    *,
     max_repetitions: int = 0,
 ) -> bytes:
     """One GET/GETNEXT/GETBULK message with NULL values; GETBULK has no non-repeaters."""

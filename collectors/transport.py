@@ -1,6 +1,8 @@
 """The SNMP transport: one per process and event loop, hands out per-device sessions.
 
-Requests go to :class:`collectors.udp.UdpClient` (v1/v2c) or :class:`collectors.v3.V3Engine`.
+Requests go to :class:`collectors.udp.UdpClient` (v1/v2c) or :class:`collectors.v3.V3Engine`;
+with a :data:`Trace` each request PDU and its outcome is reported as ``scan -v`` shows them
+(never a community or key).
 """
 
 from __future__ import annotations
@@ -8,24 +10,29 @@ from __future__ import annotations
 import asyncio
 import importlib
 import socket
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
 from collectors.credentials import Credential, SnmpSettings
-from collectors.errors import CLOSED, CLOSED_IN_FLIGHT
-from collectors.snmp_message import PduKind, Response
+from collectors.errors import CLOSED, CLOSED_IN_FLIGHT, SnmpError
+from collectors.snmp_message import PduKind, RawVarbind, Response, Special, error_status_name
 from collectors.target_syntax import SyntaxProblem, split_endpoint
-from collectors.trace import Trace, TracedRequester
-from collectors.udp import Counters, Pace, Target, UdpClient, resolve
+from collectors.udp import Pace, UdpClient, resolve
 from collectors.walk import Requester, Session
-from mibs.values import Oid
+from mibs.values import Oid, format_oid
 
 if TYPE_CHECKING:
     from collectors.v3 import V3Engine
 
 
-class SnmpTransport(Counters):
+class SnmpTransport:
     """Owns the UDP sockets (one per address family), the v3 engine, and the request counters."""
+
+    requests_sent = 0  # request PDUs; a retransmission of the same request is not counted
+    retries = 0  # v1/v2c retransmissions after an unanswered attempt (pysnmp retries v3 unseen)
+    timeouts = 0  # requests that got no answer after all retries
 
     def __init__(self, settings: SnmpSettings, *, trace: Trace | None = None) -> None:
         """With ``trace`` every request PDU and its outcome is reported (``scan -v``)."""
@@ -93,11 +100,9 @@ class SnmpTransport(Counters):
             address = host
         community = credential.community
         secret = community.get_secret_value().encode() if community else b""
-        requester: Requester = _Requester(self, Target(host, credential, secret, settings, pace))
+        requester: Requester = Target(self, host, credential, secret, settings, pace)
         if self._trace is not None:
-            requester = TracedRequester(
-                requester, address=address, version=credential.version, trace=self._trace
-            )
+            requester = TracedRequester(requester, address, credential.version, self._trace)
         return Session(
             requester,
             address=address,
@@ -107,7 +112,7 @@ class SnmpTransport(Counters):
             key=f"{host}:{settings.port}",
         )
 
-    async def _open(self, key: Any, opener: Callable[[Any, Counters], Awaitable[Any]]) -> Any:
+    async def _open(self, key: Any, opener: Callable[[Any, SnmpTransport], Awaitable[Any]]) -> Any:
         """The UDP client of one address family (``key``) or the v3 engine, opened once."""
         self._check()
         found = self._opened.get(key)
@@ -125,29 +130,114 @@ class SnmpTransport(Counters):
         return found
 
 
-async def _load_v3(_: str, counters: Counters) -> V3Engine:
+async def _load_v3(_: str, counters: SnmpTransport) -> V3Engine:
     """pysnmp (~0.2 s to import) and its engine, loaded in a worker thread, never on the loop."""
     module = await asyncio.to_thread(importlib.import_module, "collectors.v3")
     engine: V3Engine = await asyncio.to_thread(module.V3Engine, counters)
     return engine
 
 
-class _Requester:
-    """The :class:`~collectors.walk.Requester` of one session: v1/v2c over UDP, or v3."""
+@dataclass(slots=True)
+class Target:
+    """Where one session's requests go and how hard to try: the session's :class:`Requester`."""
 
-    def __init__(self, transport: SnmpTransport, target: Target) -> None:
-        self._transport, self._target = transport, target
-        self._resolved: tuple[socket.AddressFamily, str] | None = None
+    transport: SnmpTransport
+    address: str  # as given (a name or a literal): what errors name
+    credential: Credential
+    community: bytes  # the credential's (v1/v2c), ready for the wire
+    settings: SnmpSettings  # port, retries, timeout (each retry waits RETRY_BACKOFF times longer)
+    pace: Pace | None = None
+    family: socket.AddressFamily | None = None  # and host: resolved by the first request
+    host: str = ""
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
     ) -> Response:
-        transport, target = self._transport, self._target
-        if self._resolved is None:
-            self._resolved = await resolve(target.address, target.settings.port)
-        family, host = self._resolved
-        if target.credential.version == "v3":
-            peer: UdpClient | V3Engine = await transport._open("v3", _load_v3)
+        if self.family is None:
+            self.family, self.host = await resolve(self.address, self.settings.port)
+        if self.credential.version == "v3":
+            peer: UdpClient | V3Engine = await self.transport._open("v3", _load_v3)
         else:
-            peer = await transport._open(family, UdpClient.open)
-        return await peer.request(target, host, kind, oids, max_repetitions)
+            peer = await self.transport._open(self.family, UdpClient.open)
+        return await peer.request(self, kind, oids, max_repetitions)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One request PDU and either its answer or why there was none."""
+
+    address: str
+    version: str
+    kind: PduKind
+    oids: tuple[Oid, ...]
+    max_repetitions: int
+    elapsed: float  # seconds, retries included
+    response: Response | None = None
+    failure: str | None = None  # timeout, port closed, refused, cut short by the deadline
+
+
+Trace = Callable[[Exchange], None]
+
+
+@dataclass(frozen=True)
+class TracedRequester:
+    """A requester that reports each exchange to ``trace`` (after it ends)."""
+
+    inner: Requester
+    address: str
+    version: str
+    trace: Trace
+
+    async def request(
+        self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
+    ) -> Response:
+        started = time.monotonic()
+
+        def report(response: Response | None = None, failure: str | None = None) -> None:
+            elapsed = time.monotonic() - started
+            head = (self.address, self.version, kind, tuple(oids), max_repetitions, elapsed)
+            self.trace(Exchange(*head, response=response, failure=failure))
+
+        try:
+            response = await self.inner.request(kind, oids, max_repetitions)
+        except SnmpError as exc:
+            detail = str(exc).removeprefix(f"{exc.address}: ")  # the line names it already
+            report(failure=f"{exc.reason.replace('_', ' ')}: {detail}")
+            raise
+        except asyncio.CancelledError:
+            report(failure="cut short by the read deadline")
+            raise
+        report(response)
+        return response
+
+
+def describe_varbind(varbind: RawVarbind) -> str:
+    oid, value = varbind
+    if isinstance(value, Special):
+        text = value.value
+    elif isinstance(value, bytes):
+        decoded = value.decode("utf-8", "replace")
+        printable = decoded.isprintable() and "\ufffd" not in decoded
+        text = repr(decoded) if printable else "0x" + value.hex()
+    elif isinstance(value, tuple):
+        text = format_oid(value)
+    else:
+        text = str(value)
+    return f"{format_oid(oid)} = {text}"
+
+
+def describe_exchange(exchange: Exchange) -> str:
+    """``127.0.1.5 v2c GETBULK max-repetitions 10 [1.3.6..., ...] -> 20 varbinds, 3.1 ms``."""
+    pdu = exchange.kind.value.upper()
+    if exchange.kind is PduKind.BULK:
+        pdu += f" max-repetitions {exchange.max_repetitions}"
+    oids = ", ".join(format_oid(oid) for oid in exchange.oids)
+    response = exchange.response
+    outcome = f"no answer ({exchange.failure})"
+    if response is not None:
+        outcome = f"{len(response.varbinds)} varbinds"
+        if response.error_status:
+            error = error_status_name(response.error_status)
+            outcome = f"error {error} at index {response.error_index}, {outcome}"
+    took = f"{exchange.elapsed * 1000:.1f} ms"
+    return f"{exchange.address} {exchange.version} {pdu} [{oids}] -> {outcome}, {took}"

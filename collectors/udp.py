@@ -9,11 +9,10 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
-from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import (
     CLOSED,
     CLOSED_IN_FLIGHT,
@@ -30,6 +29,9 @@ from collectors.snmp_message import (
     encode_request,
 )
 from mibs.values import Oid, format_oid
+
+if TYPE_CHECKING:
+    from collectors.transport import SnmpTransport, Target
 
 _log = structlog.get_logger(__name__)
 
@@ -58,29 +60,10 @@ def raise_receive_buffer(sock: socket.socket) -> int:
     return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
 
 
-class Counters:
-    """What the requests of one transport add up to (the daemon's SNMP metrics)."""
-
-    requests_sent = 0  # request PDUs; a retransmission of the same request is not counted
-    retries = 0  # v1/v2c retransmissions after an unanswered attempt (pysnmp retries v3 unseen)
-    timeouts = 0  # requests that got no answer after all retries
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where one session's requests go, and how hard to try."""
-
-    address: str  # as given (a name or a literal): what errors name
-    credential: Credential
-    community: bytes  # the credential's (v1/v2c), ready for the wire
-    settings: SnmpSettings  # port, retries, timeout (each retry waits RETRY_BACKOFF times longer)
-    pace: Pace | None = None
-
-
 class UdpClient(asyncio.DatagramProtocol):
     """One socket of one address family, many requests in flight; built inside the running loop."""
 
-    def __init__(self, counters: Counters, sock: socket.socket) -> None:
+    def __init__(self, counters: SnmpTransport, sock: socket.socket) -> None:
         self._counters = counters
         self._sock = sock
         # request-id -> (answer, (host, port, version number, community) it must come from)
@@ -89,7 +72,7 @@ class UdpClient(asyncio.DatagramProtocol):
         self._transport: asyncio.DatagramTransport | None = None
 
     @classmethod
-    async def open(cls, family: socket.AddressFamily, counters: Counters) -> UdpClient:
+    async def open(cls, family: socket.AddressFamily, counters: SnmpTransport) -> UdpClient:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:  # asyncio makes the socket non-blocking
             raise_receive_buffer(sock)
@@ -148,11 +131,8 @@ class UdpClient(asyncio.DatagramProtocol):
             _log.debug("snmp.socket.error", reason=str(exc))
 
     def _send(self, message: bytes, destination: tuple[str, int]) -> None:
-        """Send one datagram, surviving the ICMP errors of earlier ones.
-
-        With ``IP_RECVERR`` a pending ICMP error (another address's port unreachable) makes
-        the next ``sendto`` raise and send nothing: file the error, then send again.
-        """
+        """Send one datagram; with ``IP_RECVERR`` a pending ICMP error (another address's port
+        unreachable) makes ``sendto`` raise and send nothing: file the error, then send again."""
         assert self._transport is not None
         for _ in range(_SEND_ATTEMPTS):
             try:
@@ -166,29 +146,16 @@ class UdpClient(asyncio.DatagramProtocol):
         self._transport.sendto(message, destination)
 
     async def request(
-        self,
-        target: Target,
-        host: str,
-        kind: PduKind,
-        oids: Sequence[Oid],
-        max_repetitions: int,
+        self, target: Target, kind: PduKind, oids: Sequence[Oid], reps: int
     ) -> Response:
-        """One PDU to ``host`` (``target``'s address, resolved), with its retries."""
-        if self._transport is None:
-            raise RuntimeError(CLOSED)
+        """One PDU to ``target`` (its address resolved), with its retries; ``reps``: GETBULK's."""
         self._next_id = request_id = self._next_id + 1 if self._next_id < (1 << 31) - 1 else 1
-        message = encode_request(
-            version=target.credential.version,
-            community=target.community,
-            kind=kind,
-            request_id=request_id,
-            oids=oids,
-            max_repetitions=max_repetitions,
-        )
+        version, community = target.credential.version, target.community
+        message = encode_request(version, community, kind, request_id, oids, max_repetitions=reps)
         future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        version = VERSION_NUMBERS[target.credential.version]
-        settings, pace = target.settings, target.pace
-        self._pending[request_id] = future, (host, settings.port, version, target.community)
+        settings, pace, host = target.settings, target.pace, target.host
+        source = (host, settings.port, VERSION_NUMBERS[version], community)
+        self._pending[request_id] = future, source
         self._counters.requests_sent += 1
         window = settings.timeout
         try:
@@ -204,8 +171,7 @@ class UdpClient(asyncio.DatagramProtocol):
                 done, _ = await asyncio.wait((future,), timeout=window)
                 if done:
                     return future.result()
-        except (SnmpPortClosed, asyncio.CancelledError):
-            # Nobody listens, or cut short by the caller's read deadline: unanswered too.
+        except (SnmpPortClosed, asyncio.CancelledError):  # nobody listens, or the deadline cut it
             self._counters.timeouts += 1
             raise
         finally:
@@ -233,10 +199,6 @@ async def resolve(host: str, port: int) -> tuple[socket.AddressFamily, str]:
         raise SnmpProtocolError(message, address=host, reason="unresolvable") from exc
     family, _, _, _, sockaddr = infos[0]
     return family, str(sockaddr[0])
-
-
-# Float dust: after sleeping the exact deficit, refill may land a hair below one token.
-_EPSILON = 1e-9
 
 
 class TokenBucket:
@@ -271,7 +233,7 @@ class TokenBucket:
                 if now > self._stamp:
                     self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= 1 - _EPSILON:
+                if self._tokens >= 1 - 1e-9:  # float dust: a refill may land a hair below 1
                     break
                 await self._sleep((1 - self._tokens) / self.rate)
             self._tokens = max(0.0, self._tokens - 1)

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyasn1.type import univ
 from pysnmp.carrier.asyncio.dgram import udp, udp6
@@ -23,8 +23,11 @@ from pysnmp.proto.rfc1902 import Null, ObjectName
 from collectors.credentials import Credential
 from collectors.errors import CLOSED_IN_FLIGHT, SnmpAuthError, SnmpProtocolError, SnmpTimeout
 from collectors.snmp_message import PduKind, RawValue, RawVarbind, Response, Special
-from collectors.udp import Counters, Target, raise_receive_buffer
+from collectors.udp import raise_receive_buffer
 from mibs.values import Oid, format_oid
+
+if TYPE_CHECKING:
+    from collectors.transport import SnmpTransport, Target
 
 #: pysnmp's USM protocols by our names (credentials.AuthProtocol, PrivProtocol).
 _PROTOCOLS: dict[str, Any] = {
@@ -116,7 +119,7 @@ def _resolve(*args: Any) -> None:
 class V3Engine:
     """The pysnmp engine of one transport: built in a worker thread (it loads MIB modules)."""
 
-    def __init__(self, counters: Counters) -> None:
+    def __init__(self, counters: SnmpTransport) -> None:
         self._counters = counters
         self._engine = v3.SnmpEngine()
         self._targets: dict[tuple[str, int, float, int], Any] = {}
@@ -138,17 +141,12 @@ class V3Engine:
                     self._buffers_raised.add(domain)
 
     async def request(
-        self,
-        target: Target,
-        host: str,
-        kind: PduKind,
-        oids: Sequence[Oid],
-        max_repetitions: int,
+        self, target: Target, kind: PduKind, oids: Sequence[Oid], max_repetitions: int
     ) -> Response:
-        """One PDU to ``host`` (``target``'s address, resolved); errors name it and the profile."""
+        """One PDU to ``target`` (its address resolved); errors name it and the profile."""
         if target.pace is not None:
             await target.pace()  # pysnmp retransmits on its own: one token per request
-        settings = target.settings
+        settings, host = target.settings, target.host
         key = (host, settings.port, settings.timeout, settings.retries)
         pysnmp_target = self._targets.get(key)
         if pysnmp_target is None:

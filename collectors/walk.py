@@ -28,8 +28,6 @@ from mibs.values import Oid, Value, format_oid, is_under
 
 _log = structlog.get_logger(__name__)
 
-GET_BATCH = 24  # varbinds per GET/GETNEXT: ~24 printer strings stay under ~1,400 bytes
-BULK_VARBINDS = 40  # varbinds per GETBULK answer (columns x repetitions)
 MAX_ROWS_PER_COLUMN = 10_000  # far beyond any printer table; stops an endless responder
 
 
@@ -111,11 +109,8 @@ class ColumnWalk:
 
 
 class Requester(Protocol):
-    """One request PDU out, its decoded answer back.
-
-    Raises ``SnmpTimeout`` (no answer after the retries), ``SnmpAuthError`` (SNMPv3 security)
-    or ``SnmpProtocolError`` (an answer that could not be used at all).
-    """
+    """One PDU out, its answer back; raises ``SnmpTimeout`` (no answer after the retries),
+    ``SnmpAuthError`` (SNMPv3 security) or ``SnmpProtocolError`` (an unusable answer)."""
 
     async def request(
         self, kind: PduKind, oids: Sequence[Oid], max_repetitions: int = 0
@@ -140,8 +135,8 @@ class Session:
         self._no_bulk = no_bulk if no_bulk is not None else set()
         self._key = key or address
         self._bulk = version != "v1" and settings.use_bulk
-        self._get_batch = GET_BATCH
-        self._bulk_varbinds = BULK_VARBINDS
+        self._get_batch = 24  # varbinds per GET/GETNEXT: ~24 printer strings fit 1,400 bytes
+        self._bulk_varbinds = 40  # varbinds per GETBULK answer (columns x repetitions)
         self._answered = False  # any answer to any PDU in this session
         self._bulk_answered = False
         self._silent = False
@@ -154,8 +149,7 @@ class Session:
                 self._silent = True  # never answered even a GET/GETNEXT: a dead device
             raise
         self._answered = True
-        if kind is PduKind.BULK:
-            self._bulk_answered = True
+        self._bulk_answered |= kind is PduKind.BULK
         return response
 
     async def get(self, oids: Sequence[Oid]) -> dict[Oid, Value]:

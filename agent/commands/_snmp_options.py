@@ -20,7 +20,7 @@ from collectors.credentials import AuthProtocol, Credential, PrivProtocol, SnmpS
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SnmpConfig
-    from collectors.trace import Exchange, Trace
+    from collectors.transport import Exchange, Trace
 
 DEFAULT_AUTH = "SHA256"
 DEFAULT_PRIV = "AES"
@@ -315,7 +315,7 @@ def exchange_printer(args: argparse.Namespace, stream: TextIO) -> Trace | None:
     """With ``-v``: a trace printing each SNMP exchange on ``stream`` (-vv: the varbinds too)."""
     if not args.verbose:
         return None
-    from collectors.trace import describe_exchange, describe_varbind
+    from collectors.transport import describe_exchange, describe_varbind
 
     def show(exchange: Exchange) -> None:
         lines = [f"snmp: {describe_exchange(exchange)}"]

@@ -66,7 +66,7 @@ from collectors.target_syntax import address_key
 from collectors.targets import TargetError, TargetSet, validate_targets
 
 if TYPE_CHECKING:
-    from collectors.trace import Trace
+    from collectors.transport import Trace
 
 
 def _log() -> structlog.typing.FilteringBoundLogger:

@@ -66,7 +66,7 @@ from mibs.snmpwalk import WalkError, looks_like_walk, parse_walk
 
 if TYPE_CHECKING:
     from agent.config import SnmpConfig
-    from collectors.trace import Trace
+    from collectors.transport import Trace
 
 #: Silent addresses named in the "no answer" hint (a named-host scan names few).
 _SILENT_NAMED = 20

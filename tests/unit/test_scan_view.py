@@ -12,7 +12,7 @@ import pytest
 from agent.commands._scan_view import InOrder, ScanOutput, scan_progress
 from collectors.errors import SnmpPortClosed, SnmpTimeout
 from collectors.snmp_message import PduKind, Response
-from collectors.trace import Exchange, TracedRequester, describe_exchange
+from collectors.transport import Exchange, TracedRequester, describe_exchange
 from mibs.models import Counters, Identity, PrinterRead
 from mibs.values import Oid, parse_oid
 
