@@ -1,8 +1,7 @@
 """The daemon's jobs: discovery into the inventory, device reads into the signed outbox.
 
-:class:`Collector` holds no scheduler and no signal handling (that is
-:mod:`agent.daemon`), so each job can be run and tested on its own. What a read
-becomes (the read message and its events) is :mod:`agent.read_events`.
+No scheduler or signals here (:mod:`agent.daemon`), so each job runs and tests on its
+own; what a read becomes (the read message and its events) is :mod:`agent.read_events`.
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """What the daemon does with one scheduled read's outcome: the read message, then its events.
 
-:meth:`ReadEvents.after_read` is the one entry point (the collector calls it per
-outcome). A read is committed to the outbox (the :class:`Sink`) before it is
-recorded in the inventory, and every event before the state saying it was sent:
-a crash in between sends it again, never not at all. Messages
-(``docs/schema/``) are typed: a :class:`mibs.messages.ReadMessage` (the read as
-``scan --format json`` prints it, plus ``device_id``, ``purpose`` and the
-``eligibility`` verdict when a policy is configured) and the events of
-:data:`mibs.events.Event`: ``eligibility_changed``, ``supply_low``,
-``supply_replaced``/``supply_order_due`` (:mod:`agent.supplies`), meter anomalies
-(:mod:`mibs.meter_anomalies`), ``device_silent``/``device_back``
-(:mod:`agent.liveness`).
+:meth:`ReadEvents.after_read` is the entry point. A read is committed to the outbox (the
+:class:`Sink`) before it is recorded in the inventory, and every event before the state
+saying it was sent: a crash in between sends it again, never not at all. The messages:
+:class:`mibs.messages.ReadMessage` and :data:`mibs.events.Event` (``docs/schema/``).
 """
 
 from __future__ import annotations
@@ -18,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from typing import Protocol
+from functools import partial
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -39,6 +33,7 @@ from mibs.models import PrinterRead
 log = structlog.get_logger("agent.collect")  # the collector's log lines, as before
 
 LOW_STATES = frozenset({"low", "empty", "full"})
+T = TypeVar("T")
 
 
 class Sink(Protocol):
@@ -76,9 +71,30 @@ class ReadEvents:
         silent_after: int,
     ) -> None:
         """Send the read and the events it causes; ``silent_after``: missed reads to silence."""
-        if outcome.read is not None:
-            await self._deliver(device, outcome.read, purpose, eligibility, outcome.profile)
-            self.last_good_read = outcome.read.collected_at
+        read, device_id = outcome.read, device.device_id
+        if read is not None:
+            verdict = None
+            if eligibility is not None:
+                verdict = evaluate_read(
+                    read,
+                    eligibility.policy,
+                    device_id=device_id,
+                    contacts=eligibility.contacts,
+                    agent_version=__version__,
+                )
+            message = ReadMessage.of(read, device_id=device_id, purpose=purpose, verdict=verdict)
+            await self._sink.submit(message)  # durable before the read counts as collected
+            previous = self._inventory.record_read(
+                device_id, read, credential_profile=outcome.profile
+            )
+            if previous is not None:
+                billing = eligibility.policy.billing if eligibility is not None else None
+                for anomaly in read_anomalies(previous, read, billing):
+                    log.warning("meter.anomaly", anomaly=anomaly.kind, detail=anomaly.describe())
+                    await self._sink.submit(anomaly_event(anomaly, device_id, read))
+            await self._change_events(device_id, read, verdict)
+            await self._supply_events(device_id, read, eligibility)
+            self.last_good_read = read.collected_at
         await self._liveness(device, outcome, silent_after)
 
     async def _liveness(
@@ -114,64 +130,25 @@ class ReadEvents:
             missed_reads=event.missed_reads,
         )
 
-    async def _deliver(
-        self,
-        device: InventoryDevice,
-        read: PrinterRead,
-        purpose: Purpose,
-        eligibility: EligibilityInputs | None,
-        profile: str | None,
-    ) -> None:
-        verdict = None
-        if eligibility is not None:
-            verdict = evaluate_read(
-                read,
-                eligibility.policy,
-                device_id=device.device_id,
-                contacts=eligibility.contacts,
-                agent_version=__version__,
-            )
-        message = ReadMessage.of(read, device_id=device.device_id, purpose=purpose, verdict=verdict)
-        await self._sink.submit(message)  # durable before the read counts as collected
-        previous = self._inventory.record_read(device.device_id, read, credential_profile=profile)
-        if previous is not None:
-            billing = eligibility.policy.billing if eligibility is not None else None
-            for anomaly in read_anomalies(previous, read, billing):
-                log.warning("meter.anomaly", anomaly=anomaly.kind, detail=anomaly.describe())
-                await self._sink.submit(anomaly_event(anomaly, device.device_id, read))
-        await self._change_events(device.device_id, read, verdict)
-        await self._supply_events(device.device_id, read, eligibility)
-
     async def _supply_events(
         self, device_id: str, read: PrinterRead, eligibility: EligibilityInputs | None
     ) -> None:
         """``supply_replaced`` and ``supply_order_due`` (agent/supplies.py), each sent once.
 
         On a full volume the read (already in the outbox) keeps going: its supply levels
-        are left out of the local history and the events wait for a read with space."""
-        try:
-            pending = self._supplies.observe(
-                device_id,
-                read,
-                policy=eligibility.policy if eligibility is not None else None,
-                contacts=eligibility.contacts if eligibility is not None else None,
-            )
-        except sqlite3.OperationalError as exc:
-            if not out_of_space(exc):
-                raise
-            log.warning("supplies.history_not_written", device_id=device_id, error=str(exc))
+        are left out of the local history and the events wait for a read with space; events
+        sent but not remembered may go again (same order_id, which the backend keeps once).
+        """
+        policy = eligibility.policy if eligibility is not None else None
+        contacts = eligibility.contacts if eligibility is not None else None
+        observe = partial(self._supplies.observe, device_id, read, policy=policy, contacts=contacts)
+        pending = _unless_full(observe, "supplies.history_not_written", device_id)
+        if pending is None:
             return
         for item in pending:
             await self._sink.submit(item.event)  # durable before it is marked as sent
             log.info("supply.event", kind=item.event.event, supply_index=item.event.supply_index)
-        try:
-            self._supplies.sent(pending)
-        except sqlite3.OperationalError as exc:
-            if not out_of_space(exc):
-                raise
-            # Sent but not remembered: the next read may send them again (same order_id,
-            # which the backend keeps once).
-            log.warning("supplies.marks_not_written", device_id=device_id, error=str(exc))
+        _unless_full(partial(self._supplies.sent, pending), "supplies.marks_not_written", device_id)
 
     async def _change_events(
         self, device_id: str, read: PrinterRead, verdict: Verdict | None
@@ -197,15 +174,23 @@ class ReadEvents:
         self._low_supplies[device_id] = low
         for supply in read.supplies:
             if supply.index in low - already:
-                await self._sink.submit(
-                    SupplyLow(
-                        device_id=device_id,
-                        address=address,
-                        supply_index=supply.index,
-                        description=supply.description,
-                        type=supply.type,
-                        colorant=supply.colorant,
-                        state=supply.state,
-                        percent=supply.percent,
-                    )
+                shown = supply.model_dump(include={"description", "type", "colorant", "state"})
+                low_event = SupplyLow(
+                    device_id=device_id,
+                    address=address,
+                    supply_index=supply.index,
+                    percent=supply.percent,
+                    **shown,
                 )
+                await self._sink.submit(low_event)
+
+
+def _unless_full(write: Callable[[], T], event: str, device_id: str) -> T | None:
+    """``write()``; on a full state volume None, after a warning ``event``."""
+    try:
+        return write()
+    except sqlite3.OperationalError as exc:
+        if not out_of_space(exc):
+            raise
+        log.warning(event, device_id=device_id, error=str(exc))
+        return None

@@ -131,10 +131,8 @@ class ScanProgress:
 @contextmanager
 def scan_progress(total: int, stream: TextIO) -> Iterator[ScanProgress]:
     """A progress bar on ``stream`` when it is a terminal; otherwise nothing is shown."""
-    if not stream.isatty():
-        yield ScanProgress(update=lambda _done, _printers: None, console=None)
-        return
-    progress = Progress(
+    shown = stream.isatty()
+    with Progress(
         TextColumn("[bold]scan"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -142,11 +140,10 @@ def scan_progress(total: int, stream: TextIO) -> Iterator[ScanProgress]:
         TimeElapsedColumn(),
         console=Console(file=stream),
         transient=True,
-    )
-    task = progress.add_task("scan", total=total, printers=0)
-
-    def update(done: int, printers: int) -> None:
-        progress.update(task, completed=done, printers=printers)
-
-    with progress:
-        yield ScanProgress(update=update, console=progress.console)
+        disable=not shown,
+    ) as progress:
+        task = progress.add_task("scan", total=total, printers=0)
+        yield ScanProgress(
+            update=lambda done, printers: progress.update(task, completed=done, printers=printers),
+            console=progress.console if shown else None,
+        )

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, TextIO, get_args
 
 from pydantic import SecretStr, ValidationError
 
-from agent.commands._target_options import read_option_file
+from agent.commands._target_options import option_adder, read_option_file
 from agent.errors import UsageError
-from collectors.credentials import AuthProtocol, Credential, PrivProtocol, SnmpSettings
+from collectors.credentials import AuthProtocol, Credential, PrivProtocol
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SnmpConfig
@@ -97,18 +97,6 @@ _HELP = {
     "config": "agent config: its credential profiles and SNMP settings",
     "profile": "use only this credential profile of --config",
 }
-
-
-def option_adder(
-    container: argparse._ActionsContainer, helps: dict[str, str]
-) -> Callable[..., None]:
-    """``container.add_argument`` taking each option's help text from ``helps`` by its dest."""
-
-    def add(*flags: str, **keywords: Any) -> None:
-        action = container.add_argument(*flags, **keywords)
-        action.help = helps[action.dest]
-
-    return add
 
 
 def add_snmp_options(parser: argparse.ArgumentParser) -> None:
@@ -229,24 +217,6 @@ def credentials_from_args(args: argparse.Namespace) -> list[Credential]:
     return profiles
 
 
-def settings_from_args(args: argparse.Namespace) -> SnmpSettings:
-    """Transport settings; options left out keep the :class:`SnmpSettings` defaults."""
-    given = {
-        "port": args.snmp_port,
-        "timeout": args.timeout,
-        "retries": args.retries,
-        "max_repetitions": args.max_repetitions,
-        "use_bulk": False if args.no_bulk else None,
-    }
-    try:
-        return SnmpSettings(**{field: value for field, value in given.items() if value is not None})
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        field = str(error["loc"][0])
-        option = "--snmp-port" if field == "port" else "--" + field.replace("_", "-")
-        raise UsageError(f"{option}: {error['msg']}") from None
-
-
 def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[str], Any]:
     """An argparse ``type``: ``kind(text)`` within ``low..high``, else a message naming both."""
 
@@ -305,10 +275,23 @@ def snmp_config_from_args(
             raise UsageError(
                 f"--profile {args.profile}: no such profile in {args.config} ({names})"
             )
-    given = settings_from_args(args).model_dump(exclude_unset=True)
-    given.update({key: value for key, value in overrides.items() if value is not None})
-    given["credentials"] = credentials
-    return (config.snmp if config is not None else SnmpConfig()).model_copy(update=given)
+    given = {
+        "port": args.snmp_port,
+        "timeout": args.timeout,
+        "retries": args.retries,
+        "max_repetitions": args.max_repetitions,
+        "use_bulk": False if args.no_bulk else None,
+        **overrides,
+    }
+    merged = (config.snmp if config is not None else SnmpConfig()).model_dump()
+    merged.update({key: value for key, value in given.items() if value is not None})
+    try:
+        return SnmpConfig.model_validate({**merged, "credentials": credentials})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = str(error["loc"][0])
+        option = "--snmp-port" if field == "port" else "--" + field.replace("_", "-")
+        raise UsageError(f"{option}: {error['msg']}") from None
 
 
 def exchange_printer(args: argparse.Namespace, stream: TextIO) -> Trace | None:

@@ -8,13 +8,42 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from agent.errors import UsageError
 from collectors.target_syntax import split_list
 from collectors.targets import TargetError
+
+#: The target options' help texts, by destination.
+_HELP = {
+    "targets": "address, host name, CIDR block (192.0.2.0/24), range (192.0.2.10-200), "
+    "octet range (10.1.2-3.1-50), any of them as HOST:PORT ([2001:db8::7]:1161), "
+    "several separated by commas",
+    "target_files": "read targets from FILE (nmap's -iL): one or more a line, # comments; "
+    "- is stdin",
+    "exclude": "skip these, repeatable",
+    "exclude_files": "skip the targets listed in FILE (same format as -iL)",
+    "allow_huge": "accept sweeps of more than four /16 blocks",
+    "allow_public": "accept targets outside private, shared (100.64/10), link-local, loopback and "
+    "unique-local space",
+    "format": "table on a terminal, JSON lines otherwise (default)",
+}
+
+
+def option_adder(
+    container: argparse._ActionsContainer, helps: dict[str, str]
+) -> Callable[..., None]:
+    """``container.add_argument`` taking each option's help text from ``helps`` by its dest."""
+
+    def add(*flags: str, **keywords: Any) -> None:
+        action = container.add_argument(*flags, **keywords)
+        action.help = helps[action.dest]
+
+    return add
 
 
 def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | None = None) -> None:
@@ -22,44 +51,16 @@ def add_target_options(parser: argparse.ArgumentParser, *, default_help: str | N
 
     With ``default_help`` the help says where targets come from when none are given.
     """
-    parser.add_argument(
-        "targets",
-        nargs="*",
-        metavar="TARGET",
-        help="address, host name, CIDR block (192.0.2.0/24), range (192.0.2.10-200), "
-        "octet range (10.1.2-3.1-50), any of them as HOST:PORT ([2001:db8::7]:1161), "
-        "several separated by commas" + (f"; default: {default_help}" if default_help else ""),
-    )
-    listed = partial(parser.add_argument, action="append", type=Path, default=[], metavar="FILE")
-    listed(
-        "-iL",
-        "--input-list",
-        dest="target_files",
-        help="read targets from FILE (nmap's -iL): one or more a line, # comments; - is stdin",
-    )
-    parser.add_argument(
-        "--exclude", action="append", default=[], metavar="TARGET", help="skip these, repeatable"
-    )
-    listed(
-        "--exclude-file",
-        dest="exclude_files",
-        help="skip the targets listed in FILE (same format as -iL)",
-    )
-    parser.add_argument(
-        "--allow-huge", action="store_true", help="accept sweeps of more than four /16 blocks"
-    )
-    parser.add_argument(
-        "--allow-public",
-        action="store_true",
-        help="accept targets outside private, shared (100.64/10), link-local, loopback and "
-        "unique-local space",
-    )
-    parser.add_argument(
-        "--format",
-        choices=("table", "json"),
-        default=None,
-        help="table on a terminal, JSON lines otherwise (default)",
-    )
+    default = f"; default: {default_help}" if default_help else ""
+    add = option_adder(parser, {**_HELP, "targets": _HELP["targets"] + default})
+    listed = partial(add, action="append", type=Path, default=[], metavar="FILE")
+    add("targets", nargs="*", metavar="TARGET")
+    listed("-iL", "--input-list", dest="target_files")
+    add("--exclude", action="append", default=[], metavar="TARGET")
+    listed("--exclude-file", dest="exclude_files")
+    add("--allow-huge", action="store_true")
+    add("--allow-public", action="store_true")
+    add("--format", choices=("table", "json"), default=None)
 
 
 @dataclass

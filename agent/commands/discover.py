@@ -1,16 +1,13 @@
 """``fleet-agent discover``: sweep targets, identify printers, keep them in the inventory.
 
 Targets come from the command line, or from ``discovery.targets`` of ``--config``.
-Each printer found is recorded in ``<state-dir>/inventory.db`` (the daemon polls
-from it) and printed: a table on a terminal, else one JSON line per printer (the
-fields: docs/discovery.md). Progress and the summary line go to stderr.
+Each printer found is recorded in ``<state-dir>/inventory.db`` (the daemon polls from it).
 
     fleet-agent discover 10.20.0-3.1-254 --exclude 10.20.1.0/24 -c public
     fleet-agent discover -iL ranges.txt --exclude-file printers-we-skip.txt --rate 50
     fleet-agent discover --config /etc/fleet-agent/config.yaml --read
 
-Exit status: 0 when the sweep found at least one printer; 1 when it found none,
-or on any other failure; 2 for a bad argument or configuration.
+Output, progress, summary and exit status: docs/discovery.md, "Output".
 """
 
 from __future__ import annotations
@@ -40,8 +37,12 @@ from agent.commands._snmp_options import (
     exchange_printer,
     snmp_config_from_args,
 )
-from agent.commands._target_options import add_target_options, target_specs_from_args
-from agent.config import DiscoveryConfig
+from agent.commands._target_options import (
+    add_target_options,
+    option_adder,
+    target_specs_from_args,
+)
+from agent.config import DiscoveryConfig, SnmpConfig
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory
 from agent.logging import configure_logging
@@ -53,7 +54,6 @@ from agent.output import (
     write_line,
 )
 from agent.state import default_state_dir, inventory_path
-from collectors.credentials import Credential, SnmpSettings
 from collectors.discovery import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_RATE,
@@ -75,6 +75,13 @@ def _log() -> structlog.typing.FilteringBoundLogger:
 
 
 PROGRESS_LOG_INTERVAL = 5.0  # seconds between discovery.progress events off a terminal
+#: Help texts of discover's own options, by destination.
+_HELP = {
+    "rate": f"packets per second for the whole sweep (default {DEFAULT_RATE:g}; 0: no limit)",
+    "max_in_flight": f"addresses probed at once (default {DEFAULT_MAX_IN_FLIGHT})",
+    "read": "also read meters, supplies and status of each printer (lifetime pages)",
+    "state_dir": "holds inventory.db (default $FLEET_AGENT_STATE_DIR or /var/lib/fleet-agent)",
+}
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,7 @@ class Plan:
     """Everything the sweep needs, merged from the command line and the configuration."""
 
     targets: TargetSet
-    credentials: list[Credential]
-    settings: SnmpSettings
+    snmp: SnmpConfig
     options: DiscoveryOptions
     state_dir: Path
     read_printers: bool = False
@@ -113,15 +119,12 @@ def build_plan(args: argparse.Namespace) -> Plan:
         if exc.spec in found.targets:
             where = f"discovery.targets in {args.config}"
         raise UsageError(f"{where}: {exc}") from None
-    snmp = snmp_config_from_args(args, config)
     state_dir = args.state_dir or (config.state_dir if config is not None else default_state_dir())
     rate = found.rate if args.rate is None else args.rate
     options = DiscoveryOptions(
         rate=rate or None, max_in_flight=args.max_in_flight or found.max_in_flight
     )
-    return Plan(
-        targets, list(snmp.credentials), snmp.transport_settings(), options, state_dir, args.read
-    )
+    return Plan(targets, snmp_config_from_args(args, config), options, state_dir, args.read)
 
 
 def discover_record(result: AddressResult, outcome: DiscoveryOutcome) -> dict[str, Any]:
@@ -174,48 +177,40 @@ def _found_table(records: list[dict[str, Any]]) -> Table:
 @contextmanager
 def _progress(stats_of: Callable[[], SweepStats], stream: TextIO) -> Iterator[Callable[[], None]]:
     """A rich progress bar on a terminal, ``discovery.progress`` events otherwise."""
-    if stream.isatty():
-        progress = Progress(
-            TextColumn("[bold]discover"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,}"),
-            TextColumn("{task.fields[printers]} printers"),
-            TextColumn("{task.fields[rate]:,.0f} addr/s"),
-            TextColumn("ETA {task.fields[eta]}"),
-            TimeElapsedColumn(),
-            console=Console(file=stream),
-            transient=False,
-        )
-        task = progress.add_task("sweep", total=stats_of().total, printers=0, rate=0.0, eta="-")
+    shown = stream.isatty()
+    with Progress(
+        TextColumn("[bold]discover"),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,}"),
+        TextColumn("{task.fields[printers]} printers"),
+        TextColumn("{task.fields[rate]:,.0f} addr/s"),
+        TextColumn("ETA {task.fields[eta]}"),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+        disable=not shown,
+    ) as bar:
+        task = bar.add_task("sweep", total=stats_of().total, printers=0, rate=0.0, eta="-")
 
-        def update() -> None:
+        def tick() -> None:
             stats = stats_of()
-            eta = stats.eta
-            progress.update(
-                task,
-                completed=stats.done,
+            if shown:
+                eta = "-" if stats.eta is None else f"{stats.eta:,.0f}s"
+                bar.update(
+                    task, completed=stats.done, printers=stats.printers, rate=stats.rate, eta=eta
+                )
+                return
+            _log().info(
+                "discovery.progress",
+                done=stats.done,
+                total=stats.total,
                 printers=stats.printers,
-                rate=stats.rate,
-                eta="-" if eta is None else f"{eta:,.0f}s",
+                rate=round(stats.rate, 1),
+                eta=None if stats.eta is None else round(stats.eta, 1),
             )
 
-        with progress:
-            yield update
-            update()
-        return
-
-    def log() -> None:
-        stats = stats_of()
-        _log().info(
-            "discovery.progress",
-            done=stats.done,
-            total=stats.total,
-            printers=stats.printers,
-            rate=round(stats.rate, 1),
-            eta=None if stats.eta is None else round(stats.eta, 1),
-        )
-
-    yield log
+        yield tick
+        if shown:
+            tick()
 
 
 async def _sweep(
@@ -229,11 +224,12 @@ async def _sweep(
     from collectors.transport import SnmpTransport
 
     started = datetime.now(UTC)
-    async with SnmpTransport(plan.settings, trace=trace) as transport:
+    settings = plan.snmp.transport_settings()
+    async with SnmpTransport(settings, trace=trace) as transport:
         sweep = Sweep(
             plan.targets,
-            plan.credentials,
-            plan.settings,
+            plan.snmp.credentials,
+            settings,
             transport=transport,
             options=plan.options,
             known_profiles=inventory.known_profiles(),
@@ -279,32 +275,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     add_target_options(parser, default_help="discovery.targets of --config")
     add_config_options(parser)
-    parser.add_argument(
-        "--rate",
-        type=bounded(float, 0, 100_000),
-        default=None,
-        metavar="PPS",
-        help=f"packets per second for the whole sweep (default {DEFAULT_RATE:g}; 0: no limit)",
-    )
-    parser.add_argument(
-        "--max-in-flight",
-        type=bounded(int, 1, 8192),
-        default=None,
-        metavar="N",
-        help=f"addresses probed at once (default {DEFAULT_MAX_IN_FLIGHT})",
-    )
-    parser.add_argument(
-        "--read",
-        action="store_true",
-        help="also read meters, supplies and status of each printer (lifetime pages)",
-    )
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="holds inventory.db (default $FLEET_AGENT_STATE_DIR or /var/lib/fleet-agent)",
-    )
+    add = option_adder(parser, _HELP)
+    add("--rate", type=bounded(float, 0, 100_000), default=None, metavar="PPS")
+    add("--max-in-flight", type=bounded(int, 1, 8192), default=None, metavar="N")
+    add("--read", action="store_true")
+    add("--state-dir", type=Path, default=None, metavar="DIR")
     add_snmp_options(parser)
     parser.set_defaults(handler=run)
 

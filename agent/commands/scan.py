@@ -6,18 +6,7 @@
     fleet-agent scan -iL printers.txt --rate 50
     fleet-agent scan --file printer.walk
 
-One row (table) or one JSON line (``--format json``, the read schema in
-``docs/schema/read.schema.json``) per printer, printed as soon as the printer and
-every address before it are done, so rows come while the scan runs and always in
-address order. Devices that answer SNMP but are not printers are skipped (named
-on stderr in table mode); silent addresses are skipped quietly. A summary line
-on stderr counts both; on a terminal a progress bar shows while the scan runs.
-``--file WALK`` goes through the same reader and decoders as a live read.
-
-Exit status: 0 when at least one printer was read; 1 when none was (a host
-named on its own that never answered gets a hint on stderr: wrong community,
-SNMP off, or a firewall) or on any other failure; 2 for a bad argument (the
-message names it).
+Output, summary, hints and exit status: docs/discovery.md, "Output".
 """
 
 from __future__ import annotations
@@ -41,11 +30,11 @@ from agent.commands._snmp_options import (
     bounded,
     config_from_args,
     exchange_printer,
-    option_adder,
     snmp_config_from_args,
 )
 from agent.commands._target_options import (
     add_target_options,
+    option_adder,
     read_option_file,
     target_specs_from_args,
 )

@@ -17,7 +17,7 @@ from agent.cli import build_parser, main
 from agent.commands._snmp_options import (
     add_snmp_options,
     credentials_from_args,
-    settings_from_args,
+    snmp_config_from_args,
 )
 from agent.commands.discover import build_plan
 from agent.commands.inventory import spreadsheet_safe, write_csv
@@ -99,7 +99,9 @@ def test_secret_never_in_the_error(tmp_path: Path) -> None:
 
 
 def test_settings_from_options() -> None:
-    settings = settings_from_args(_snmp("--snmp-port", "1161", "--timeout", "0.5", "--no-bulk"))
+    settings = snmp_config_from_args(
+        _discover_args("--snmp-port", "1161", "--timeout", "0.5", "--no-bulk"), None
+    )
     assert (settings.port, settings.timeout, settings.use_bulk, settings.retries) == (
         1161,
         0.5,
@@ -107,7 +109,7 @@ def test_settings_from_options() -> None:
         1,
     )
     with pytest.raises(UsageError, match="--timeout"):
-        settings_from_args(_snmp("--timeout", "0"))
+        snmp_config_from_args(_discover_args("--timeout", "0"), None)
 
 
 def _discover_args(*argv: str) -> argparse.Namespace:
@@ -149,8 +151,8 @@ discovery:
     plan = build_plan(_discover_args("--config", str(config), "--retries", "3"))
     assert len(plan.targets) == 13
     assert "192.0.2.5" not in plan.targets
-    assert [c.name for c in plan.credentials] == ["office"]
-    assert (plan.settings.timeout, plan.settings.retries) == (0.7, 3)
+    assert [c.name for c in plan.snmp.credentials] == ["office"]
+    assert (plan.snmp.timeout, plan.snmp.retries) == (0.7, 3)
     assert (plan.options.rate, plan.options.max_in_flight) == (50, 8)
     assert plan.state_dir == tmp_path / "state"
     # The command line wins over the file.
@@ -158,7 +160,7 @@ discovery:
         _discover_args("--config", str(config), "198.51.100.7", "--community", "x", "--rate", "0")
     )
     assert list(override.targets) == ["198.51.100.7"]
-    assert [c.name for c in override.credentials] == ["v2c#1"]
+    assert [c.name for c in override.snmp.credentials] == ["v2c#1"]
     assert override.options.rate is None
 
 
