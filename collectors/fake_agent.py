@@ -23,7 +23,7 @@ from typing import Any
 
 from collectors import snmp_message as wire
 from collectors.snmp_message import PduKind, Request, Special, encode_value, encode_varbind
-from mibs.snmprec import parse_snmprec
+from mibs.snmprec import SnmprecError, parse_snmprec
 from mibs.values import Oid, Value
 
 
@@ -116,9 +116,8 @@ class FakeAgent(asyncio.DatagramProtocol):
         self.answered += 1
         status, index, varbinds = self._answer(request, list(request.oids))
         request_id = request.request_id + 1 if self.wrong_request_id else request.request_id
-        fields = (request_id, status, index)
         reply = wire.encode_message(
-            request.version, request.community, wire.RESPONSE, fields, varbinds
+            request.version, request.community, wire.RESPONSE, (request_id, status, index), varbinds
         )
         reply = reply[: len(reply) - self.truncate]
         if self.delay:
@@ -202,10 +201,10 @@ async def start_fake_agent(
     return agent
 
 
-async def _serve(specs: list[tuple[str, Path]], port: int, community: str) -> None:
+async def _serve(devices: list[str], port: int, community: str) -> None:
     agents: list[FakeAgent] = []
-    for address, path in specs:
-        values = load_snmprec(path)
+    for address, _, path in (device.partition("=") for device in devices):
+        values = load_snmprec(Path(path))
         agent = await start_fake_agent(values, address=address, port=port, community=community)
         port = agent.port  # every address on the same port
         agents.append(agent)
@@ -228,11 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--community", default="public")
     parser.add_argument("devices", nargs="+", metavar="ADDRESS=RECORDING")
     args = parser.parse_args(argv)
-    pairs = (device.partition("=") for device in args.devices)
-    specs = [(address, Path(path)) for address, _, path in pairs]
     try:
-        asyncio.run(_serve(specs, args.port, args.community))
-    except ValueError as exc:
+        asyncio.run(_serve(args.devices, args.port, args.community))
+    except (ValueError, OSError, SnmprecError) as exc:
         raise SystemExit(f"fake_agent: {exc}") from None
 
 

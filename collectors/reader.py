@@ -64,7 +64,7 @@ async def read_device(
 
     ``settings`` override the transport's; with ``pace`` every packet awaits it first.
     """
-    refusals: list[str] = []
+    refusals: tuple[str, ...] = ()
     failure: SnmpError | None = None
     outcome = partial(ReadOutcome, address=address)
     loop = asyncio.get_running_loop()
@@ -81,20 +81,17 @@ async def read_device(
             _log.debug("read.port_closed", address=address)
             return outcome(kind="silent", reason="port_closed", detail=str(exc))
         except SnmpAuthError as exc:
-            refusals.append(f"{credential.name}: {exc}")
+            refusals += (f"{credential.name}: {exc}",)
             _log.debug("read.refused", address=address, profile=credential.name)
-            continue
         except SnmpTimeout:
-            continue  # silent, or a v1/v2c community the device ignores
+            pass  # silent, or a v1/v2c community the device ignores
         except SnmpError as exc:
             failure = exc  # an answer, but unusable: another profile may do better
-            continue
-        return outcome(kind="read", read=read, profile=credential.name, refusals=tuple(refusals))
+        else:
+            return outcome(kind="read", read=read, profile=credential.name, refusals=refusals)
     if refusals:
         detail = "; ".join(refusals)
-        return outcome(
-            kind="refused", reason="auth_failed", detail=detail, refusals=tuple(refusals)
-        )
+        return outcome(kind="refused", reason="auth_failed", detail=detail, refusals=refusals)
     if failure is not None:
         return outcome(kind="failed", reason=failure.reason, detail=str(failure))
     return outcome(kind="silent", reason="timeout")
@@ -171,10 +168,8 @@ async def read_session(
             await state.run(plan)
     except TimeoutError:
         if not state.answered:
-            raise SnmpTimeout(
-                f"no answer within the read deadline of {deadline:g} s",
-                address=session.address,
-            ) from None
+            message = f"no answer within the read deadline of {deadline:g} s"
+            raise SnmpTimeout(message, address=session.address) from None
         state.fail(state.owed, "deadline", f"read deadline of {deadline:g} s reached")
     except (SnmpTimeout, SnmpAuthError) as exc:
         if not state.answered:

@@ -102,7 +102,6 @@ _REQUEST_KINDS = {tag: kind for kind, tag in _REQUEST_TAGS.items()}
 # The PDU tags each version defines: GetRequest .. Trap (RFC 1157 section 4.1);
 # SNMPv2 drops that Trap and adds GetBulk, Inform, SNMPv2-Trap and Report (RFC 3416).
 _VERSION_PDUS = {0: frozenset(range(0xA0, 0xA5)), 1: frozenset(range(0xA0, 0xA9)) - {0xA4}}
-_V1_TRAP = 0xA4  # a layout of its own (RFC 1157 section 4.1.6)
 # SNMPv2 PDU field ranges (RFC 3416 section 3): request-id is an Integer32;
 # error-index, non-repeaters and max-repetitions are INTEGER (0..max-bindings).
 _INTEGER32 = range(-(2**31), 2**31)
@@ -283,8 +282,7 @@ def _value(tag: int, content: bytes) -> RawValue:
             raise WireError(f"empty value of tag 0x{tag:02x}")
         bits = 64 if tag == COUNTER64 else 32
         return int.from_bytes(content, "big", signed=True) % (1 << bits)
-    special = EXCEPTIONS.get(tag)
-    return special if special is not None else Special.UNSUPPORTED
+    return EXCEPTIONS.get(tag, Special.UNSUPPORTED)
 
 
 def decode_response(data: bytes) -> tuple[int, bytes, Response]:
@@ -327,7 +325,7 @@ def decode_request(data: bytes) -> Request:
     tag, pdu_start, pdu_stop = read_tlv(data, pos, stop)
     if tag not in pdus:
         raise WireError(f"PDU: tag 0x{tag:02x} is not a PDU of version number {version}")
-    if tag == _V1_TRAP:
+    if tag == 0xA4:  # a v1 Trap: a layout of its own (RFC 1157 section 4.1.6)
         return Request(version=version, community=community, kind=None)
     request_id, second, third, pos, list_stop = _pdu_fields(data, pdu_start, pdu_stop)
     kind = _REQUEST_KINDS.get(tag)

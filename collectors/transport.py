@@ -1,8 +1,7 @@
 """The SNMP transport: one per process and event loop, hands out per-device sessions.
 
 Requests go to :class:`collectors.udp.UdpClient` (v1/v2c) or :class:`collectors.v3.V3Engine`;
-with a :data:`Trace` each request PDU and its outcome is reported as ``scan -v`` shows them
-(never a community or key).
+a :data:`Trace` sees each request PDU and its outcome as ``scan -v`` shows them (no secrets).
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ class SnmpTransport:
     timeouts = 0  # requests that got no answer after all retries
 
     def __init__(self, settings: SnmpSettings, *, trace: Trace | None = None) -> None:
-        """With ``trace`` every request PDU and its outcome is reported (``scan -v``)."""
         self._settings = settings
         self._trace = trace
         self._opened: dict[object, Any] = {}
@@ -84,9 +82,8 @@ class SnmpTransport:
     ) -> Session:
         """Requests to ``address`` with ``credential``; ``settings`` override the transport's.
 
-        A port in ``address`` (``192.0.2.7:1161``, ``[2001:db8::7]:1161``) wins over the
-        settings' port, and reads keep that form as their address. With ``pace``, every
-        packet (retries included) awaits it first.
+        A port in ``address`` (``192.0.2.7:1161``, ``[::1]:1161``) wins over the settings' and
+        stays in the reads' address; with ``pace`` every packet (retries too) awaits it first.
         """
         self._check()
         settings = settings or self._settings
@@ -98,8 +95,7 @@ class SnmpTransport:
             settings = settings.model_copy(update={"port": port})
         else:
             address = host
-        community = credential.community
-        secret = community.get_secret_value().encode() if community else b""
+        secret = credential.community.get_secret_value().encode() if credential.community else b""
         requester: Requester = Target(self, host, credential, secret, settings, pace)
         if self._trace is not None:
             requester = TracedRequester(requester, address, credential.version, self._trace)
@@ -130,11 +126,9 @@ class SnmpTransport:
         return found
 
 
-async def _load_v3(_: str, counters: SnmpTransport) -> V3Engine:
+def _load_v3(_: str, counters: SnmpTransport) -> Awaitable[V3Engine]:
     """pysnmp (~0.2 s to import) and its engine, loaded in a worker thread, never on the loop."""
-    module = await asyncio.to_thread(importlib.import_module, "collectors.v3")
-    engine: V3Engine = await asyncio.to_thread(module.V3Engine, counters)
-    return engine
+    return asyncio.to_thread(lambda: importlib.import_module("collectors.v3").V3Engine(counters))
 
 
 @dataclass(slots=True)

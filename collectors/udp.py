@@ -45,10 +45,7 @@ Pace = Callable[[], Awaitable[None]]
 
 
 def raise_receive_buffer(sock: socket.socket) -> int:
-    """Ask for :data:`RECEIVE_BUFFER` (past ``rmem_max`` if privileged); returns what was granted.
-
-    A refusal is logged, not raised: under heavy load a few answers drop, which retries cover.
-    """
+    """Ask for :data:`RECEIVE_BUFFER` (forced if privileged); the size granted. Never raises."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         if sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) < RECEIVE_BUFFER:

@@ -102,9 +102,11 @@ def _user(credential: Credential) -> tuple[Any, Any]:
 
 
 _LCD = CommandGeneratorLcdConfigurator()
-_GET = cmdgen.GetCommandGenerator()
-_NEXT = cmdgen.NextCommandGeneratorSingleRun()
-_BULK = cmdgen.BulkCommandGeneratorSingleRun()
+_GENERATORS = {
+    PduKind.GET: cmdgen.GetCommandGenerator(),
+    PduKind.NEXT: cmdgen.NextCommandGeneratorSingleRun(),
+    PduKind.BULK: cmdgen.BulkCommandGeneratorSingleRun(),
+}
 _NULL = Null("")
 _Answer = tuple[Any, int, int, Any]  # errorIndication, errorStatus, errorIndex, varbinds
 
@@ -123,21 +125,18 @@ class V3Engine:
         self._counters = counters
         self._engine = v3.SnmpEngine()
         self._targets: dict[tuple[str, int, float, int], Any] = {}
-        self._buffers_raised: set[str] = set()
+        self._buffers_raised: set[tuple[int, ...]] = set()  # transport domains
         self._inflight: set[asyncio.Future[Any]] = set()  # answers awaited; close() fails them
         self._closed = False
 
     def _raise_receive_buffers(self) -> None:
         """Raise SO_RCVBUF on the engine's sockets once they exist (opened asynchronously)."""
-        dispatcher = self._engine.transport_dispatcher
-        for domain in (udp.DOMAIN_NAME, udp6.DOMAIN_NAME):
-            if dispatcher is None or domain in self._buffers_raised:
-                continue
+        dispatcher = self._engine.transport_dispatcher  # None once closed
+        for domain in {udp.DOMAIN_NAME, udp6.DOMAIN_NAME} - self._buffers_raised:
             with contextlib.suppress(CarrierError):  # raised if this family was never used
-                carrier = dispatcher.get_transport(domain)
-                sock = carrier.transport.get_extra_info("socket") if carrier.transport else None
-                if sock is not None:
-                    raise_receive_buffer(sock)
+                transport = dispatcher and dispatcher.get_transport(domain).transport
+                if transport is not None:
+                    raise_receive_buffer(transport.get_extra_info("socket"))
                     self._buffers_raised.add(domain)
 
     async def request(
@@ -165,12 +164,8 @@ class V3Engine:
         future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
         head = (self._engine, target_name, context.contextEngineId, context.contextName)
         self._counters.requests_sent += 1
-        if kind is PduKind.BULK:
-            _BULK.send_varbinds(*head, 0, max_repetitions, varbinds, _resolve, future)
-        else:
-            (_GET if kind is PduKind.GET else _NEXT).send_varbinds(
-                *head, varbinds, _resolve, future
-            )
+        bulk = (0, max_repetitions) if kind is PduKind.BULK else ()  # non-repeaters, max-reps
+        _GENERATORS[kind].send_varbinds(*head, *bulk, varbinds, _resolve, future)
         self._inflight.add(future)
         try:
             indication, status, index, answer = await future
@@ -192,11 +187,8 @@ class V3Engine:
             )
         for failure, reason in _AUTH_FAILURES.items():
             if isinstance(indication, failure):
-                raise SnmpAuthError(
-                    f"{address}: SNMPv3 {reason} with credential profile {profile!r}",
-                    address=address,
-                    oid=oid,
-                )
+                message = f"{address}: SNMPv3 {reason} with credential profile {profile!r}"
+                raise SnmpAuthError(message, address=address, oid=oid)
         raise SnmpProtocolError(
             f"{address}: SNMPv3 {kind.value} failed: {indication}", address=address, oid=oid
         )

@@ -28,8 +28,6 @@ from mibs.values import Oid, Value, format_oid, is_under
 
 _log = structlog.get_logger(__name__)
 
-MAX_ROWS_PER_COLUMN = 10_000  # far beyond any printer table; stops an endless responder
-
 
 @dataclass
 class WalkResult:
@@ -101,7 +99,7 @@ class ColumnWalk:
                 self.fail(cursor.prefix, "unexpected_exception")
             elif not isinstance(value, Special):  # NULL / unsupported type: no row, walk on
                 cursor.rows.append((oid, value))
-                if len(cursor.rows) > MAX_ROWS_PER_COLUMN:
+                if len(cursor.rows) > 10_000:  # beyond any printer table: an endless responder
                     self.fail(cursor.prefix, "too_many_rows")
 
     def result(self) -> WalkResult:
@@ -178,11 +176,10 @@ class Session:
                     )
                 pending.remove(bad)
             else:
-                raise SnmpProtocolError(
-                    f"{self.address}: GET answered {error_status_name(status)} (index {index})",
-                    address=self.address,
-                    oid=format_oid(chunk[0]),
+                message = (
+                    f"{self.address}: GET answered {error_status_name(status)} (index {index})"
                 )
+                raise SnmpProtocolError(message, address=self.address, oid=format_oid(chunk[0]))
         return found
 
     async def walk(self, columns: Sequence[Oid]) -> WalkResult:
