@@ -126,9 +126,9 @@ class _Read:
     async def _get(self, items: Sequence[PlanItem]) -> None:
         try:
             answer = await self.session.get([item.oid for item in items])
-        except SnmpError as exc:  # silent, refused or a failed first request: not a problem here
+        except SnmpError as exc:
             if isinstance(exc, SnmpTimeout | SnmpAuthError) or not self.answered:
-                raise
+                raise  # silent/refused: read_session decides; failed first request: next profile
             self.fail(items, exc.reason, str(exc))
             return
         self.answered = True
