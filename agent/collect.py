@@ -18,7 +18,7 @@ from agent.config import AgentConfig
 from agent.eligibility.inputs import EligibilityInputs
 from agent.inventory import Inventory, InventoryDevice
 from agent.metrics import Metrics
-from agent.read_events import ReadEvents, Sink
+from agent.read_events import ReadEvents
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
 from collectors.reader import ReadOutcome, read_device
 from collectors.targets import validate_targets
@@ -26,6 +26,7 @@ from collectors.transport import SnmpTransport
 from mibs.events import DeviceFound, DeviceMoved, DuplicateSerial
 from mibs.messages import Purpose
 from mibs.plan import full_read_plan
+from uploader.sink import OutboxSink
 
 log = structlog.get_logger("agent.collect")
 
@@ -49,7 +50,7 @@ class Collector:
         *,
         transport: SnmpTransport,
         inventory: Inventory,
-        sink: Sink,
+        sink: OutboxSink,
         metrics: Metrics,
         eligibility: EligibilityInputs | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -122,13 +123,8 @@ class Collector:
             credential_profile=result.credential,
             sweep_started=sweep_started,
         )
-        found = DeviceFound(
-            device_id=outcome.device_id,
-            address=result.address,
-            serial=identity.serial,
-            vendor=identity.vendor,
-            model=identity.model,
-        )
+        named = identity.model_dump(include={"serial", "vendor", "model"})
+        found = DeviceFound(device_id=outcome.device_id, address=result.address, **named)
         seen = found.model_dump(exclude={"event"})
         if outcome.new:
             await self._sink.submit(found)

@@ -1,8 +1,8 @@
 """What the daemon does with one scheduled read's outcome: the read message, then its events.
 
-:meth:`ReadEvents.after_read` is the entry point. A read is committed to the outbox (the
-:class:`Sink`) before it is recorded in the inventory, and every event before the state
-saying it was sent: a crash in between sends it again, never not at all. The messages:
+:meth:`ReadEvents.after_read` is the entry point. A read is committed to the outbox before
+it is recorded in the inventory, and every event before the state saying it was sent: a
+crash in between sends it again, never not at all. The messages:
 :class:`mibs.messages.ReadMessage` and :data:`mibs.events.Event` (``docs/schema/``).
 """
 
@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import structlog
 
@@ -26,26 +26,25 @@ from agent.supplies import SupplyTracker
 from agent.supply_store import SupplyStore
 from collectors.reader import ReadOutcome
 from mibs.events import EligibilityChanged, SupplyLow
-from mibs.messages import AgentMessage, Purpose, ReadMessage
+from mibs.messages import Purpose, ReadMessage
 from mibs.meter_anomalies import anomaly_event, read_anomalies
 from mibs.models import PrinterRead
+from uploader.sink import OutboxSink
 
 log = structlog.get_logger("agent.collect")  # the collector's log lines, as before
 
 LOW_STATES = frozenset({"low", "empty", "full"})
+#: The supply's own fields a ``supply_low`` event carries.
+_SUPPLY_LOW_FIELDS = {"description", "type", "colorant", "state", "percent"}
 T = TypeVar("T")
-
-
-class Sink(Protocol):
-    """Where signed messages go: the durable outbox (or a test double)."""
-
-    async def submit(self, message: AgentMessage) -> None: ...
 
 
 class ReadEvents:
     """The per-device state behind the events, and the order they are sent in."""
 
-    def __init__(self, inventory: Inventory, sink: Sink, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, inventory: Inventory, sink: OutboxSink, clock: Callable[[], datetime]
+    ) -> None:
         self._inventory = inventory
         self._sink = sink
         self._clock = clock
@@ -172,17 +171,12 @@ class ReadEvents:
         low = frozenset(s.index for s in read.supplies if s.state in LOW_STATES)
         already = self._low_supplies.get(device_id, frozenset())
         self._low_supplies[device_id] = low
-        for supply in read.supplies:
-            if supply.index in low - already:
-                shown = supply.model_dump(include={"description", "type", "colorant", "state"})
-                low_event = SupplyLow(
-                    device_id=device_id,
-                    address=address,
-                    supply_index=supply.index,
-                    percent=supply.percent,
-                    **shown,
-                )
-                await self._sink.submit(low_event)
+        for supply in (s for s in read.supplies if s.index in low - already):
+            shown = supply.model_dump(include=_SUPPLY_LOW_FIELDS)
+            low_event = SupplyLow(
+                device_id=device_id, address=address, supply_index=supply.index, **shown
+            )
+            await self._sink.submit(low_event)
 
 
 def _unless_full(write: Callable[[], T], event: str, device_id: str) -> T | None:

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Generic, TextIO, TypeVar
+from typing import Generic, TextIO, TypeVar
 
 from rich.console import Console, JustifyMethod, OverflowMethod
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -40,12 +40,6 @@ class InOrder(Generic[T]):
             self._next += 1
             if ready is not None:
                 self.release(ready)
-
-
-def scan_record(read: PrinterRead, policy: Policy | None = None) -> dict[str, Any]:
-    """One printer's JSON object: the read (read schema), with a ``policy`` its verdict too."""
-    record = read.model_dump(mode="json")
-    return record if policy is None else with_eligibility(record, read, policy)
 
 
 #: The columns after the address: (header, width or None for "as wide as needed", justify).
@@ -94,7 +88,10 @@ class ScanOutput:
 
     def row(self, read: PrinterRead) -> None:
         if not self._table:
-            write_line(self._stream, json_line(scan_record(read, self._policy)))
+            record = read.model_dump(mode="json")  # the read schema, a policy's verdict too
+            if self._policy is not None:
+                record = with_eligibility(record, read, self._policy)
+            write_line(self._stream, json_line(record))
             return
         cells = printer_cells(read)
         if self._policy is not None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -32,14 +33,12 @@ from agent.cli_help import add_command
 from agent.commands._snmp_options import (
     add_config_options,
     add_snmp_options,
+    add_target_options,
     bounded,
     config_from_args,
     exchange_printer,
-    snmp_config_from_args,
-)
-from agent.commands._target_options import (
-    add_target_options,
     option_adder,
+    snmp_config_from_args,
     target_specs_from_args,
 )
 from agent.config import DiscoveryConfig, SnmpConfig
@@ -69,11 +68,8 @@ if TYPE_CHECKING:
     from collectors.transport import Trace
 
 
-def _log() -> structlog.typing.FilteringBoundLogger:
-    """A fresh proxy per event: logging may be reconfigured between runs (one CLI call each)."""
-    return structlog.get_logger("agent.commands.discover")  # type: ignore[no-any-return]
-
-
+#: A fresh logger per event: each CLI run (a test's too) configures logging anew.
+_log = partial(structlog.get_logger, __name__)
 PROGRESS_LOG_INTERVAL = 5.0  # seconds between discovery.progress events off a terminal
 #: Help texts of discover's own options, by destination.
 _HELP = {

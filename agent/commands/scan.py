@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -27,15 +27,13 @@ from agent.commands._scan_view import InOrder, ScanOutput, ScanProgress, scan_pr
 from agent.commands._snmp_options import (
     add_config_options,
     add_snmp_options,
+    add_target_options,
     bounded,
     config_from_args,
     exchange_printer,
-    snmp_config_from_args,
-)
-from agent.commands._target_options import (
-    add_target_options,
     option_adder,
     read_option_file,
+    snmp_config_from_args,
     target_specs_from_args,
 )
 from agent.eligibility.scanning import add_policy_option, policy_from_args
@@ -250,8 +248,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace, *, stdout: TextIO | None = None) -> int:
-    out = stdout if stdout is not None else sys.stdout
+def run(args: argparse.Namespace) -> int:
+    out = sys.stdout
     configure_logging("warning", stream=sys.stderr)
     specs = target_specs_from_args(args)
     table = (args.format or default_format(out)) == "table"

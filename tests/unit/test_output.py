@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.commands._scan_view import scan_record
 from agent.commands.scan import ScanSummary
 from agent.output import (
     OutputError,
@@ -91,7 +90,7 @@ def test_address_key_orders_ips_before_host_names() -> None:
 
 
 def test_json_line_is_one_line_and_round_trips() -> None:
-    record = scan_record(read("192.0.2.1", supply(1, "Black Toner — ß", 12.5)))
+    record = read("192.0.2.1", supply(1, "Black Toner — ß", 12.5)).model_dump(mode="json")
     line = json_line(record)
     assert "\n" not in line
     assert json.loads(line) == record

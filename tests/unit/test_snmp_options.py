@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from agent.cli import build_parser
-from agent.commands._snmp_options import credentials_from_args
-from agent.commands._target_options import target_specs_from_args
+from agent.commands._snmp_options import credentials_from_args, target_specs_from_args
 from agent.errors import UsageError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.commands._target_options import add_target_options, target_specs_from_args
+from agent.commands._snmp_options import add_target_options, target_specs_from_args
 from agent.errors import UsageError
 from collectors.targets import TargetError, check_spec, parse_targets, validate_targets
 
