@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.errors import LocalError
-from collectors.target_syntax import address_key
+from collectors.targets import address_key
 from mibs.models import PrinterRead, Supply
 
 OutputFormat = Literal["table", "json"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from typing import Literal
 
@@ -22,17 +22,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from collectors.credentials import Credential, SnmpSettings
 from collectors.reader import ReadOutcome, read_device
 from collectors.transport import SnmpTransport
-from collectors.udp import Pace, TokenBucket
+from collectors.udp import TokenBucket
 from fleet_errors import leaves
 from mibs.identity import stable_device_id
 from mibs.models import Identity, PrinterRead
 from mibs.plan import full_read_plan, identity_read_plan
 
-
-def _log() -> structlog.typing.FilteringBoundLogger:
-    """A fresh proxy per event: logging may be reconfigured between runs (one CLI call each)."""
-    return structlog.get_logger("collectors.discovery")  # type: ignore[no-any-return]
-
+#: A fresh proxy per event: logging may be reconfigured between runs (one CLI call each).
+_log = partial(structlog.get_logger, "collectors.discovery")
 
 DEFAULT_RATE = 200.0  # packets per second
 DEFAULT_MAX_IN_FLIGHT = 64  # the same default as discovery.max_in_flight of the agent config
@@ -40,35 +37,38 @@ AddressStatus = Literal["printer", "other", "silent", "closed", "refused"]
 
 
 class DiscoveryOptions(BaseModel):
-    """How hard the sweep may push: a packet budget and a cap on requests in flight."""
+    """How hard the sweep may push: ``rate`` packets per second over all addresses (None: no
+    cap) from a token bucket ``burst`` deep, and ``max_in_flight`` addresses probed at once.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    rate: float | None = Field(
-        default=DEFAULT_RATE, gt=0, description="Packets per second, all addresses; None: no cap."
-    )
-    max_in_flight: int = Field(
-        default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=8192, description="Addresses probed at once."
-    )
-    burst: float | None = Field(default=None, ge=1, description="Token bucket depth.")
+    rate: float | None = Field(default=DEFAULT_RATE, gt=0)
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1, le=8192)
+    burst: float | None = Field(default=None, ge=1)
 
 
 class AddressResult(BaseModel):
-    """What one address turned out to be."""
+    """What one address turned out to be.
+
+    ``credential`` names the profile that worked, ``device_id`` is the printer's
+    :func:`stable_device_id`, ``refusals`` reads "profile: reason" for each profile the
+    device refused, and ``read`` is a full read of the printer when the sweep asked for one.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     address: str
     status: AddressStatus
-    credential: str | None = Field(default=None, description="Name of the profile that worked.")
+    credential: str | None = None
     identity: Identity | None = None
-    device_id: str | None = Field(default=None, description="stable_device_id of the identity.")
-    refusals: list[str] = Field(
-        default_factory=list, description="'profile: reason' for each profile the device refused."
-    )
-    read: PrinterRead | None = Field(
-        default=None, description="A full read of the printer, when the sweep was asked for one."
-    )
+    device_id: str | None = None
+    refusals: list[str] = Field(default_factory=list)
+    read: PrinterRead | None = None
+
+
+#: The :class:`SweepStats` counter of each status ("closed" counts as silent).
+_COUNTERS = {"printer": "printers", "other": "others", "silent": "silent", "refused": "refused"}
 
 
 @dataclass
@@ -101,61 +101,47 @@ class SweepStats:
 
     def count(self, result: AddressResult) -> None:
         self.done += 1
-        if result.status == "printer":
-            self.printers += 1
-        elif result.status == "other":
-            self.others += 1
-        elif result.status == "refused":
-            self.refused += 1
-        else:
-            self.silent += 1
+        counter = _COUNTERS.get(result.status, "silent")
+        setattr(self, counter, getattr(self, counter) + 1)
 
 
+@dataclass
 class Sweep:
-    """One discovery run over ``targets`` (any iterable of address strings)."""
+    """One discovery run over ``targets`` (any iterable of address strings).
 
-    def __init__(
-        self,
-        targets: Iterable[str],
-        credentials: Sequence[Credential],
-        settings: SnmpSettings,
-        *,
-        transport: SnmpTransport | None = None,
-        options: DiscoveryOptions | None = None,
-        known_profiles: Mapping[str, str] | None = None,
-        read_printers: bool = False,
-    ) -> None:
-        if not credentials:
+    Without a ``transport`` the sweep opens an :class:`SnmpTransport` of its own for each run.
+    """
+
+    targets: Iterable[str]
+    credentials: Sequence[Credential]
+    settings: SnmpSettings
+    _: KW_ONLY
+    transport: SnmpTransport | None = None
+    options: DiscoveryOptions = field(default_factory=DiscoveryOptions)
+    known_profiles: Mapping[str, str] | None = None
+    read_printers: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.credentials:
             raise ValueError("a sweep needs at least one credential profile")
-        self._transport = transport
-        self._read_printers = read_printers
-        self._targets = targets
-        self._credentials = list(credentials)
-        self._settings = settings
-        self._options = options or DiscoveryOptions()
-        self._known = dict(known_profiles or {})
-        self.stats = SweepStats(total=len(targets) if isinstance(targets, Sized) else 0)
-        rate = self._options.rate
-        self.bucket = TokenBucket(rate, burst=self._options.burst) if rate else None
-        self._pace: Pace | None = self.bucket.acquire if self.bucket else None
+        self.stats = SweepStats(total=len(self.targets) if isinstance(self.targets, Sized) else 0)
+        rate = self.options.rate
+        self.bucket = TokenBucket(rate, burst=self.options.burst) if rate else None
 
     async def run(self, on_result: Callable[[AddressResult], None]) -> SweepStats:
-        """Sweep every target; ``on_result`` is called once per address as it finishes.
-
-        Without a ``transport`` the sweep opens an :class:`SnmpTransport` of its own for the run.
-        """
+        """Sweep every target; ``on_result`` is called once per address as it finishes."""
         async with AsyncExitStack() as stack:
-            sessions = self._transport
+            sessions = self.transport
             if sessions is None:
-                sessions = await stack.enter_async_context(SnmpTransport(self._settings))
-            addresses: Iterator[str] = iter(self._targets)
-            in_flight = self._options.max_in_flight  # fewer workers for fewer addresses
+                sessions = await stack.enter_async_context(SnmpTransport(self.settings))
+            addresses = iter(self.targets)
+            in_flight = self.options.max_in_flight  # fewer workers for fewer addresses
             self.stats.started = time.monotonic()
             _log().info(
                 "discovery.started",
                 addresses=self.stats.total,
-                profiles=[c.name for c in self._credentials],
-                rate=self._options.rate,
+                profiles=[c.name for c in self.credentials],
+                rate=self.options.rate,
                 max_in_flight=in_flight,
             )
 
@@ -175,25 +161,23 @@ class Sweep:
             _log().info(
                 "discovery.completed",
                 addresses=self.stats.done,
-                printers=self.stats.printers,
-                others=self.stats.others,
-                silent=self.stats.silent,
-                refused=self.stats.refused,
+                **{counter: getattr(self.stats, counter) for counter in _COUNTERS.values()},
                 elapsed=round(self.stats.elapsed, 3),
             )
             return self.stats
 
     async def _probe(self, address: str, sessions: SnmpTransport) -> AddressResult:
         """Find out what ``address`` is (never raises for what the device does)."""
-        read = partial(read_device, sessions=sessions, settings=self._settings, pace=self._pace)
-        deadline = self._settings.read_deadline
-        remembered = self._known.get(address)
+        pace = self.bucket.acquire if self.bucket else None
+        read = partial(read_device, sessions=sessions, settings=self.settings, pace=pace)
+        deadline = self.settings.read_deadline
+        remembered = (self.known_profiles or {}).get(address)
         outcome = await read(
-            address, self._credentials, identity_read_plan(), deadline, remembered=remembered
+            address, self.credentials, identity_read_plan(), deadline, remembered=remembered
         )
         result = _result(outcome)
-        if result.status == "printer" and self._read_printers:
-            worked = [c for c in self._credentials if c.name == outcome.profile]
+        if result.status == "printer" and self.read_printers:
+            worked = [c for c in self.credentials if c.name == outcome.profile]
             full = await read(address, worked, full_read_plan(), deadline)
             result = result.model_copy(update={"read": full.read})
         return result

@@ -1,30 +1,24 @@
 """Sweep targets: addresses, host names, CIDR blocks and ranges, minus exclusions.
 
-A :class:`TargetSet` holds merged integer intervals per address family and port, never a
-list of addresses. The accepted forms and the limits: docs/discovery.md, "Targets".
+The text forms are net-snmp's and nmap's (comma lists, ``HOST:PORT``, octet ranges); the
+accepted forms and the limits: docs/discovery.md, "Targets". A :class:`TargetSet` holds
+merged integer intervals per address family and port, never a list of addresses.
 """
 
 from __future__ import annotations
 
 import bisect
 import ipaddress
+import itertools
+import math
 import re
 import socket
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from functools import partial
 
-from collectors.target_syntax import (
-    SyntaxProblem,
-    format_endpoint,
-    octet_pattern,
-    split_endpoint,
-    split_list,
-)
 from fleet_errors import LocalError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 #: Largest sweep accepted without ``allow_huge``: four /16 blocks.
 HUGE_LIMIT = 4 * 65_536
@@ -32,6 +26,13 @@ HUGE_LIMIT = 4 * 65_536
 ABSOLUTE_LIMIT = 2**32
 #: Packets per second assumed in the "why" of the refusal message.
 _MESSAGE_PPS = 100
+#: Most last-octet spans one octet range may expand to (``10.*.*.1-9`` is 65,536).
+MAX_PATTERN_SPANS = 65_536
+_ADDRESS = {4: ipaddress.IPv4Address, 6: ipaddress.IPv6Address}
+#: net-snmp transport prefixes accepted in front of a host (``snmpget udp:host:161``).
+_TRANSPORT_PREFIX = re.compile(r"\A(?:udp|udp6|udpv6):(?=.)", re.IGNORECASE | re.DOTALL)
+_OCTET = r"(?:\d{1,3}(?:-\d{1,3})?|\*)"
+_OCTET_PATTERN = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 
 
 class TargetError(LocalError):
@@ -44,8 +45,86 @@ class TargetError(LocalError):
 
 Span = tuple[int, int, int]  # (IP version, first address, last address) as integers, inclusive
 
+# -- the text forms: ValueError says what is wrong, the caller names the spec ---------------
 
-def _resolve(host: str, spec: str) -> IPAddress:
+
+def split_list(specs: Iterable[str]) -> Iterator[str]:
+    """Each comma-separated item of each spec, stripped; empty items are kept (and refused)."""
+    for spec in specs:
+        yield from ([item.strip() for item in spec.split(",")] if "," in spec else [spec])
+
+
+def split_endpoint(spec: str) -> tuple[str, int | None]:
+    """``(host part, port or None)`` of ``spec``; the host part is any target form."""
+    text = _TRANSPORT_PREFIX.sub("", spec.strip())
+    if text.startswith("["):
+        host, close, rest = text[1:].partition("]")
+        if not close:
+            raise ValueError("'[' without a closing ']'")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"expected ':PORT' after ']', got {rest!r}")
+        port = rest[1:] if rest else None
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    else:
+        return text, None
+    if port is not None and (not port.isdecimal() or not 1 <= int(port) <= 65535):
+        raise ValueError(f"port {port!r} is not a UDP port (1-65535)")
+    return host, None if port is None else int(port)
+
+
+def address_key(address: str) -> tuple[int, int, int, int, str]:
+    """The one sort order of devices in every output (scan, inventory, eligibility...).
+
+    IP addresses numerically, IPv4 before IPv6, then by port; host names after them.
+    """
+    try:
+        host, port = split_endpoint(address)
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return (1, 0, 0, 0, address)
+    return (0, ip.version, int(ip), port or 0, address)
+
+
+def _octet_span(octet: str) -> tuple[int, int]:
+    if octet == "*":
+        return 0, 255
+    first_text, _, last_text = octet.partition("-")
+    first, last = int(first_text), int(last_text or first_text)
+    if first > 255 or last > 255:
+        raise ValueError(f"octet {octet!r} is outside 0-255")
+    if last < first:
+        raise ValueError(f"octet range {octet!r} ends below its start")
+    return first, last
+
+
+def octet_pattern(text: str) -> list[Span] | None:
+    """The IPv4 spans an nmap octet range covers, in order, or None if ``text`` is none.
+
+    An octet range has a range or ``*`` before the last octet (``10.1.2-3.1-50``); one in
+    the last octet only (``10.1.0.10-200``) is the plain short range form, not this.
+    """
+    octets = text.split(".")
+    if not _OCTET_PATTERN.fullmatch(text) or not any("-" in o or o == "*" for o in octets[:3]):
+        return None
+    *prefixes, (low, high) = [_octet_span(octet) for octet in octets]
+    count = math.prod(last - first + 1 for first, last in prefixes)
+    if count > MAX_PATTERN_SPANS:
+        raise ValueError(
+            f"expands to {count:,} separate ranges (at most {MAX_PATTERN_SPANS:,}); "
+            "use a CIDR block such as 10.0.0.0/16"
+        )
+    return [
+        (4, base | low, base | high)
+        for a, b, c in itertools.product(*(range(first, last + 1) for first, last in prefixes))
+        for base in [a << 24 | b << 16 | c << 8]
+    ]
+
+
+# -- from a spec to address spans ------------------------------------------------------------
+
+
+def _resolve(host: str, spec: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
     except (socket.gaierror, UnicodeError) as exc:
@@ -57,23 +136,18 @@ def _resolve(host: str, spec: str) -> IPAddress:
 
 
 def _parse_range(spec: str, start_text: str, end_text: str) -> Span:
+    start_text, end_text = start_text.strip(), end_text.strip()
     try:
-        start = ipaddress.ip_address(start_text.strip())
+        start = ipaddress.ip_address(start_text)
     except ValueError as exc:
-        raise TargetError(
-            f"range start {start_text.strip()!r} is not an address", spec=spec
-        ) from exc
-    end_text = end_text.strip()
+        raise TargetError(f"range start {start_text!r} is not an address", spec=spec) from exc
     try:
-        end: IPAddress = ipaddress.ip_address(end_text)
+        end = ipaddress.ip_address(end_text)
     except ValueError:
-        # Short form 10.1.0.10-200: the end replaces the last octet.
-        if start.version != 4 or not end_text.isdigit() or int(end_text) > 255:
-            raise TargetError(
-                f"range end {end_text!r} is neither an address nor a last octet (0-255)",
-                spec=spec,
-            ) from None
-        end = ipaddress.IPv4Address((int(start) & ~0xFF) | int(end_text))
+        if start.version != 4 or not end_text.isdecimal() or int(end_text) > 255:
+            why = f"range end {end_text!r} is neither an address nor a last octet (0-255)"
+            raise TargetError(why, spec=spec) from None
+        end = ipaddress.IPv4Address((int(start) & ~0xFF) | int(end_text))  # 10.1.0.10-200
     if start.version != end.version:
         raise TargetError("range mixes IPv4 and IPv6", spec=spec)
     if int(end) < int(start):
@@ -86,12 +160,25 @@ def _parse_block(text: str, spec: str, whole: bool) -> Span:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise TargetError(f"not a valid CIDR block ({exc})", spec=spec) from exc
-    first, last = int(network.network_address), int(network.broadcast_address)
+    first, last = int(network[0]), int(network[-1])
     if not whole and network.version == 4 and network.prefixlen <= 30:
         first, last = first + 1, last - 1
     elif not whole and network.version == 6 and network.prefixlen <= 126:
         first += 1  # the Subnet-Router anycast address (RFC 4291 2.6.1) is not a device
     return network.version, first, last
+
+
+def _split(spec: str) -> tuple[str, int | None, list[Span] | None]:
+    """``spec``'s host text, port and octet-range spans (None: not an octet range)."""
+    try:
+        host, port = split_endpoint(spec)
+        text = host.strip()
+        pattern = octet_pattern(text)
+    except ValueError as exc:
+        raise TargetError(str(exc), spec=spec) from None
+    if not text:
+        raise TargetError("empty target", spec=spec)
+    return text, port, pattern
 
 
 def parse_spec(spec: str, *, whole_blocks: bool = False) -> tuple[list[Span], int | None]:
@@ -100,24 +187,17 @@ def parse_spec(spec: str, *, whole_blocks: bool = False) -> tuple[list[Span], in
     Raises :class:`TargetError` naming the spec. ``whole_blocks`` (exclusions): a block
     covers all of itself, network and broadcast address too.
     """
-    try:
-        host, port = split_endpoint(spec)
-        text = host.strip()
-        pattern = octet_pattern(text)
-    except SyntaxProblem as exc:
-        raise TargetError(str(exc), spec=spec) from None
-    if not text:
-        raise TargetError("empty target", spec=spec)
+    text, port, pattern = _split(spec)
     if "/" in text:
         return [_parse_block(text, spec, whole_blocks)], port
     if pattern is not None:
-        return [(4, first, last) for first, last in pattern], port
+        return pattern, port
+    start_text, dash, end_text = text.partition("-")
+    if dash and (":" in text or _looks_numeric(start_text)):
+        return [_parse_range(spec, start_text, end_text)], port
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
-        start_text, dash, end_text = text.partition("-")
-        if dash and (":" in text or _looks_numeric(start_text)):
-            return [_parse_range(spec, start_text, end_text)], port
         if _looks_numeric(text):
             raise TargetError("not a valid IPv4 address", spec=spec) from None
         address = _resolve(text, spec)
@@ -132,34 +212,31 @@ def _looks_numeric(text: str) -> bool:
     return bool(text) and all(ch.isdigit() or ch == "." for ch in text.strip())
 
 
-def _merge(intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+def _minus(
+    keep: Iterable[tuple[int, int]], drop: Iterable[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The integers of ``keep`` not in ``drop``, as sorted, merged, inclusive spans."""
     merged: list[tuple[int, int]] = []
-    for first, last in sorted(intervals):
+    for first, last in sorted(keep):
         if merged and first <= merged[-1][1] + 1:
             merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
         else:
             merged.append((first, last))
-    return merged
-
-
-def _subtract(keep: list[tuple[int, int]], drop: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    cuts = sorted(drop)
     result: list[tuple[int, int]] = []
-    for first, last in keep:
+    for first, last in merged:
         cursor = first
-        for d_first, d_last in drop:
-            if d_last < cursor or d_first > last:
-                continue
-            if d_first > cursor:
-                result.append((cursor, d_first - 1))
-            cursor = max(cursor, d_last + 1)
-            if cursor > last:
-                break
+        for cut_first, cut_last in cuts:
+            if cut_first <= last and cut_last >= cursor:
+                if cut_first > cursor:
+                    result.append((cursor, cut_first - 1))
+                cursor = cut_last + 1
         if cursor <= last:
             result.append((cursor, last))
     return result
 
 
-Key = tuple[int, int | None]  # (IP version, port or None)
+Key = tuple[int, int]  # (IP version, port or 0 for the configured one)
 
 
 class TargetSet:
@@ -170,36 +247,26 @@ class TargetSet:
     """
 
     def __init__(self, intervals: Mapping[Key, list[tuple[int, int]]]) -> None:
-        self._intervals = {
-            key: spans
-            for key, spans in sorted(intervals.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))
-            if spans
-        }
-        self.count = sum(
-            last - first + 1 for spans in self._intervals.values() for first, last in spans
-        )
+        self._intervals = dict(sorted(intervals.items()))
+        self.count = sum(last - first + 1 for spans in intervals.values() for first, last in spans)
 
     def __len__(self) -> int:
         return self.count
 
     def __iter__(self) -> Iterator[str]:
         for (version, port), spans in self._intervals.items():
-            make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+            form = ("[{}]" if version == 6 else "{}") + f":{port}" if port else "{}"
             for first, last in spans:
                 for value in range(first, last + 1):
-                    yield format_endpoint(str(make(value)), port)
+                    yield form.format(_ADDRESS[version](value))
 
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
             return False
-        try:
-            host, port = split_endpoint(item)
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        spans = self._intervals.get((address.version, port), [])
-        position = bisect.bisect_right(spans, int(address), key=lambda span: span[0]) - 1
-        return position >= 0 and spans[position][1] >= int(address)
+        name, version, value, port, _ = address_key(item)
+        spans = [] if name else self._intervals.get((version, port), [])
+        position = bisect.bisect_right(spans, value, key=lambda span: span[0]) - 1
+        return position >= 0 and spans[position][1] >= value
 
 
 def parse_targets(
@@ -222,24 +289,23 @@ def parse_targets(
         for version, first, last in spans:
             if allow_public is not None:
                 check_address_space((version, first, last), spec, allow_public=allow_public)
-            keep[version, port].append((first, last))
+            keep[version, port or 0].append((first, last))
     for spec in split_list(exclude):
         spans, port = parse_spec(spec, whole_blocks=True)
         for version, first, last in spans:
-            drop[version, port].append((first, last))
+            drop[version, port or 0].append((first, last))
     result = TargetSet(
         {
-            (version, port): _subtract(
-                _merge(spans), _merge(drop.get((version, None), []) + drop.get((version, port), []))
-            )
+            (version, port): _minus(spans, drop[version, 0] + drop[version, port])
             for (version, port), spans in keep.items()
         }
     )
+    everything = ", ".join(specs)
     if result.count > ABSOLUTE_LIMIT:
         raise TargetError(
             f"{result.count:,} addresses is beyond any sweep this agent will run "
             f"(limit {ABSOLUTE_LIMIT:,})",
-            spec=", ".join(specs),
+            spec=everything,
         )
     if result.count > HUGE_LIMIT and not allow_huge:
         hours = result.count / _MESSAGE_PPS / 3600
@@ -247,7 +313,7 @@ def parse_targets(
             f"{result.count:,} addresses is more than {HUGE_LIMIT:,} (four /16 blocks); "
             f"at {_MESSAGE_PPS} packets/s that sweep takes about {hours:,.0f} h and floods "
             "the network. Narrow the targets, or set allow_huge (--allow-huge) if you mean it",
-            spec=", ".join(specs),
+            spec=everything,
         )
     return result
 
@@ -257,61 +323,39 @@ validate_targets = partial(parse_targets, allow_public=False)
 
 # -- validation: what a configuration or a command line may ask to sweep -------------------
 
-#: Never a device: "this network", multicast, the reserved 240/4 (with the
-#: limited broadcast 255.255.255.255), IPv6 unspecified and multicast.
-NEVER_SWEPT: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
-    ipaddress.ip_network(block)
-    for block in ("0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8")
+#: Never devices, refused even with allow_public (docs/discovery.md, "Targets").
+NEVER_SWEPT = ("0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8")
+#: Swept without asking; any other unicast address is public space (needs allow_public).
+LOCAL_SPACE = (
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "127.0.0.0/8",
+    "::1/128",
+    "fe80::/10",
+    "fc00::/7",
 )
-#: Swept without asking: private (RFC 1918), shared (RFC 6598), link-local,
-#: loopback, IPv6 loopback, link-local and unique-local. Anything else is
-#: public address space and needs ``allow_public``.
-LOCAL_SPACE: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
-    ipaddress.ip_network(block)
-    for block in (
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-        "100.64.0.0/10",
-        "169.254.0.0/16",
-        "127.0.0.0/8",
-        "::1/128",
-        "fe80::/10",
-        "fc00::/7",
-    )
-)
-_LOCAL_SPANS = {
-    version: _merge(
-        [
-            (int(block.network_address), int(block.broadcast_address))
-            for block in LOCAL_SPACE
-            if block.version == version
-        ]
-    )
-    for version in (4, 6)
-}
+_NEVER = [(block, _parse_block(block, block, whole=True)) for block in NEVER_SWEPT]
+_LOCAL = sorted(_parse_block(block, block, whole=True) for block in LOCAL_SPACE)
 
 
 def check_address_space(span: Span, spec: str, *, allow_public: bool) -> None:
     """Refuse addresses that are never devices, and public space unless ``allow_public``."""
     version, first, last = span
-    for block in NEVER_SWEPT:
-        if (
-            block.version == version
-            and int(block.network_address) <= last
-            and int(block.broadcast_address) >= first
-        ):
+    for block, (block_version, block_first, block_last) in _NEVER:
+        if block_version == version and block_first <= last and block_last >= first:
             raise TargetError(
                 f"covers {block}, which holds no devices (this-network, multicast, "
                 "reserved or broadcast addresses)",
                 spec=spec,
             )
-    outside = _subtract([(first, last)], _LOCAL_SPANS[version])
+    outside = _minus([(first, last)], [(start, end) for v, start, end in _LOCAL if v == version])
     if outside and not allow_public:
-        make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
         raise TargetError(
-            f"{make(outside[0][0])} is public address space, not a private, shared, "
-            "link-local, loopback or unique-local network; set allow_public "
+            f"{_ADDRESS[version](outside[0][0])} is public address space, not a private, "
+            "shared, link-local, loopback or unique-local network; set allow_public "
             "(--allow-public) if you really mean to sweep it",
             spec=spec,
         )
@@ -320,14 +364,11 @@ def check_address_space(span: Span, spec: str, *, allow_public: bool) -> None:
 def is_host_name(spec: str) -> bool:
     """True when ``spec`` is a host name (resolved at sweep time), not an address form."""
     try:
-        text = split_endpoint(spec)[0].strip()
-        pattern = octet_pattern(text)
-    except SyntaxProblem:
+        text, _port, pattern = _split(spec)
+    except TargetError:
         return False
-    if pattern is not None or not text or "/" in text or ":" in text or _looks_numeric(text):
-        return False
-    start, dash, _end = text.partition("-")
-    return not (dash and _looks_numeric(start))
+    start = text.partition("-")[0]
+    return pattern is None and not ("/" in text or ":" in text or _looks_numeric(start))
 
 
 #: One host name label (RFC 1123): letters, digits and inner hyphens.
@@ -346,10 +387,9 @@ def check_host_name(spec: str) -> None:
             "an IPv4 address in a non-standard form: write it dotted-decimal", spec=spec
         )
     try:
-        ascii_name = text if text.isascii() else text.encode("idna").decode("ascii")
+        name = (text if text.isascii() else text.encode("idna").decode("ascii")).removesuffix(".")
     except UnicodeError:
         raise TargetError("not a valid international host name (IDNA)", spec=spec) from None
-    name = ascii_name.removesuffix(".")
     if len(name) > 253:
         raise TargetError(f"host name longer than 253 characters ({len(name)})", spec=spec)
     labels = name.split(".")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from collectors.credentials import Credential, SnmpSettings
 from collectors.errors import CLOSED, CLOSED_IN_FLIGHT, SnmpError
 from collectors.snmp_message import PduKind, RawVarbind, Response, Special, error_status_name
-from collectors.target_syntax import SyntaxProblem, split_endpoint
+from collectors.targets import split_endpoint
 from collectors.udp import Pace, UdpClient, resolve
 from collectors.walk import Requester, Session
 from mibs.values import Oid, format_oid
@@ -89,7 +89,7 @@ class SnmpTransport:
         settings = settings or self._settings
         try:
             host, port = split_endpoint(address)
-        except SyntaxProblem:  # a malformed port reads as part of the host
+        except ValueError:  # a malformed port reads as part of the host
             host, port = address.strip("[]"), None
         if port is not None:
             settings = settings.model_copy(update={"port": port})

@@ -21,8 +21,7 @@ from pydantic import SecretStr, ValidationError
 
 from agent.errors import UsageError
 from collectors.credentials import AuthProtocol, Credential, PrivProtocol
-from collectors.target_syntax import split_list
-from collectors.targets import TargetError
+from collectors.targets import TargetError, split_list
 
 if TYPE_CHECKING:
     from agent.config import AgentConfig, SnmpConfig

@@ -61,8 +61,7 @@ from collectors.discovery import (
     Sweep,
     SweepStats,
 )
-from collectors.target_syntax import address_key
-from collectors.targets import TargetError, TargetSet, validate_targets
+from collectors.targets import TargetError, TargetSet, address_key, validate_targets
 
 if TYPE_CHECKING:
     from collectors.transport import Trace

@@ -33,7 +33,7 @@ from agent.errors import NothingYet
 from agent.inventory import Inventory, InventoryDevice
 from agent.output import OutputError, json_line, print_table, write_line
 from agent.state import default_state_dir, inventory_path
-from collectors.target_syntax import address_key
+from collectors.targets import address_key
 
 CSV_COLUMNS = (
     "device_id",

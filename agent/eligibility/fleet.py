@@ -34,7 +34,7 @@ from agent.eligibility.models import (
 )
 from agent.eligibility.policy import Policy
 from agent.eligibility.rules import DeviceFacts, evaluate
-from collectors.target_syntax import address_key
+from collectors.targets import address_key
 from mibs.identity import stable_device_id
 from mibs.modelmatch import normalise
 from mibs.models import Identity, PrinterRead
@@ -155,7 +155,7 @@ def evaluate_fleet(
 ) -> FleetReport:
     """Per-device verdicts with the fleet rules applied, and the site summary.
 
-    Devices come in address order (:func:`collectors.target_syntax.address_key`), the
+    Devices come in address order (:func:`collectors.targets.address_key`), the
     order of every device listing.
     """
     devices = group_devices(reads, device_id_of=device_id_of)

@@ -21,7 +21,7 @@ from agent.eligibility.report import verdict_cell
 from agent.eligibility.rules import evaluate_read
 from agent.errors import UsageError
 from agent.output import lowest_supply
-from collectors.target_syntax import address_key
+from collectors.targets import address_key
 from mibs.identity import stable_device_id
 from mibs.models import PrinterRead
 

@@ -18,7 +18,7 @@ from agent.output import (
     printer_table,
     write_line,
 )
-from collectors.target_syntax import address_key
+from collectors.targets import address_key
 from mibs.models import Counters, Identity, PrinterRead, Supply, SupplyClass, SupplyState
 
 
