@@ -18,7 +18,7 @@ from agent.config import AgentConfig
 from agent.eligibility.inputs import EligibilityInputs
 from agent.inventory import Inventory, InventoryDevice
 from agent.metrics import Metrics
-from agent.read_events import ReadEvents
+from agent.read_events import ReadEvents, log
 from collectors.discovery import AddressResult, DiscoveryOptions, Sweep, SweepStats
 from collectors.reader import ReadOutcome, read_device
 from collectors.targets import validate_targets
@@ -27,8 +27,6 @@ from mibs.events import DeviceFound, DeviceMoved, DuplicateSerial
 from mibs.messages import Purpose
 from mibs.plan import full_read_plan
 from uploader.sink import OutboxSink
-
-log = structlog.get_logger("agent.collect")
 
 SIGHTINGS_AT_ONCE = 500  # discovery results recorded per slice (their events share a commit)
 
@@ -78,13 +76,8 @@ class Collector:
             log.info("discovery.skipped", reason="no discovery.targets configured")
             return None
         # Host names resolve only now, so their addresses are checked only now.
-        targets = await asyncio.to_thread(
-            validate_targets,
-            settings.targets,
-            exclude=settings.exclude,
-            allow_huge=settings.allow_huge,
-            allow_public=settings.allow_public,
-        )
+        checks = settings.model_dump(include={"exclude", "allow_huge", "allow_public"})
+        targets = await asyncio.to_thread(validate_targets, settings.targets, **checks)
         # SNMPv3 sweeps get a transport of their own: pysnmp's engine keeps every v3 target
         # it has seen, so sweeping a range on the long-lived polling transport would grow it.
         async with SnmpTransport(self.config.snmp.transport_settings()) as transport:
@@ -114,8 +107,7 @@ class Collector:
 
     async def _record_sighting(self, result: AddressResult, sweep_started: datetime) -> None:
         identity = result.identity
-        if identity is None:  # a printer's result always has one
-            return
+        assert identity is not None  # a printer's result always has one
         outcome = self._inventory.record_discovery(
             result.address,
             identity,
@@ -134,11 +126,8 @@ class Collector:
             await self._sink.submit(DuplicateSerial(**seen))
 
     def _count_snmp(self) -> None:
-        """Add the transport's requests and timeouts since the last call to the metrics.
-
-        A per-read "after minus before" would also count the requests of every other
-        read in flight meanwhile (about ``snmp.concurrency`` times too many).
-        """
+        """Add the transport's requests, timeouts and retries since the last call to the metrics
+        (a per-read "after minus before" would also count every other read in flight)."""
         now = (self._transport.requests_sent, self._transport.timeouts, self._transport.retries)
         before = self._snmp_counted
         self._metrics.snmp_requests.inc(max(0, now[0] - before[0]))
@@ -180,22 +169,19 @@ class Collector:
             device_id=device.device_id, address=device.address
         ):
             async with self._limit:
-                began = time.monotonic()
                 try:
-                    outcome = await read_device(
-                        device.address,
-                        self.config.snmp.credentials,
-                        full_read_plan(),
-                        self.config.snmp.read_deadline,
-                        sessions=self._transport,
-                        remembered=device.credential_profile,
-                        clock=self._clock,
-                    )
+                    with self._metrics.read_duration.labels(kind=purpose).time():
+                        outcome = await read_device(
+                            device.address,
+                            self.config.snmp.credentials,
+                            full_read_plan(),
+                            self.config.snmp.read_deadline,
+                            sessions=self._transport,
+                            remembered=device.credential_profile,
+                            clock=self._clock,
+                        )
                     answered = outcome.read is not None
                 finally:
-                    self._metrics.read_duration.labels(kind=purpose).observe(
-                        time.monotonic() - began
-                    )
                     self._count_snmp()
                     self._metrics.device_read(
                         device.device_id,

@@ -52,9 +52,7 @@ class ReadEvents:
         # at-least-once by design, a repeat after a restart is harmless).
         self._verdicts: dict[str, tuple[bool, tuple[str, ...]]] = {}
         self._low_supplies: dict[str, frozenset[int]] = {}
-        # Supply history, replacements and orders persist in the state database.
-        self._supplies = SupplyTracker(SupplyStore(inventory))
-        # Missed scheduled reads per device (device_silent / device_back), persisted too.
+        self._supplies = SupplyTracker(SupplyStore(inventory))  # persisted, as liveness is
         self.liveness = LivenessTracker(inventory)
         self.last_good_read: datetime | None = max(
             (d.last_read_at for d in inventory.devices() if d.last_read_at), default=None
@@ -134,10 +132,9 @@ class ReadEvents:
     ) -> None:
         """``supply_replaced`` and ``supply_order_due`` (agent/supplies.py), each sent once.
 
-        On a full volume the read (already in the outbox) keeps going: its supply levels
-        are left out of the local history and the events wait for a read with space; events
-        sent but not remembered may go again (same order_id, which the backend keeps once).
-        """
+        On a full volume the read (already in the outbox) keeps going: its supply levels are
+        left out of the local history and the events wait for a read with space; events sent
+        but not remembered may go again (same order_id, which the backend keeps once)."""
         policy = eligibility.policy if eligibility is not None else None
         contacts = eligibility.contacts if eligibility is not None else None
         observe = partial(self._supplies.observe, device_id, read, policy=policy, contacts=contacts)
@@ -154,20 +151,18 @@ class ReadEvents:
     ) -> None:
         address = read.address
         if verdict is not None:
-            now = (verdict.eligible, tuple(r.code for r in verdict.reasons))
+            now = (verdict.eligible, verdict.codes)
             before = self._verdicts.get(device_id)
             self._verdicts[device_id] = now
             if before is not None and before != now:
-                await self._sink.submit(
-                    EligibilityChanged(
-                        device_id=device_id,
-                        address=address,
-                        eligible=verdict.eligible,
-                        was_eligible=before[0],
-                        reasons=verdict.codes,
-                        policy_version=verdict.policy_version,
-                    )
+                changed = EligibilityChanged(
+                    device_id=device_id,
+                    address=address,
+                    was_eligible=before[0],
+                    reasons=verdict.codes,
+                    **verdict.model_dump(include={"eligible", "policy_version"}),
                 )
+                await self._sink.submit(changed)
         low = frozenset(s.index for s in read.supplies if s.state in LOW_STATES)
         already = self._low_supplies.get(device_id, frozenset())
         self._low_supplies[device_id] = low

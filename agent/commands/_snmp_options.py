@@ -1,9 +1,8 @@
 """Command-line options shared by ``scan`` and ``discover``: targets, SNMP, ``--config``.
 
-Every mistake becomes a :class:`UsageError` naming the option; keys never appear in a
-message. Target forms and files, and the order profiles are tried in: docs/discovery.md
-("Targets", "Credentials"); what a spec may name (reserved, public space, size) is
-:func:`collectors.targets.validate_targets`'s business.
+Every mistake is a :class:`UsageError` naming the option; keys never appear in a message.
+Target forms and files, and the order profiles are tried in: docs/discovery.md ("Targets",
+"Credentials"); what a spec may name: :func:`collectors.targets.validate_targets`.
 """
 
 from __future__ import annotations
@@ -35,20 +34,17 @@ SNMP_VERSIONS = ("1", "2c", "3")
 _VERSION_LIKE = re.compile(r"v?\d[a-z0-9]?", re.IGNORECASE)
 
 
-def _protocol(choices: tuple[str, ...]) -> Callable[[str], str]:
-    """An argparse ``type`` taking net-snmp's spellings too: ``SHA-256`` is ``SHA256``."""
-
-    def convert(text: str) -> str:
-        name = text.upper().replace("-", "").replace("_", "")
-        name = {"AES128": "AES", "SHA1": "SHA"}.get(name, name)
-        if name not in choices:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not one of {', '.join(choices)} (net-snmp spellings such as "
-                "SHA-256 and AES-256 are accepted too)"
-            )
-        return name
-
-    return convert
+def _protocol(choices: tuple[str, ...], text: str) -> str:
+    """An argparse ``type`` (with ``choices`` bound) taking net-snmp's spellings too:
+    ``SHA-256`` is ``SHA256``."""
+    name = text.upper().replace("-", "").replace("_", "")
+    name = {"AES128": "AES", "SHA1": "SHA"}.get(name, name)
+    if name not in choices:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not one of {', '.join(choices)} (net-snmp spellings such as "
+            "SHA-256 and AES-256 are accepted too)"
+        )
+    return name
 
 
 class _VersionOrVerbose(argparse.Action):
@@ -190,7 +186,11 @@ def target_specs_from_args(args: argparse.Namespace) -> TargetSpecs:
 
 
 def add_snmp_options(parser: argparse.ArgumentParser) -> None:
-    """Declare the SNMP options on ``parser`` (one group; short options as in snmpwalk)."""
+    """``--config`` and ``--profile``, then the SNMP options (one group, short options as in
+    snmpwalk) on ``parser``."""
+    add = option_adder(parser, _HELP)
+    add("--config", type=Path, metavar="FILE")
+    add("--profile", metavar="NAME")
     group = parser.add_argument_group(
         "SNMP",
         "net-snmp's short options work as in snmpwalk. Keys and communities typed on the "
@@ -209,10 +209,10 @@ def add_snmp_options(parser: argparse.ArgumentParser) -> None:
     add("--no-bulk", action="store_true")
     add("-u", "--v3-user", metavar="USER")
     add("-l", "--v3-level", choices=("noAuthNoPriv", "authNoPriv", "authPriv"), metavar="LEVEL")
-    add("-a", "--v3-auth-protocol", type=_protocol(_AUTH), metavar="PROTOCOL")
+    add("-a", "--v3-auth-protocol", type=partial(_protocol, _AUTH), metavar="PROTOCOL")
     add("-A", "--v3-auth-key", metavar="KEY")
     add("--v3-auth-key-file", type=Path, metavar="FILE")
-    add("-x", "--v3-priv-protocol", type=_protocol(_PRIV), metavar="PROTOCOL")
+    add("-x", "--v3-priv-protocol", type=partial(_protocol, _PRIV), metavar="PROTOCOL")
     add("-X", "--v3-priv-key", metavar="KEY")
     add("--v3-priv-key-file", type=Path, metavar="FILE")
     add("-n", "--v3-context", default="", metavar="NAME")
@@ -321,13 +321,6 @@ def bounded(kind: Callable[[str], Any], low: float, high: float) -> Callable[[st
         return value
 
     return convert
-
-
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` and ``--profile NAME``: the daemon's credentials and SNMP settings."""
-    add = option_adder(parser, _HELP)
-    add("--config", type=Path, metavar="FILE")
-    add("--profile", metavar="NAME")
 
 
 def config_from_args(args: argparse.Namespace) -> AgentConfig | None:

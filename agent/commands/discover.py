@@ -31,7 +31,6 @@ from rich.text import Text
 
 from agent.cli_help import add_command
 from agent.commands._snmp_options import (
-    add_config_options,
     add_snmp_options,
     add_target_options,
     bounded,
@@ -45,13 +44,7 @@ from agent.config import DiscoveryConfig, SnmpConfig
 from agent.errors import UsageError
 from agent.inventory import DiscoveryOutcome, Inventory
 from agent.logging import configure_logging
-from agent.output import (
-    OutputFormat,
-    default_format,
-    json_line,
-    print_table,
-    write_line,
-)
+from agent.output import default_format, json_line, print_table, write_line
 from agent.state import default_state_dir, inventory_path
 from collectors.discovery import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -269,7 +262,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         doc=__doc__,
     )
     add_target_options(parser, default_help="discovery.targets of --config")
-    add_config_options(parser)
     add = option_adder(parser, _HELP)
     add("--rate", type=bounded(float, 0, 100_000), default=None, metavar="PPS")
     add("--max-in-flight", type=bounded(int, 1, 8192), default=None, metavar="N")
@@ -283,14 +275,12 @@ def run(args: argparse.Namespace) -> int:
     out, err = sys.stdout, sys.stderr
     configure_logging("info" if not err.isatty() else "warning", stream=err)
     plan = build_plan(args)
-    output: OutputFormat = args.format or default_format(out)
     records: list[dict[str, Any]] = []
     with Inventory(inventory_path(plan.state_dir)) as inventory:
         stats = asyncio.run(_sweep(plan, inventory, records, err, exchange_printer(args, err)))
-    # Printers answer in any order; table and JSON list them in address order, as scan,
-    # inventory and eligibility do (progress and the summary go to stderr meanwhile).
+    # Printers answer in any order; both formats list them in address order, as scan does.
     records.sort(key=lambda r: address_key(r["address"]))
-    if output == "table":
+    if (args.format or default_format(out)) == "table":
         print_table(out, _found_table(records))
     else:
         for record in records:

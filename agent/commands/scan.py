@@ -15,17 +15,20 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TextIO, TypeVar
 
 import structlog
+from rich.console import Console, JustifyMethod, OverflowMethod
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
 
 from agent.cli_help import add_command
-from agent.commands._scan_view import InOrder, ScanOutput, ScanProgress, scan_progress
 from agent.commands._snmp_options import (
-    add_config_options,
     add_snmp_options,
     add_target_options,
     bounded,
@@ -36,16 +39,20 @@ from agent.commands._snmp_options import (
     snmp_config_from_args,
     target_specs_from_args,
 )
-from agent.eligibility.scanning import add_policy_option, policy_from_args
+from agent.eligibility.policy import Policy
+from agent.eligibility.report import verdict_cell
+from agent.eligibility.rules import evaluate_read
+from agent.eligibility.scanning import add_policy_option, policy_from_args, with_eligibility
 from agent.errors import LocalError, UsageError
 from agent.logging import configure_logging
-from agent.output import default_format
+from agent.output import OutputError, default_format, json_line, printer_cells, write_line
 from collectors.credentials import Credential
 from collectors.discovery import DEFAULT_RATE
 from collectors.reader import ReadOutcome, read_device, read_session
 from collectors.targets import TargetError, validate_targets
 from collectors.udp import TokenBucket
 from collectors.walk import RecordedSession
+from mibs.identity import stable_device_id
 from mibs.models import PrinterRead
 from mibs.plan import full_read_plan
 from mibs.snmprec import SnmprecError, load_varbinds
@@ -58,6 +65,7 @@ if TYPE_CHECKING:
 #: Silent addresses named in the "no answer" hint (a named-host scan names few).
 _SILENT_NAMED = 20
 _log = structlog.get_logger(__name__)
+T = TypeVar("T")
 #: Help texts of scan's own options, by destination.
 _HELP = {
     "walk_files": "read a saved 'snmpwalk -On' output or .snmprec recording instead of a device "
@@ -66,6 +74,127 @@ _HELP = {
     "concurrency": "devices read at once (default: snmp.concurrency, 64)",
     "deadline": "cap on one device's whole read, every profile tried (default 30)",
 }
+
+
+@dataclass
+class InOrder(Generic[T]):
+    """Hands results to ``release`` in sequence (target) order, each as soon as its turn comes."""
+
+    release: Callable[[T], None]
+    _next: int = 0
+    _held: dict[int, T | None] = field(default_factory=dict)
+
+    def done(self, sequence: int, item: T | None) -> None:
+        """Result number ``sequence`` is in (``None``: nothing to show for it)."""
+        self._held[sequence] = item
+        while self._next in self._held:
+            ready = self._held.pop(self._next)
+            self._next += 1
+            if ready is not None:
+                self.release(ready)
+
+
+#: The columns after the address: (header, width or None for "as wide as needed", justify).
+_COLUMNS: list[tuple[str, int | None, JustifyMethod]] = [
+    ("Vendor", 12, "left"),
+    ("Model", 26, "left"),
+    ("Serial", 16, "left"),
+    ("Lifetime pages", 14, "right"),
+    ("Lowest supply", None, "left"),
+]
+
+
+class ScanOutput:
+    """Prints reads one by one: JSON lines, or table rows under one header, columns fixed.
+
+    In a table, ``console`` (the progress bar's, on a terminal) prints the rows above the
+    bar, and notes (why an address shows nothing) go to stderr; JSON lines get no notes.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        table: bool = True,
+        policy: Policy | None = None,
+        address_width: int = 15,
+        console: Console | None = None,
+    ) -> None:
+        if console is None or not stream.isatty():  # piped: do not squeeze into 80 columns
+            width = None if stream.isatty() else 250
+            console = Console(file=stream, width=width, soft_wrap=False, highlight=False)
+        self._console = console
+        self._stream, self._table, self._policy = stream, table, policy
+        self._columns = [("Address", address_width, "left"), *_COLUMNS]
+        if policy is not None:
+            self._columns[-1:] = [("Lowest supply", 24, "left"), ("Eligibility", None, "left")]
+        self._printed = 0
+
+    def _grid(self, *, header: bool) -> Table:
+        grid = Table(box=None, show_header=header, header_style="bold", pad_edge=False)
+        for name, width, justify in self._columns:
+            overflow: OverflowMethod = "ellipsis" if width else "fold"
+            grid.add_column(name, width=width, no_wrap=True, overflow=overflow, justify=justify)
+        return grid
+
+    def row(self, read: PrinterRead) -> None:
+        if not self._table:
+            record = read.model_dump(mode="json")  # the read schema, a policy's verdict too
+            if self._policy is not None:
+                record = with_eligibility(record, read, self._policy)
+            write_line(self._stream, json_line(record))
+            return
+        cells = printer_cells(read)
+        if self._policy is not None:
+            verdict = evaluate_read(read, self._policy, device_id=stable_device_id(read.identity))
+            cells.append(Text(verdict_cell(verdict)))
+        grid = self._grid(header=self._printed == 0)
+        grid.add_row(*cells)
+        self._print(grid)
+        self._printed += 1
+
+    def note(self, message: str) -> None:
+        if self._table:
+            print(f"fleet-agent scan: {message}", file=sys.stderr)
+
+    def finish(self) -> None:
+        """A header even when nothing answered, so that an empty table says so."""
+        if self._table and self._printed == 0:
+            self._print(self._grid(header=True))
+
+    def _print(self, grid: Table) -> None:
+        try:
+            self._console.print(grid)
+            self._stream.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot write to standard output: {exc.strerror or exc}") from exc
+
+
+@dataclass
+class ScanProgress:
+    update: Callable[[int, int], None]  # (addresses done, printers found)
+    console: Console | None  # the live display's console (prints above the bar), if any
+
+
+@contextmanager
+def scan_progress(total: int, stream: TextIO) -> Iterator[ScanProgress]:
+    """A progress bar on ``stream`` when it is a terminal; otherwise nothing is shown."""
+    shown = stream.isatty()
+    with Progress(
+        TextColumn("[bold]scan"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[printers]} printers"),
+        TimeElapsedColumn(),
+        console=Console(file=stream),
+        transient=True,
+        disable=not shown,
+    ) as progress:
+        task = progress.add_task("scan", total=total, printers=0)
+        yield ScanProgress(
+            update=lambda done, printers: progress.update(task, completed=done, printers=printers),
+            console=progress.console if shown else None,
+        )
 
 
 @dataclass
@@ -157,12 +286,9 @@ async def run_scan(
     rate: float | None,
     trace: Trace | None,
 ) -> ScanSummary:
-    """Read every address with at most ``snmp.concurrency`` devices in flight.
-
-    Printers go to ``output`` in the order of ``addresses``, each as soon as it and every
-    address before it are done. With ``rate`` every packet (retries included) first takes
-    a token from a packets-per-second bucket, as a discovery sweep does.
-    """
+    """Read every address, ``snmp.concurrency`` devices at a time; printers go to ``output``
+    in address order, each once it and every address before it are done. With ``rate``,
+    every packet (retries included) waits for a token of a packets-per-second bucket."""
     from collectors.transport import SnmpTransport
 
     summary = ScanSummary()
@@ -210,10 +336,8 @@ async def read_saved(path: Path, address: str) -> PrinterRead:
 def scan_files(
     paths: Sequence[Path], targets: Sequence[str], show: Callable[..., ScanOutput]
 ) -> int:
-    """Print each file like a scanned printer (``show(address_width=N)``); exit 1 if none is.
-
-    The read's address is the one TARGET given with a single ``--file``, else the file's name.
-    """
+    """Print each file like a scanned printer (``show(address_width=N)``), at the one TARGET
+    given with a single ``--file`` or else at the file's name; exit 1 if none is a printer."""
     if targets and len(paths) != 1:
         raise UsageError("TARGET with --file: give one --file and at most one TARGET (its address)")
     if len(targets) > 1:
@@ -242,18 +366,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add("--rate", type=bounded(float, 0, 100_000), metavar="PPS")
     add("--concurrency", type=bounded(int, 1, 4096), metavar="N")
     add("--deadline", type=bounded(float, 0.1, 600), metavar="SECONDS")
-    add_config_options(parser)
     add_snmp_options(parser)
     add_policy_option(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    out = sys.stdout
     configure_logging("warning", stream=sys.stderr)
     specs = target_specs_from_args(args)
-    table = (args.format or default_format(out)) == "table"
-    show = partial(ScanOutput, out, table=table, policy=policy_from_args(args))
+    table = (args.format or default_format(sys.stdout)) == "table"
+    show = partial(ScanOutput, sys.stdout, table=table, policy=policy_from_args(args))
     if args.walk_files:
         return scan_files(args.walk_files, specs.targets, show)
     if not specs.targets:
@@ -281,7 +403,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"fleet-agent scan: {result.line()}", file=sys.stderr)
     _log.info("scan.completed", addresses=result.addresses, printers=result.printers)
     if len(targets) <= len(specs.targets):  # one address per spec: named hosts, not a sweep
-        typed = args.community or ()
-        for hint in result.hints(snmp.credentials, typed):
+        for hint in result.hints(snmp.credentials, args.community or ()):
             print(f"fleet-agent scan: {hint}", file=sys.stderr)
     return 0 if result.printers else 1

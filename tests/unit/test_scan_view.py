@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.commands._scan_view import InOrder, ScanOutput, scan_progress
+from agent.commands.scan import InOrder, ScanOutput, scan_progress
 from collectors.errors import SnmpPortClosed, SnmpTimeout
 from collectors.snmp_message import PduKind, Response
 from collectors.transport import Exchange, TracedRequester, describe_exchange
