@@ -44,6 +44,7 @@ class TargetError(LocalError):
 
 
 Span = tuple[int, int, int]  # (IP version, first address, last address) as integers, inclusive
+Interval = tuple[int, int]  # (first, last) of a span
 
 # -- the text forms: ValueError says what is wrong, the caller names the spec ---------------
 
@@ -74,10 +75,7 @@ def split_endpoint(spec: str) -> tuple[str, int | None]:
 
 
 def address_key(address: str) -> tuple[int, int, int, int, str]:
-    """The one sort order of devices in every output (scan, inventory, eligibility...).
-
-    IP addresses numerically, IPv4 before IPv6, then by port; host names after them.
-    """
+    """The order of every device listing: IPv4, then IPv6, by number and port; names last."""
     try:
         host, port = split_endpoint(address)
         ip = ipaddress.ip_address(host)
@@ -86,10 +84,8 @@ def address_key(address: str) -> tuple[int, int, int, int, str]:
     return (0, ip.version, int(ip), port or 0, address)
 
 
-def _octet_span(octet: str) -> tuple[int, int]:
-    if octet == "*":
-        return 0, 255
-    first_text, _, last_text = octet.partition("-")
+def _octet_span(octet: str) -> Interval:
+    first_text, _, last_text = ("0-255" if octet == "*" else octet).partition("-")
     first, last = int(first_text), int(last_text or first_text)
     if first > 255 or last > 255:
         raise ValueError(f"octet {octet!r} is outside 0-255")
@@ -212,25 +208,29 @@ def _looks_numeric(text: str) -> bool:
     return bool(text) and all(ch.isdigit() or ch == "." for ch in text.strip())
 
 
-def _minus(
-    keep: Iterable[tuple[int, int]], drop: Iterable[tuple[int, int]]
-) -> list[tuple[int, int]]:
-    """The integers of ``keep`` not in ``drop``, as sorted, merged, inclusive spans."""
-    merged: list[tuple[int, int]] = []
-    for first, last in sorted(keep):
+def _merged(spans: Iterable[Interval]) -> list[Interval]:
+    """``spans`` sorted, overlapping and adjacent ones joined."""
+    merged: list[Interval] = []
+    for first, last in sorted(spans):
         if merged and first <= merged[-1][1] + 1:
             merged[-1] = (merged[-1][0], max(last, merged[-1][1]))
         else:
             merged.append((first, last))
-    cuts = sorted(drop)
-    result: list[tuple[int, int]] = []
-    for first, last in merged:
+    return merged
+
+
+def _minus(keep: Iterable[Interval], drop: Iterable[Interval]) -> list[Interval]:
+    """The integers of ``keep`` not in ``drop``, as sorted, merged, inclusive spans."""
+    cuts = _merged(drop)
+    result: list[Interval] = []
+    for first, last in _merged(keep):
         cursor = first
-        for cut_first, cut_last in cuts:
-            if cut_first <= last and cut_last >= cursor:
-                if cut_first > cursor:
-                    result.append((cursor, cut_first - 1))
-                cursor = cut_last + 1
+        index = bisect.bisect_left(cuts, first, key=lambda cut: cut[1])  # the first cut not before
+        while index < len(cuts) and cuts[index][0] <= last:
+            if cuts[index][0] > cursor:
+                result.append((cursor, cuts[index][0] - 1))
+            cursor = cuts[index][1] + 1
+            index += 1
         if cursor <= last:
             result.append((cursor, last))
     return result
@@ -246,7 +246,7 @@ class TargetSet:
     first; an address with a port reads ``192.0.2.7:1161``. Membership is a bisection.
     """
 
-    def __init__(self, intervals: Mapping[Key, list[tuple[int, int]]]) -> None:
+    def __init__(self, intervals: Mapping[Key, list[Interval]]) -> None:
         self._intervals = dict(sorted(intervals.items()))
         self.count = sum(last - first + 1 for spans in intervals.values() for first, last in spans)
 
@@ -282,8 +282,8 @@ def parse_targets(
     :func:`check_address_space`; None skips that check.
     """
     specs = list(split_list(specs))
-    keep: defaultdict[Key, list[tuple[int, int]]] = defaultdict(list)
-    drop: defaultdict[Key, list[tuple[int, int]]] = defaultdict(list)
+    keep: defaultdict[Key, list[Interval]] = defaultdict(list)
+    drop: defaultdict[Key, list[Interval]] = defaultdict(list)
     for spec in specs:
         spans, port = parse_spec(spec)
         for version, first, last in spans:
@@ -294,12 +294,7 @@ def parse_targets(
         spans, port = parse_spec(spec, whole_blocks=True)
         for version, first, last in spans:
             drop[version, port or 0].append((first, last))
-    result = TargetSet(
-        {
-            (version, port): _minus(spans, drop[version, 0] + drop[version, port])
-            for (version, port), spans in keep.items()
-        }
-    )
+    result = TargetSet({key: _minus(keep[key], drop[key[0], 0] + drop[key]) for key in keep})
     everything = ", ".join(specs)
     if result.count > ABSOLUTE_LIMIT:
         raise TargetError(
@@ -327,15 +322,9 @@ validate_targets = partial(parse_targets, allow_public=False)
 NEVER_SWEPT = ("0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4", "::/128", "ff00::/8")
 #: Swept without asking; any other unicast address is public space (needs allow_public).
 LOCAL_SPACE = (
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "100.64.0.0/10",
-    "169.254.0.0/16",
-    "127.0.0.0/8",
-    "::1/128",
-    "fe80::/10",
-    "fc00::/7",
+    *("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),  # private (RFC 1918)
+    *("100.64.0.0/10", "169.254.0.0/16", "127.0.0.0/8"),  # shared (RFC 6598), link-local, loopback
+    *("::1/128", "fe80::/10", "fc00::/7"),  # IPv6 loopback, link-local, unique-local
 )
 _NEVER = [(block, _parse_block(block, block, whole=True)) for block in NEVER_SWEPT]
 _LOCAL = sorted(_parse_block(block, block, whole=True) for block in LOCAL_SPACE)
