@@ -42,6 +42,8 @@ from collectors.targets import (
     is_host_name,
     parse_spec,
     parse_targets,
+    split_endpoint,
+    split_list,
 )
 from uploader.config import MqttSettings
 
@@ -108,11 +110,13 @@ def _target_spec(value: str, info: ValidationInfo) -> str:
 
 
 def _exclude_spec(value: str) -> str:
+    """An exclusion as ``--exclude`` takes it: a comma list, each item with an optional port."""
     try:
-        if is_host_name(value):
-            check_host_name(value)
-        else:
-            parse_spec(value, whole_blocks=True)
+        for item in split_list([value]):
+            if is_host_name(item):
+                check_host_name(split_endpoint(item)[0])
+            else:
+                parse_spec(item, whole_blocks=True)
     except TargetError as exc:
         raise ValueError(str(exc)) from None
     return value
@@ -139,8 +143,8 @@ class DiscoveryConfig(_Part):
         """The whole sweep within the size limit (names are counted once resolved, later)."""
         if "exclude" not in info.data:
             return value  # an exclusion is invalid: reported on its own line
-        addresses = [spec for spec in value if not is_host_name(spec)]
-        excluded = [spec for spec in info.data["exclude"] if not is_host_name(spec)]
+        addresses = [spec for spec in split_list(value) if not is_host_name(spec)]
+        excluded = [spec for spec in split_list(info.data["exclude"]) if not is_host_name(spec)]
         try:
             parse_targets(addresses, exclude=excluded, allow_huge=bool(info.data.get("allow_huge")))
         except TargetError as exc:

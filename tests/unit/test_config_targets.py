@@ -98,6 +98,34 @@ def test_an_invalid_exclusion_is_named(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"{path}:6: discovery.exclude[0]: " in capsys.readouterr().err
 
 
+def test_exclusions_take_the_command_line_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A host name with a port and a comma list, as ``--exclude`` takes them."""
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.0/24, 10.4.0.0/14]\n"
+        "  exclude: [printer.example:1161, '10.0.0.5,[fe80::1]:1161', '10.4.0.0/15,10.6.0.0/15']\n"
+    )
+    assert main(["config", "check", "--config", str(path)]) == 0
+    path.write_text(path.read_text().replace("10.6.0.0/15", "10.6.0.0/40"))
+    assert main(["config", "check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: discovery.exclude[2]: " in err
+    assert "10.6.0.0/40" in err
+
+
+def test_a_comma_list_of_exclusions_counts_toward_the_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text(
+        "upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.0/12]\n"
+        "  exclude: ['10.0.0.0/14,10.4.0.0/14,10.8.0.0/14']\n"
+    )
+    assert main(["config", "check", "--config", str(path)]) == 0
+    path.write_text(path.read_text().replace(",10.8.0.0/14", ""))
+    assert main(["config", "check", "--config", str(path)]) == 2  # 8 /16 blocks stay
+
+
 def test_exclusions_count_toward_the_size_limit(tmp_path: Path) -> None:
     path = tmp_path / "agent.yaml"
     path.write_text(
