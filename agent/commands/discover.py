@@ -7,7 +7,8 @@ Each printer found is recorded in ``<state-dir>/inventory.db`` (the daemon polls
     fleet-agent discover -iL ranges.txt --exclude-file printers-we-skip.txt --rate 50
     fleet-agent discover --config /etc/fleet-agent/config.yaml --read
 
-Output, progress, summary and exit status: docs/discovery.md, "Output".
+Exit status: 0 when the sweep found a printer, 1 when it found none (or on a failure),
+2 for a bad argument or configuration. Output: docs/discovery.md, "Output".
 """
 
 from __future__ import annotations

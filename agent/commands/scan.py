@@ -6,7 +6,8 @@
     fleet-agent scan -iL printers.txt --rate 50
     fleet-agent scan --file printer.walk
 
-Output, summary, hints and exit status: docs/discovery.md, "Output".
+Exit status: 0 when at least one printer was read, 1 when none was (or on a failure),
+2 for a bad argument. Output, summary and hints: docs/discovery.md, "Output".
 """
 
 from __future__ import annotations
