@@ -37,12 +37,9 @@ from agent.yamlconf import Loc, read_yaml, validate
 from collectors.credentials import Credential, SnmpSettings
 from collectors.targets import (
     TargetError,
-    check_host_name,
     check_spec,
     is_host_name,
-    parse_spec,
     parse_targets,
-    split_endpoint,
     split_list,
 )
 from uploader.config import MqttSettings
@@ -112,11 +109,7 @@ def _target_spec(value: str, info: ValidationInfo) -> str:
 def _exclude_spec(value: str) -> str:
     """An exclusion as ``--exclude`` takes it: a comma list, each item with an optional port."""
     try:
-        for item in split_list([value]):
-            if is_host_name(item):
-                check_host_name(split_endpoint(item)[0])
-            else:
-                parse_spec(item, whole_blocks=True)
+        check_spec(value, allow_public=None)
     except TargetError as exc:
         raise ValueError(str(exc)) from None
     return value

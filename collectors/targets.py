@@ -395,11 +395,16 @@ def check_host_name(spec: str) -> None:
         raise TargetError("not a valid host name (its last label is a number)", spec=spec)
 
 
-def check_spec(spec: str, *, allow_public: bool) -> None:
-    """One target spec as a configuration may give it; host names are checked, not resolved."""
+def check_spec(spec: str, *, allow_public: bool | None) -> None:
+    """One target spec as a configuration may give it; host names are checked, not resolved.
+
+    ``allow_public=None``: an exclusion (blocks whole, any address space), as in
+    :func:`parse_targets`.
+    """
     for item in split_list([spec]):
         if is_host_name(item):
             check_host_name(split_endpoint(item)[0])
             continue
-        for span in parse_spec(item)[0]:
-            check_address_space(span, item, allow_public=allow_public)
+        for span in parse_spec(item, whole_blocks=allow_public is None)[0]:
+            if allow_public is not None:
+                check_address_space(span, item, allow_public=allow_public)

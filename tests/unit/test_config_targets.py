@@ -7,6 +7,7 @@ are always refused; public space needs ``allow_public``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,14 @@ INVALID = {
 }
 
 
-def _config(tmp_path: Path, targets: list[str], **discovery: object) -> Path:
+def _config(
+    tmp_path: Path, targets: list[str], exclude: Sequence[str] = (), **discovery: object
+) -> Path:
     lines = ["upload:", "  enabled: false", "discovery:"]
     lines += [f"  {key}: {str(value).lower()}" for key, value in discovery.items()]
     lines.append("  targets:")
     lines += [f'    - "{target}"' for target in targets]
+    lines += ["  exclude:", *(f'    - "{spec}"' for spec in exclude)] if exclude else []
     path = tmp_path / "agent.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -102,27 +106,22 @@ def test_exclusions_take_the_command_line_forms(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A host name with a port and a comma list, as ``--exclude`` takes them."""
-    path = tmp_path / "agent.yaml"
-    path.write_text(
-        "upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.0/24, 10.4.0.0/14]\n"
-        "  exclude: [printer.example:1161, '10.0.0.5,[fe80::1]:1161', '10.4.0.0/15,10.6.0.0/15']\n"
-    )
+    exclude = ["printer.example:1161", "10.0.0.5,[fe80::1]:1161", "10.4.0.0/15,10.6.0.0/15"]
+    path = _config(tmp_path, ["10.0.0.0/24", "10.4.0.0/14"], exclude)
     assert main(["config", "check", "--config", str(path)]) == 0
-    path.write_text(path.read_text().replace("10.6.0.0/15", "10.6.0.0/40"))
+    path = _config(tmp_path, ["10.0.0.0/24"], [*exclude[:2], "10.4.0.0/15,10.6.0.0/40"])
     assert main(["config", "check", "--config", str(path)]) == 2
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), 1) if "/40" in text)
     err = capsys.readouterr().err
-    assert f"{path}:5: discovery.exclude[2]: " in err
+    assert f"{path}:{line}: discovery.exclude[2]: " in err
     assert "10.6.0.0/40" in err
 
 
 def test_a_comma_list_of_exclusions_counts_toward_the_size_limit(tmp_path: Path) -> None:
-    path = tmp_path / "agent.yaml"
-    path.write_text(
-        "upload:\n  enabled: false\ndiscovery:\n  targets: [10.0.0.0/12]\n"
-        "  exclude: ['10.0.0.0/14,10.4.0.0/14,10.8.0.0/14']\n"
-    )
+    blocks = ["10.0.0.0/14", "10.4.0.0/14", "10.8.0.0/14"]
+    path = _config(tmp_path, ["10.0.0.0/12"], [",".join(blocks)])
     assert main(["config", "check", "--config", str(path)]) == 0
-    path.write_text(path.read_text().replace(",10.8.0.0/14", ""))
+    path = _config(tmp_path, ["10.0.0.0/12"], [",".join(blocks[:2])])
     assert main(["config", "check", "--config", str(path)]) == 2  # 8 /16 blocks stay
 
 
